@@ -1,0 +1,67 @@
+# imagelake: `make dev` runs the product locally, `make test` runs the whole suite.
+# Both start with `make setup`, which is idempotent: a second run does nothing new.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+JARS   := .cache/jars
+MVN    ?= mvn
+MVN_FLAGS := -q -B -f infra/local/pom.xml
+PYTEST_ARGS ?=
+
+export IMAGELAKE_PROJECT_ROOT := $(CURDIR)
+
+.PHONY: help setup venv jars dbt-parse dev test test-unit test-integration test-e2e lint format clean
+
+help:
+	@echo "make dev    - set up, start Kafka + DynamoDB Local + upload API + dagster dev (Ctrl-C stops all)"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make setup  - create .venv, install from pyproject.toml, fetch the Maven jars, parse dbt"
+	@echo "make lint   - ruff and sqlfluff"
+
+setup: venv jars dbt-parse
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "imagelake needs Python 3.11+, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,bench,infra]'
+	@touch $@
+
+jars: $(JARS)/kafka/.done $(JARS)/dynamodb/.done
+$(JARS)/%/.done: infra/local/pom.xml
+	@command -v $(MVN) >/dev/null || { echo "Maven is required (https://maven.apache.org): install it, e.g. apt-get install maven"; exit 1; }
+	@command -v java >/dev/null || { echo "Java 17+ is required: install a JDK, e.g. apt-get install openjdk-17-jdk-headless"; exit 1; }
+	@rm -rf $(JARS)/$*
+	$(MVN) $(MVN_FLAGS) -P $* dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/$*
+	@touch $@
+
+dbt-parse: venv
+	$(BIN)/python -m orchestration.dbt_prepare
+
+dev: setup
+	$(BIN)/python -m infra.local.dev
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .data .cache dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""The raw zone: uploaded images (written by the API) and each Kafka batch, archived."""
+
+
+import time
+
+import dagster as dg
+
+from assets.metadata import files_metadata, preview
+from assets.partitions import upload_batches
+from imagelake.batches import split_messages
+from imagelake.kafka import read_batch
+from imagelake.layout import RAW_IMAGES, BatchId
+from imagelake.parquet import write_batch_table
+from imagelake.settings import get_settings
+from orchestration.resources import KafkaResource, LakeResource
+
+raw_images = dg.AssetSpec(
+    key="raw_images",
+    group_name="raw",
+    kinds={"s3"},
+    description=(
+        f"Uploaded image bytes under `{RAW_IMAGES}/dt=YYYY-MM-DD/<image_id>`, written once by the "
+        "upload API (create-only puts). Kept for the retention period."
+    ),
+)
+
+
+@dg.asset(
+    partitions_def=upload_batches,
+    group_name="raw",
+    kinds={"kafka", "parquet"},
+    description=(
+        "One Kafka micro-batch of upload events, archived as Parquet under `raw/events/`; "
+        "messages that are not valid events go to `raw/dead_letters/` with the reason."
+    ),
+)
+def upload_events(
+    context: dg.AssetExecutionContext, lake: LakeResource, kafka: KafkaResource
+) -> dg.MaterializeResult:
+    batch = BatchId.parse(context.partition_key)
+    started = time.monotonic()
+    with kafka.consumer() as consumer:
+        messages, missing = read_batch(consumer, batch, get_settings().kafka_poll_timeout_s)
+    split = split_messages(batch, messages, missing)
+    store = lake.lake()
+    files = write_batch_table(store, "upload_events", str(batch), split.event_rows, split.event_dts)
+    files += write_batch_table(store, "dead_letters", str(batch), split.dead_rows, split.dead_dts)
+    for row in split.dead_rows:
+        context.log.warning(f"offset {row['kafka_offset']} of {batch} dead-lettered: {row['reason']}")
+    context.log.info(
+        f"{batch}: {len(split.event_rows)} events, {len(split.dead_rows)} dead letters, {len(files)} files"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "events": len(split.event_rows),
+            "dead_letters": len(split.dead_rows),
+            "kafka_partition": batch.partition,
+            "offsets": f"{batch.first}-{batch.last}",
+            "duration_s": round(time.monotonic() - started, 3),
+            **files_metadata(files),
+            "preview": preview(split.event_rows, ["image_id", "client_id", "format", "size_bytes", "kafka_offset"]),
+        }
+    )

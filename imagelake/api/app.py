@@ -1,0 +1,125 @@
+"""The upload API: ``POST /v1/images``, ``GET /v1/images/{image_id}``, ``GET /healthz``.
+
+An upload is accepted only once it is durable: the bytes are in the raw zone
+(create-only, under a server-generated key) and Kafka has acknowledged the
+event. If Kafka does not, the object is removed again and the client gets a
+503 to retry, so no image exists without its event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+
+from imagelake import layout
+from imagelake.api.multipart import BodyError, read_file_field
+from imagelake.api.publisher import EventPublisher, PublishError
+from imagelake.events import UploadEvent
+from imagelake.ids import new_image_id
+from imagelake.imaging import ImageRejected, check_upload
+from imagelake.kafka import KafkaConnection, producer_config
+from imagelake.settings import Settings, get_settings
+from imagelake.store import Lake
+
+log = logging.getLogger("imagelake.api")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    lake: Lake | None = None,
+    publisher: EventPublisher | None = None,
+) -> FastAPI:
+    """Build the app; the lake and the publisher default to the ones the settings name."""
+    settings = settings or get_settings()
+    lake = lake or Lake.from_settings(settings)
+    state: dict[str, EventPublisher] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["publisher"] = publisher or EventPublisher(
+            producer_config(KafkaConnection.from_settings(settings), settings.kafka_delivery_timeout_s),
+            settings.uploads_topic,
+            settings.kafka_delivery_timeout_s,
+        )
+        try:
+            yield
+        finally:
+            if publisher is None:
+                state["publisher"].close()
+
+    app = FastAPI(
+        title="imagelake upload API",
+        version="1",
+        lifespan=lifespan,
+        description="Upload images into the imagelake raw zone. Authenticate with the X-API-Key header.",
+    )
+
+    def client_for(api_key: str | None) -> str:
+        client = settings.api_keys.get(api_key or "")
+        if client is None:
+            raise HTTPException(401, "missing or invalid X-API-Key header")
+        return client
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        pub = state.get("publisher")
+        if pub is not None and pub.fatal_error:
+            raise HTTPException(503, f"Kafka producer failed: {pub.fatal_error}")
+        return {"status": "ok"}
+
+    @app.post("/v1/images", status_code=202)
+    async def upload_image(
+        request: Request, x_api_key: str | None = Header(default=None)
+    ) -> dict[str, str]:
+        client_id = client_for(x_api_key)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
+            raise HTTPException(413, f"the request body is larger than the {settings.max_upload_bytes:,}-byte limit")
+        try:
+            upload = await read_file_field(
+                request.stream(), request.headers.get("content-type"), "file", settings.max_upload_bytes
+            )
+            header = await run_in_threadpool(
+                check_upload,
+                upload.data,
+                max_pixels=settings.max_image_pixels,
+                allowed=settings.allowed_formats,
+            )
+        except (BodyError, ImageRejected) as exc:
+            raise HTTPException(exc.status, exc.reason) from None
+
+        uploaded_at = datetime.now(timezone.utc)
+        image_id = new_image_id(int(uploaded_at.timestamp() * 1000))
+        key = layout.raw_image_key(layout.dt_of(uploaded_at), image_id)
+        event = UploadEvent(
+            image_id=image_id,
+            client_id=client_id,
+            key=key,
+            sha256=upload.sha256,
+            size_bytes=len(upload.data),
+            format=header.format,
+            uploaded_at=uploaded_at,
+        )
+        await lake.put_async(key, upload.data, create_only=True)
+        try:
+            partition, offset = await state["publisher"].publish(image_id, event.encode())
+        except PublishError as exc:
+            await lake.delete_async(key)
+            log.warning("upload %s refused, raw object removed: %s", image_id, exc)
+            raise HTTPException(
+                503, "the event log is unavailable, so the upload was not stored; retry in a few seconds"
+            ) from None
+        log.info(
+            "accepted %s from %s: %s %dx%d, %d bytes -> %s[%d]@%d",
+            image_id, client_id, header.format, header.width, header.height,
+            len(upload.data), settings.uploads_topic, partition, offset,
+        )
+        return {"image_id": image_id, "sha256": upload.sha256, "status": "accepted"}
+
+    return app

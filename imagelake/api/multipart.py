@@ -1,0 +1,120 @@
+"""Streaming extraction of one file field from a multipart/form-data body, with a size cap.
+
+The body is parsed as it arrives and the read stops the moment the cap is
+passed: an oversized upload is refused without ever being buffered whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+#: Room for the multipart envelope and small form fields on top of the file cap.
+ENVELOPE_ALLOWANCE = 64 * 1024
+
+
+class BodyError(ValueError):
+    """The request body cannot be accepted; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    data: bytes
+    sha256: str
+    #: As sent by the client; informational only, never used in a key.
+    filename: str | None
+
+
+def _disposition(raw: bytes) -> tuple[str | None, str | None]:
+    _, params = parse_options_header(raw)
+    name = params.get(b"name")
+    filename = params.get(b"filename")
+    return (
+        name.decode("utf-8", "replace") if name is not None else None,
+        filename.decode("utf-8", "replace") if filename is not None else None,
+    )
+
+
+async def read_file_field(
+    chunks: AsyncIterator[bytes], content_type: str | None, field: str, max_bytes: int
+) -> UploadedFile:
+    """Read the first part named ``field`` out of a streamed multipart body."""
+    mime, params = parse_options_header(content_type or "")
+    boundary = params.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        raise BodyError(400, f"send multipart/form-data with the image in a field named {field!r}")
+
+    state = {"header_field": b"", "header_value": b"", "headers": {}, "in_file": False, "done": False}
+    buffer = bytearray()
+    digest = hashlib.sha256()
+    filename: list[str | None] = [None]
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["header_field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["header_value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][state["header_field"].lower()] = state["header_value"]
+        state["header_field"], state["header_value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        name, fname = _disposition(state["headers"].get(b"content-disposition", b""))
+        state["in_file"] = name == field and not state["done"]
+        if state["in_file"]:
+            filename[0] = fname
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if not state["in_file"]:
+            return
+        if len(buffer) + (end - start) > max_bytes:
+            raise BodyError(413, f"the file is larger than the {max_bytes:,}-byte limit")
+        buffer.extend(data[start:end])
+        digest.update(data[start:end])
+
+    def on_part_end() -> None:
+        if state["in_file"]:
+            state["done"] = True
+        state["in_file"] = False
+        state["headers"] = {}
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    total = 0
+    body_cap = max_bytes + ENVELOPE_ALLOWANCE
+    try:
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > body_cap:
+                raise BodyError(413, f"the request body is larger than the {max_bytes:,}-byte limit")
+            parser.write(chunk)
+            if state["done"]:
+                break
+        else:
+            parser.finalize()
+    except MultipartParseError as exc:
+        raise BodyError(400, f"malformed multipart body: {exc}") from None
+    if not state["done"]:
+        raise BodyError(400, f"no file in field {field!r}: send the image as multipart field {field!r}")
+    if not buffer:
+        raise BodyError(400, f"the file in field {field!r} is empty")
+    return UploadedFile(bytes(buffer), digest.hexdigest(), filename[0])

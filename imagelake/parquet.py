@@ -1,0 +1,81 @@
+"""Reading and writing the lake's batch-partitioned Parquet tables.
+
+A batch writes one file per upload date it touches:
+``<table prefix>/dt=<date>/<batch_id>.parquet``. Files are written whole and
+atomically with deterministic bytes, so re-running a batch rewrites identical
+files and a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from imagelake import layout
+from imagelake.schemas import SCHEMAS
+from imagelake.store import Lake
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    key: str
+    rows: int
+    size: int
+
+
+def to_parquet_bytes(table: pa.Table) -> bytes:
+    """Serialise with fixed options so equal tables give equal bytes."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", write_statistics=True, store_schema=True)
+    return sink.getvalue()
+
+
+def from_parquet_bytes(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))
+
+
+def rows_to_table(table_name: str, rows: list[dict]) -> pa.Table:
+    """Build a table with the documented schema (:mod:`imagelake.schemas`)."""
+    return pa.Table.from_pylist(rows, schema=SCHEMAS[table_name])
+
+
+def write_batch_table(
+    lake: Lake, table_name: str, batch_id: str, rows: list[dict], dts: list[str]
+) -> list[WrittenFile]:
+    """Write ``rows`` (with their upload dates ``dts``) as one file per date."""
+    if len(rows) != len(dts):
+        raise ValueError("one dt per row is required")
+    by_dt: dict[str, list[dict]] = defaultdict(list)
+    for row, dt in zip(rows, dts, strict=True):
+        by_dt[dt].append(row)
+    written: list[WrittenFile] = []
+    for dt in sorted(by_dt):
+        data = to_parquet_bytes(rows_to_table(table_name, by_dt[dt]))
+        key = layout.batch_file_key(table_name, dt, batch_id)
+        lake.put(key, data)
+        written.append(WrittenFile(key, len(by_dt[dt]), len(data)))
+    return written
+
+
+def batch_file_keys(lake: Lake, table_name: str, batch_id: str) -> list[str]:
+    """The existing files of one batch in a table, found through its ``dt=`` folders."""
+    prefix = layout.table_prefix(table_name)
+    keys = []
+    for folder in lake.list_dirs(prefix):
+        key = f"{folder}{batch_id}.parquet"
+        if lake.exists(key):
+            keys.append(key)
+    return keys
+
+
+def read_batch_table(lake: Lake, table_name: str, batch_id: str) -> pa.Table:
+    """All rows one batch wrote to a table (an empty table if it wrote none)."""
+    tables = [from_parquet_bytes(lake.get(key)) for key in batch_file_keys(lake, table_name, batch_id)]
+    schema = SCHEMAS[table_name]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])

@@ -1,0 +1,202 @@
+"""All of imagelake's settings and their defaults, in one place.
+
+One switch, ``IMAGELAKE_ENV=local|prod``, picks endpoints and credentials; the
+logic never branches on it. Every other module asks this one for a value
+instead of reading the environment itself, so a default is written once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import unquote, urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: How long every zone, the catalog and the marts' detail tables keep data.
+RETENTION_DAYS = 7
+
+#: Image formats accepted at upload, as Pillow names them.
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "TIFF")
+
+#: The Kafka topic uploads are announced on, and its partition count.
+UPLOADS_TOPIC = "image-uploads"
+UPLOADS_TOPIC_PARTITIONS = 3
+
+#: The DynamoDB table that holds one catalog item per image.
+CATALOG_TABLE = "imagelake-images"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        value = default
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """Parse ``key:client_id,key2:client2`` into a key -> client id map."""
+    keys: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, client = pair.partition(":")
+        if not sep or not key or not client:
+            raise SettingsError(
+                "IMAGELAKE_API_KEYS must look like 'key:client_id,key2:client2', "
+                f"got an entry {pair!r}"
+            )
+        keys[key] = client
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one process; build with :func:`get_settings`."""
+
+    env: str = "local"
+    data_dir: Path = PROJECT_ROOT / ".data"
+    #: ``file:///abs/path`` or ``s3://bucket/prefix``.
+    lake_url: str = ""
+    #: S3-compatible endpoint override (moto in tests); empty for AWS itself.
+    s3_endpoint: str = ""
+    aws_region: str = "us-east-1"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Extra librdkafka properties (prod: SASL/IAM for MSK), ``k=v;k2=v2``.
+    kafka_extra: Mapping[str, str] = field(default_factory=dict)
+    uploads_topic: str = UPLOADS_TOPIC
+    uploads_topic_partitions: int = UPLOADS_TOPIC_PARTITIONS
+    kafka_delivery_timeout_s: float = 5.0
+
+    dynamodb_endpoint: str = "http://127.0.0.1:8001"
+    catalog_table: str = CATALOG_TABLE
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: Mapping[str, str] = field(default_factory=lambda: {"dev-key": "dev"})
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 64_000_000
+    allowed_formats: tuple[str, ...] = ALLOWED_FORMATS
+
+    retention_days: int = RETENTION_DAYS
+    sensor_interval_s: int = 5
+    sensor_batch_size: int = 500
+    sensor_max_runs_per_tick: int = 12
+    kafka_poll_timeout_s: float = 10.0
+
+    warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
+    dbt_target: str = "local"
+
+    @property
+    def is_prod(self) -> bool:
+        return self.env == "prod"
+
+    @property
+    def lake_root_for_sql(self) -> str:
+        """The lake's root as DuckDB and dbt address it: a local path or an ``s3://`` url."""
+        if self.lake_url.startswith("file://"):
+            return unquote(urlparse(self.lake_url).path)
+        return self.lake_url.rstrip("/")
+
+    def dbt_env(self) -> dict[str, str]:
+        """The environment dbt reads (profiles.yml and sources use ``env_var``)."""
+        return {
+            "IMAGELAKE_LAKE_ROOT": self.lake_root_for_sql,
+            "IMAGELAKE_WAREHOUSE_PATH": str(self.warehouse_path),
+            "IMAGELAKE_DBT_TARGET": self.dbt_target,
+            "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
+        }
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        """A copy with some fields changed (tests and tools use this)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    name = env.get("IMAGELAKE_ENV", "local") or "local"
+    if name not in ("local", "prod"):
+        raise SettingsError(f"IMAGELAKE_ENV must be 'local' or 'prod', got {name!r}")
+
+    data_dir = Path(env.get("IMAGELAKE_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
+    lake_url = env.get("IMAGELAKE_LAKE_URL", "")
+    if not lake_url:
+        if name == "prod":
+            raise SettingsError("IMAGELAKE_LAKE_URL (s3://bucket/prefix) is required when IMAGELAKE_ENV=prod")
+        lake_url = (data_dir / "lake").as_uri()
+
+    api_keys_raw = env.get("IMAGELAKE_API_KEYS", "")
+    if api_keys_raw:
+        api_keys = parse_api_keys(api_keys_raw)
+    elif name == "prod":
+        raise SettingsError("IMAGELAKE_API_KEYS is required when IMAGELAKE_ENV=prod")
+    else:
+        api_keys = {"dev-key": "dev"}
+
+    kafka_extra = {}
+    for pair in filter(None, (p.strip() for p in env.get("IMAGELAKE_KAFKA_EXTRA", "").split(";"))):
+        k, sep, v = pair.partition("=")
+        if not sep:
+            raise SettingsError(f"IMAGELAKE_KAFKA_EXTRA entries must be key=value, got {pair!r}")
+        kafka_extra[k.strip()] = v.strip()
+
+    retention = _int(env, "IMAGELAKE_RETENTION_DAYS", RETENTION_DAYS, minimum=1)
+
+    return Settings(
+        env=name,
+        data_dir=data_dir,
+        lake_url=lake_url,
+        s3_endpoint=env.get("IMAGELAKE_S3_ENDPOINT", ""),
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        kafka_bootstrap=env.get("IMAGELAKE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        kafka_extra=kafka_extra,
+        uploads_topic=env.get("IMAGELAKE_UPLOADS_TOPIC", UPLOADS_TOPIC),
+        uploads_topic_partitions=_int(env, "IMAGELAKE_UPLOADS_TOPIC_PARTITIONS", UPLOADS_TOPIC_PARTITIONS, 1),
+        kafka_delivery_timeout_s=_float(env, "IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S", 5.0),
+        dynamodb_endpoint=env.get(
+            "IMAGELAKE_DYNAMODB_ENDPOINT", "" if name == "prod" else "http://127.0.0.1:8001"
+        ),
+        catalog_table=env.get("IMAGELAKE_CATALOG_TABLE", CATALOG_TABLE),
+        api_host=env.get("IMAGELAKE_API_HOST", "127.0.0.1"),
+        api_port=_int(env, "IMAGELAKE_API_PORT", 8000, 1),
+        api_keys=api_keys,
+        max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1),
+        max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", 64_000_000, 1),
+        retention_days=retention,
+        sensor_interval_s=_int(env, "IMAGELAKE_SENSOR_INTERVAL_S", 5, 1),
+        sensor_batch_size=_int(env, "IMAGELAKE_SENSOR_BATCH_SIZE", 500, 1),
+        sensor_max_runs_per_tick=_int(env, "IMAGELAKE_SENSOR_MAX_RUNS_PER_TICK", 12, 1),
+        kafka_poll_timeout_s=_float(env, "IMAGELAKE_KAFKA_POLL_TIMEOUT_S", 10.0),
+        warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / "warehouse.duckdb"),
+        dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The Dagster code location: definitions, resources, sensors, schedules and jobs."""

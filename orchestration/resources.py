@@ -1,0 +1,54 @@
+"""Dagster resources: thin handles on the lake and Kafka, built from imagelake's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from confluent_kafka import Consumer
+
+from imagelake.kafka import KafkaConnection, consumer_config
+from imagelake.settings import Settings
+from imagelake.store import Lake
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The object store holding every zone of the lake."""
+
+    url: str
+    s3_endpoint: str = ""
+    region: str = "us-east-1"
+
+    def lake(self) -> Lake:
+        return Lake(self.url, self.s3_endpoint, self.region)
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """The brokers carrying upload events (MSK in prod)."""
+
+    bootstrap: str
+    topic: str
+    extra: dict[str, str] = {}
+
+    def connection(self) -> KafkaConnection:
+        return KafkaConnection(self.bootstrap, dict(self.extra))
+
+    @contextmanager
+    def consumer(self) -> Iterator[Consumer]:
+        """A short-lived assign/seek consumer, always closed."""
+        consumer = Consumer(consumer_config(self.connection()))
+        try:
+            yield consumer
+        finally:
+            consumer.close()
+
+
+def lake_resource(settings: Settings) -> LakeResource:
+    return LakeResource(url=settings.lake_url, s3_endpoint=settings.s3_endpoint, region=settings.aws_region)
+
+
+def kafka_resource(settings: Settings) -> KafkaResource:
+    return KafkaResource(
+        bootstrap=settings.kafka_bootstrap, topic=settings.uploads_topic, extra=dict(settings.kafka_extra)
+    )

@@ -1,0 +1,83 @@
+"""The Kafka sensor: the only consumer of the upload topic.
+
+Its cursor is ``{"<partition>": <next offset>}``. Each tick reads the
+partitions' offsets (never the messages), cuts the unread range into batches
+and returns one run request per batch with ``run_key`` = batch id, the new
+dynamic partitions and the advanced cursor together in one ``SensorResult``:
+the cursor moves only with the runs that cover it, and a re-proposed batch is
+de-duplicated by its run key. The run reads its batch back by offset.
+"""
+
+
+import json
+
+import dagster as dg
+
+from assets.partitions import upload_batches
+from imagelake.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
+from imagelake.settings import get_settings
+from orchestration.jobs import realtime_batch_job
+from orchestration.resources import KafkaResource
+
+
+def parse_cursor(raw: str | None) -> dict[int, int]:
+    """The sensor cursor as ``{partition: next offset}``; an unreadable cursor is an error, not a reset."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+        return {int(p): int(o) for p, o in data.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ValueError(
+            f"kafka_upload_sensor cursor {raw!r} is not JSON of partition -> next offset; "
+            "fix or clear it in the UI (Sensors -> kafka_upload_sensor -> cursor)"
+        ) from exc
+
+
+def dump_cursor(cursor: dict[int, int]) -> str:
+    return json.dumps({str(p): o for p, o in sorted(cursor.items())}, separators=(",", ":"))
+
+
+_settings = get_settings()
+
+
+@dg.sensor(
+    job=realtime_batch_job,
+    minimum_interval_seconds=_settings.sensor_interval_s,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns new upload events on Kafka into one realtime_batch_job run per offset range.",
+)
+def kafka_upload_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult | dg.SkipReason:
+    settings = get_settings()
+    cursor = parse_cursor(context.cursor)
+    try:
+        with kafka.consumer() as consumer:
+            marks = fetch_watermarks(consumer, kafka.topic, timeout_s=min(10.0, settings.kafka_poll_timeout_s))
+    except KafkaUnavailable as exc:
+        return dg.SkipReason(f"Kafka unavailable at {kafka.bootstrap}, cursor unchanged, retrying next tick: {exc}")
+
+    plan = plan_batches(
+        kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick
+    )
+    for partition, (first, last) in plan.skipped.items():
+        context.log.error(
+            f"{kafka.topic}[{partition}] offsets {first}-{last} expired from Kafka before they were read"
+        )
+    if not plan.batches:
+        if plan.cursor != cursor:
+            return dg.SensorResult(cursor=dump_cursor(plan.cursor), skip_reason="no new upload events")
+        return dg.SkipReason(f"no new upload events (next offsets {dump_cursor(plan.cursor)})")
+    keys = [str(b) for b in plan.batches]
+    context.log.info(f"{len(keys)} new batch(es): {', '.join(keys)}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=key,
+                partition_key=key,
+                tags={"imagelake/kafka_partition": str(b.partition), "imagelake/events": str(b.size)},
+            )
+            for key, b in zip(keys, plan.batches, strict=True)
+        ],
+        dynamic_partitions_requests=[upload_batches.build_add_request(keys)],
+        cursor=dump_cursor(plan.cursor),
+    )
