@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JARS   := .cache/jars
 MVN    ?= mvn
-MVN_FLAGS := -q -B -f infra/local/pom.xml
+MVN_FLAGS := -q -B -Dstyle.color=never -f infra/local/pom.xml
 PYTEST_ARGS ?=
 
 export IMAGELAKE_PROJECT_ROOT := $(CURDIR)

@@ -1,8 +1,7 @@
 """The curated zone: per-image metadata for each batch."""
 
-
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -32,8 +31,10 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     store = lake.lake()
     events = unique_events(events_from_table(read_batch_table(store, "upload_events", batch_id)))
     previous = read_batch_table(store, layout.IMAGE_METADATA, batch_id)
-    first_seen = dict(zip(previous["image_id"].to_pylist(), previous["processed_at"].to_pylist(), strict=True))
-    now = datetime.now(timezone.utc)
+    first_seen = dict(
+        zip(previous["image_id"].to_pylist(), previous["processed_at"].to_pylist(), strict=True)
+    )
+    now = datetime.now(UTC)
     rows = build_metadata_rows(
         events,
         fetch=store.get,
@@ -55,6 +56,8 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
             "rerun": bool(first_seen),
             "duration_s": round(time.monotonic() - started, 3),
             **files_metadata(files),
-            "preview": preview(rows, ["image_id", "status", "format", "width", "height", "size_bytes", "error"]),
+            "preview": preview(
+                rows, ["image_id", "status", "format", "width", "height", "size_bytes", "error"]
+            ),
         }
     )

@@ -1,6 +1,5 @@
 """The raw zone: uploaded images (written by the API) and each Kafka batch, archived."""
 
-
 import time
 
 import dagster as dg
@@ -58,6 +57,8 @@ def upload_events(
             "offsets": f"{batch.first}-{batch.last}",
             "duration_s": round(time.monotonic() - started, 3),
             **files_metadata(files),
-            "preview": preview(split.event_rows, ["image_id", "client_id", "format", "size_bytes", "kafka_offset"]),
+            "preview": preview(
+                split.event_rows, ["image_id", "client_id", "format", "size_bytes", "kafka_offset"]
+            ),
         }
     )

@@ -6,7 +6,6 @@ their own after new curated data lands (declarative automation); one dbt
 build at a time, through the ``warehouse`` pool (DuckDB has a single writer).
 """
 
-
 import os
 import sys
 from collections.abc import Mapping
@@ -45,7 +44,9 @@ class ImagelakeDbtTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "warehouse"
 
-    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.AutomationCondition | None:
         return REFRESH_ON_NEW_DATA
 
 
@@ -62,7 +63,10 @@ _project.prepare_if_dev()
 )
 def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """``dbt build``: models and their tests (surfaced as asset checks)."""
-    os.environ.update(get_settings().dbt_env())
+    settings = get_settings()
+    os.environ.update(settings.dbt_env())
+    if settings.dbt_target == "local":
+        settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     yield from dbt.cli(["build"], context=context).stream()
 
 

@@ -7,7 +7,7 @@ bumps the version, and readers dead-letter versions they do not understand.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,10 +54,10 @@ class UploadEvent(BaseModel):
     def _aware_utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("uploaded_at must carry a timezone")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     @model_validator(mode="after")
-    def _key_matches_layout(self) -> "UploadEvent":
+    def _key_matches_layout(self) -> UploadEvent:
         expected = layout.raw_image_key(self.dt, self.image_id)
         if self.key != expected:
             raise ValueError(f"key {self.key!r} does not match the lake layout ({expected!r})")

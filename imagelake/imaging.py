@@ -70,14 +70,12 @@ def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(422, f"image has too many pixels (limit {max_pixels:,}): {exc}") from None
+        raise ImageRejected(422, f"image has more pixels than the limit of {max_pixels:,}: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(422, f"unreadable {fmt} image: {exc}") from None
 
 
-def check_upload(
-    data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALLOWED_FORMATS
-) -> ImageHeader:
+def check_upload(data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALLOWED_FORMATS) -> ImageHeader:
     """Accept or reject uploaded bytes before they reach the lake.
 
     415 for anything that is not one of the allowed formats (checked on the
@@ -98,7 +96,8 @@ def check_upload(
         raise ImageRejected(422, f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageRejected(
-            422, f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
+            422,
+            f"image is {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}",
         )
     try:
         if fmt == "JPEG":

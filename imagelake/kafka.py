@@ -7,16 +7,20 @@ batch is an inclusive offset range that a run reads back with ``assign``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from imagelake.layout import BatchId
 from imagelake.settings import Settings
+
+
+_CLIENT_LOG = logging.getLogger("imagelake.kafka.client")
 
 
 class KafkaUnavailable(RuntimeError):
@@ -31,11 +35,12 @@ class KafkaConnection:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "KafkaConnection":
+    def from_settings(cls, settings: Settings) -> KafkaConnection:
         return cls(settings.kafka_bootstrap, dict(settings.kafka_extra))
 
     def client_config(self) -> dict[str, object]:
-        return {"bootstrap.servers": self.bootstrap, **self.extra}
+        # librdkafka's own log lines go through Python logging, not straight to stderr.
+        return {"bootstrap.servers": self.bootstrap, "logger": _CLIENT_LOG, **self.extra}
 
 
 def producer_config(conn: KafkaConnection, delivery_timeout_s: float) -> dict[str, object]:
@@ -171,11 +176,11 @@ class Message:
     value: bytes | None
 
 
-def _timestamp(msg) -> datetime | None:  # noqa: ANN001 - confluent_kafka.Message
+def _timestamp(msg) -> datetime | None:
     kind, ms = msg.timestamp()
     if kind == 0 or ms is None or ms < 0:  # TIMESTAMP_NOT_AVAILABLE
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def read_batch(consumer: Consumer, batch: BatchId, timeout_s: float) -> tuple[list[Message], list[int]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 RAW_IMAGES = "raw/images"
 RAW_EVENTS = "raw/events"
@@ -44,7 +44,7 @@ def dt_of(moment: datetime | date) -> str:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise LayoutError("naive datetime: lake partitions are UTC, pass an aware datetime")
-        moment = moment.astimezone(timezone.utc).date()
+        moment = moment.astimezone(UTC).date()
     return moment.isoformat()
 
 
@@ -117,7 +117,7 @@ class BatchId:
         return self.last - self.first + 1
 
     @classmethod
-    def parse(cls, text: str) -> "BatchId":
+    def parse(cls, text: str) -> BatchId:
         parts = text.rsplit("-", 3)
         if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]) or not parts[0]:
             raise LayoutError(f"not a batch id (<topic>-<partition>-<first>-<last>): {text!r}")

@@ -8,10 +8,10 @@ instead of reading the environment itself, so a default is written once.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import unquote, urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +65,7 @@ def parse_api_keys(raw: str) -> dict[str, str]:
         key, sep, client = pair.partition(":")
         if not sep or not key or not client:
             raise SettingsError(
-                "IMAGELAKE_API_KEYS must look like 'key:client_id,key2:client2', "
-                f"got an entry {pair!r}"
+                f"IMAGELAKE_API_KEYS must look like 'key:client_id,key2:client2', got an entry {pair!r}"
             )
         keys[key] = client
     return keys
@@ -96,6 +95,8 @@ class Settings:
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    #: The Dagster UI of ``make dev``.
+    ui_port: int = 3000
     api_keys: Mapping[str, str] = field(default_factory=lambda: {"dev-key": "dev"})
     max_upload_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 64_000_000
@@ -130,7 +131,7 @@ class Settings:
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
         }
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and tools use this)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -183,6 +184,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_table=env.get("IMAGELAKE_CATALOG_TABLE", CATALOG_TABLE),
         api_host=env.get("IMAGELAKE_API_HOST", "127.0.0.1"),
         api_port=_int(env, "IMAGELAKE_API_PORT", 8000, 1),
+        ui_port=_int(env, "IMAGELAKE_UI_PORT", 3000, 1),
         api_keys=api_keys,
         max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1),
         max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", 64_000_000, 1),

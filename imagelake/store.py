@@ -8,6 +8,7 @@ servers such as moto). Keys are always the lake layout's keys
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,16 +56,14 @@ class Lake:
             if s3_endpoint:
                 config["endpoint"] = s3_endpoint
                 config["allow_http"] = s3_endpoint.startswith("http://")
-            self._store = S3Store(
-                parsed.netloc, prefix=parsed.path.strip("/") or None, config=config
-            )
+            self._store = S3Store(parsed.netloc, prefix=parsed.path.strip("/") or None, config=config)
         else:
             raise ValueError(f"lake url must be file:///... or s3://..., got {url!r}")
         self.s3_endpoint = s3_endpoint
         self.region = region
 
     @classmethod
-    def from_settings(cls, settings) -> "Lake":  # noqa: ANN001 - avoids an import cycle in type hints
+    def from_settings(cls, settings) -> Lake:
         return cls(settings.lake_url, settings.s3_endpoint, settings.aws_region)
 
     def uri(self, key: str) -> str:
@@ -91,16 +90,12 @@ class Lake:
 
     def delete(self, key: str) -> None:
         """Delete an object; deleting a missing object is not an error."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             obstore.delete(self._store, key)
-        except FileNotFoundError:
-            pass
 
     async def delete_async(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)
-        except FileNotFoundError:
-            pass
 
     # -- reads ----------------------------------------------------------------
     def get(self, key: str) -> bytes:

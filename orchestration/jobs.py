@@ -3,7 +3,6 @@
 import dagster as dg
 
 from assets.curated import image_metadata
-from assets.partitions import upload_batches
 from assets.raw import upload_events
 
 #: One run per Kafka micro-batch. The in-process executor keeps a small run
@@ -11,7 +10,6 @@ from assets.raw import upload_events
 realtime_batch_job = dg.define_asset_job(
     "realtime_batch_job",
     selection=dg.AssetSelection.assets(upload_events, image_metadata),
-    partitions_def=upload_batches,
     executor_def=dg.in_process_executor,
     description="Archive one Kafka batch of upload events and extract each image's metadata.",
 )

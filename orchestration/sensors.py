@@ -8,7 +8,6 @@ the cursor moves only with the runs that cover it, and a re-proposed batch is
 de-duplicated by its run key. The run reads its batch back by offset.
 """
 
-
 import json
 
 import dagster as dg
@@ -47,14 +46,20 @@ _settings = get_settings()
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns new upload events on Kafka into one realtime_batch_job run per offset range.",
 )
-def kafka_upload_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult | dg.SkipReason:
+def kafka_upload_sensor(
+    context: dg.SensorEvaluationContext, kafka: KafkaResource
+) -> dg.SensorResult | dg.SkipReason:
     settings = get_settings()
     cursor = parse_cursor(context.cursor)
     try:
         with kafka.consumer() as consumer:
-            marks = fetch_watermarks(consumer, kafka.topic, timeout_s=min(10.0, settings.kafka_poll_timeout_s))
+            marks = fetch_watermarks(
+                consumer, kafka.topic, timeout_s=min(10.0, settings.kafka_poll_timeout_s)
+            )
     except KafkaUnavailable as exc:
-        return dg.SkipReason(f"Kafka unavailable at {kafka.bootstrap}, cursor unchanged, retrying next tick: {exc}")
+        return dg.SkipReason(
+            f"Kafka unavailable at {kafka.bootstrap}, cursor unchanged, retrying next tick: {exc}"
+        )
 
     plan = plan_batches(
         kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick

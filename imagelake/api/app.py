@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +27,9 @@ from imagelake.settings import Settings, get_settings
 from imagelake.store import Lake
 
 log = logging.getLogger("imagelake.api")
+
+#: Close the connection after answering: the rest of an oversized body is never read.
+CUT = {"Connection": "close"}
 
 
 def create_app(
@@ -74,13 +77,13 @@ def create_app(
         return {"status": "ok"}
 
     @app.post("/v1/images", status_code=202)
-    async def upload_image(
-        request: Request, x_api_key: str | None = Header(default=None)
-    ) -> dict[str, str]:
+    async def upload_image(request: Request, x_api_key: str | None = Header(default=None)) -> dict[str, str]:
         client_id = client_for(x_api_key)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-            raise HTTPException(413, f"the request body is larger than the {settings.max_upload_bytes:,}-byte limit")
+            raise HTTPException(
+                413, f"the request body is larger than the {settings.max_upload_bytes:,}-byte limit"
+            )
         try:
             upload = await read_file_field(
                 request.stream(), request.headers.get("content-type"), "file", settings.max_upload_bytes
@@ -91,10 +94,13 @@ def create_app(
                 max_pixels=settings.max_image_pixels,
                 allowed=settings.allowed_formats,
             )
-        except (BodyError, ImageRejected) as exc:
+        except BodyError as exc:
+            # An unread body is dropped with the connection, never drained.
+            raise HTTPException(exc.status, exc.reason, headers=CUT if exc.status == 413 else None) from None
+        except ImageRejected as exc:
             raise HTTPException(exc.status, exc.reason) from None
 
-        uploaded_at = datetime.now(timezone.utc)
+        uploaded_at = datetime.now(UTC)
         image_id = new_image_id(int(uploaded_at.timestamp() * 1000))
         key = layout.raw_image_key(layout.dt_of(uploaded_at), image_id)
         event = UploadEvent(
@@ -117,8 +123,15 @@ def create_app(
             ) from None
         log.info(
             "accepted %s from %s: %s %dx%d, %d bytes -> %s[%d]@%d",
-            image_id, client_id, header.format, header.width, header.height,
-            len(upload.data), settings.uploads_topic, partition, offset,
+            image_id,
+            client_id,
+            header.format,
+            header.width,
+            header.height,
+            len(upload.data),
+            settings.uploads_topic,
+            partition,
+            offset,
         )
         return {"image_id": image_id, "sha256": upload.sha256, "status": "accepted"}
 

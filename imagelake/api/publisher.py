@@ -41,7 +41,7 @@ class EventPublisher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
 
-        def settle(err: KafkaError | None, msg) -> None:  # noqa: ANN001 - confluent_kafka.Message
+        def settle(err: KafkaError | None, msg) -> None:
             if future.done():
                 return
             if err is not None:
@@ -49,7 +49,7 @@ class EventPublisher:
             else:
                 future.set_result((msg.partition(), msg.offset()))
 
-        def on_delivery(err: KafkaError | None, msg) -> None:  # noqa: ANN001
+        def on_delivery(err: KafkaError | None, msg) -> None:
             if err is not None and err.fatal():
                 self.fatal_error = err.str()
                 log.error("fatal Kafka producer error (health check now fails): %s", err)
@@ -70,3 +70,4 @@ class EventPublisher:
         remaining = self._producer.flush(self.timeout_s)
         if remaining:
             log.warning("%d upload events were not delivered before shutdown", remaining)
+        self._producer.close()

@@ -1,0 +1,206 @@
+"""Start and stop the local stack's Java services: a single-node Kafka broker and DynamoDB Local.
+
+Used by ``make dev`` (fixed ports, data under ``.data/``) and by the tests
+(free ports, data in a temp dir). The jars come from Maven Central through
+``infra/local/pom.xml`` (``make jars``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagelake.settings import PROJECT_ROOT
+
+JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
+HERE = Path(__file__).resolve().parent
+
+
+class StackError(RuntimeError):
+    """A local service could not be started; the message says what to do."""
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    port: int
+    #: Where its output goes (None: the terminal).
+    log_path: Path | None
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the service and everything it started (its process group)."""
+        if not self.running:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """Kill at once, as a crash would (tests of outages use this)."""
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    binary = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not binary or not Path(binary).exists():
+        raise StackError("Java 17+ is required for Kafka and DynamoDB Local: install a JDK or set JAVA_HOME")
+    return binary
+
+
+def jars(name: str) -> Path:
+    folder = JARS_DIR / name
+    if not (folder / ".done").exists():
+        raise StackError(f"the {name} jars are missing from {folder}: run `make jars` (or `make setup`)")
+    return folder
+
+
+def _spawn(name: str, cmd: list[str], log_path: Path, port: int, cwd: Path | None = None) -> Service:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+    log.close()
+    return Service(name, process, port, log_path)
+
+
+def wait_for_port(service: Service, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not service.running:
+            raise StackError(
+                f"{service.name} exited during start-up; see {service.log_path or 'its output above'}"
+            )
+        if port_in_use(service.port):
+            return
+        time.sleep(0.2)
+    service.stop()
+    raise StackError(
+        f"{service.name} did not open port {service.port} within {timeout:.0f}s; see {service.log_path}"
+    )
+
+
+def kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir / 'logs'}",
+            "num.partitions=3",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
+
+
+def start_kafka(
+    data_dir: Path, port: int, controller_port: int | None = None, timeout: float = 90.0
+) -> Service:
+    """A single-node KRaft broker on 127.0.0.1:``port``; storage formatted on first start."""
+    if port_in_use(port):
+        raise StackError(f"port {port} is in use: another Kafka (or `make dev`) is running; stop it first")
+    controller_port = controller_port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    props = data_dir / "server.properties"
+    props.write_text(kafka_properties(data_dir, port, controller_port))
+    classpath = f"{jars('kafka')}/*"
+    jvm = [
+        java(),
+        "-Xms128m",
+        "-Xmx512m",
+        "-XX:+UseSerialGC",
+        f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
+        "-cp",
+        classpath,
+    ]
+    if not (data_dir / "logs" / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        formatted = subprocess.run(
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",  # '=' form: a base64 id may start with '-'
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if formatted.returncode != 0:
+            raise StackError(
+                f"formatting Kafka storage in {data_dir} failed:\n{formatted.stdout}{formatted.stderr}"
+            )
+    service = _spawn("kafka", [*jvm, "kafka.Kafka", str(props)], data_dir / "broker.log", port)
+    wait_for_port(service, timeout)
+    return service
+
+
+def start_dynamodb(data_dir: Path | None, port: int, log_path: Path, timeout: float = 60.0) -> Service:
+    """DynamoDB Local on 127.0.0.1:``port``; in memory when ``data_dir`` is None."""
+    if port_in_use(port):
+        raise StackError(
+            f"port {port} is in use: another DynamoDB Local (or `make dev`) is running; stop it first"
+        )
+    folder = jars("dynamodb")
+    cmd = [
+        java(),
+        "-Xms64m",
+        "-Xmx512m",
+        f"-Dsqlite4java.library.path={folder}",
+        "-cp",
+        f"{folder}/*",
+        "software.amazon.dynamodb.services.local.main.ServerRunner",
+        "-port",
+        str(port),
+    ]
+    if data_dir is None:
+        cmd.append("-inMemory")
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cmd += ["-dbPath", str(data_dir), "-sharedDb"]
+    service = _spawn("dynamodb-local", cmd, log_path, port)
+    wait_for_port(service, timeout)
+    return service

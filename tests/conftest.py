@@ -1,0 +1,116 @@
+"""Shared fixtures: real services on free ports in temp dirs, started once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagelake.kafka import KafkaConnection, ensure_topic
+from imagelake.settings import Settings, load_settings
+from imagelake.store import Lake
+from infra.local.stack import Service, free_port, start_kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real single-node Kafka broker (KRaft) for the whole session."""
+    service = start_kafka(tmp_path_factory.mktemp("kafka"), free_port())
+    try:
+        ensure_topic(KafkaConnection(f"127.0.0.1:{service.port}"), "warmup", 1, timeout_s=60)
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Service) -> str:
+    return f"127.0.0.1:{kafka_broker.port}"
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> str:
+    """A fresh 3-partition upload topic per test, so tests never see each other's events."""
+    name = f"image-uploads-{request.node.name[:40].replace('[', '-').replace(']', '')}-{time.time_ns()}"
+    name = "".join(c if c.isalnum() or c in "-._" else "-" for c in name)
+    ensure_topic(KafkaConnection(kafka_bootstrap), name, 3)
+    return name
+
+
+def dead_endpoint() -> str:
+    """127.0.0.1 on a port nobody listens on: a Kafka (or anything) that is down."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path):
+    """Settings for a test: everything under tmp_path, services where the test says."""
+
+    def make(**env: str) -> Settings:
+        base = {
+            "IMAGELAKE_ENV": "local",
+            "IMAGELAKE_DATA_DIR": str(tmp_path / "data"),
+            "IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S": "3",
+            "IMAGELAKE_KAFKA_POLL_TIMEOUT_S": "10",
+        }
+        return load_settings({**base, **env})
+
+    return make
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake((tmp_path / "lake").as_uri())
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server over real HTTP: the one stand-in for AWS."""
+    port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError("moto server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def imagelake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Point the process-wide settings (what the code location reads) at this test's stack."""
+    from imagelake.settings import get_settings
+
+    def configure(**env: str) -> Settings:
+        base = {
+            "IMAGELAKE_ENV": "local",
+            "IMAGELAKE_DATA_DIR": str(tmp_path / "data"),
+            "IMAGELAKE_KAFKA_POLL_TIMEOUT_S": "10",
+        }
+        for name, value in {**base, **env}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        return get_settings()
+
+    yield configure
+    get_settings.cache_clear()

@@ -1,0 +1,217 @@
+"""The upload API over real HTTP, against a real Kafka broker."""
+
+import hashlib
+import json
+import socket
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from imagelake.api.app import create_app
+from imagelake.events import decode_event
+from imagelake.kafka import KafkaConnection, consumer_config
+from imagelake.store import Lake
+from tests.conftest import dead_endpoint
+from tests.support import images
+from tests.support.servers import serve
+
+pytestmark = pytest.mark.integration
+KEY = {"X-API-Key": "dev-key"}
+
+
+def all_messages(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = Consumer(consumer_config(KafkaConnection(bootstrap)))
+    try:
+        values = []
+        for partition in range(3):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high == low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            while len(values) < sum(1 for _ in values) + (high - low):
+                msg = consumer.poll(5)
+                assert msg is not None, "expected message not delivered"
+                if msg.error():
+                    continue
+                values.append(msg.value())
+                if msg.offset() >= high - 1:
+                    break
+        return values
+    finally:
+        consumer.close()
+
+
+def raw_http(url: str, request: str) -> str:
+    """Send a hand-written request head (no body) and return the response head."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request.encode())
+        return sock.recv(4096).decode(errors="replace")
+
+
+def raw_objects(lake: Lake) -> list[str]:
+    return [o.key for o in lake.list("raw/images")]
+
+
+@pytest.fixture
+def api(settings_factory, kafka_bootstrap, topic):
+    settings = settings_factory(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
+    lake = Lake.from_settings(settings)
+    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, lake, settings
+
+
+def test_upload_is_stored_and_announced(api, kafka_bootstrap):
+    client, lake, settings = api
+    data = images.jpeg(120, 80, seed=1)
+    response = client.post("/v1/images", headers=KEY, files={"file": ("cat.jpg", data, "image/jpeg")})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "accepted"
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    [key] = raw_objects(lake)
+    assert key.endswith("/" + body["image_id"]) and key.startswith("raw/images/dt=")
+    assert lake.get(key) == data
+    [value] = all_messages(kafka_bootstrap, settings.uploads_topic)
+    event = decode_event(value)
+    assert (event.image_id, event.client_id, event.key, event.sha256) == (body["image_id"], "dev", key, body["sha256"])
+    assert event.size_bytes == len(data) and event.format == "JPEG"
+
+
+def test_healthz(api):
+    client, _, _ = api
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"content": b"", "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}, 400),
+        ({"files": {"other": ("a.jpg", images.jpeg(), "image/jpeg")}}, 400),
+        ({"content": images.jpeg(), "headers": {"Content-Type": "image/jpeg"}}, 400),
+        ({"files": {"file": ("empty.jpg", b"", "image/jpeg")}}, 400),
+    ],
+    ids=["empty-body", "missing-file-field", "not-multipart", "empty-file"],
+)
+def test_missing_or_empty_file_is_400(api, kwargs, status, kafka_bootstrap):
+    client, lake, settings = api
+    headers = {**KEY, **kwargs.pop("headers", {})}
+    response = client.post("/v1/images", headers=headers, **kwargs)
+    assert response.status_code == status, response.text
+    assert "file" in response.json()["detail"] or "multipart" in response.json()["detail"]
+    assert raw_objects(lake) == []
+    assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}], ids=["missing", "wrong"])
+def test_bad_api_key_is_401(api, headers):
+    client, lake, _ = api
+    response = client.post("/v1/images", headers=headers, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")})
+    assert response.status_code == 401
+    assert "X-API-Key" in response.json()["detail"]
+    assert raw_objects(lake) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "declared"),
+    [
+        ("notes.txt", b"just some text", "text/plain"),
+        ("page.html", b"<html><body>hello</body></html>", "text/html"),
+        ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml"),
+        ("doc.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "application/pdf"),
+        ("sneaky.jpg", b"%PDF-1.4 pretending to be a jpeg", "image/jpeg"),
+    ],
+)
+def test_non_images_are_415(api, name, data, declared, kafka_bootstrap):
+    client, lake, settings = api
+    response = client.post("/v1/images", headers=KEY, files={"file": (name, data, declared)})
+    assert response.status_code == 415, response.text
+    assert "JPEG" in response.json()["detail"]
+    assert raw_objects(lake) == []
+    assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
+def test_truncated_jpeg_is_422(api):
+    client, lake, _ = api
+    data = images.jpeg(300, 200)
+    response = client.post("/v1/images", headers=KEY, files={"file": ("t.jpg", data[: len(data) // 2], "image/jpeg")})
+    assert response.status_code == 422
+    assert "truncated" in response.json()["detail"]
+    assert raw_objects(lake) == []
+
+
+def test_huge_png_is_refused_before_decoding(api):
+    client, lake, _ = api
+    response = client.post("/v1/images", headers=KEY, files={"file": ("big.png", images.huge_png(), "image/png")})
+    assert response.status_code == 422
+    assert "pixels" in response.json()["detail"]
+    assert raw_objects(lake) == []
+
+
+def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstrap, topic):
+    settings = settings_factory(
+        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic, IMAGELAKE_MAX_UPLOAD_BYTES="200000"
+    )
+    lake = Lake.from_settings(settings)
+    sent = {"bytes": 0}
+    boundary = "b0undary"
+
+    def body():  # streamed without Content-Length: the server must cut it, not buffer it
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n'.encode()
+        chunk = b"\xff\xd8\xff" + b"\x00" * 65533
+        for _ in range(2000):  # 128 MiB if it were all read
+            sent["bytes"] += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        try:
+            response = client.post(
+                "/v1/images", headers={**KEY, "Content-Type": f"multipart/form-data; boundary={boundary}"}, content=body()
+            )
+            assert response.status_code == 413
+            assert "limit" in response.json()["detail"]
+        except httpx.HTTPError:
+            pass  # the server may close the connection while the client is still sending
+        declared = raw_http(
+            url,
+            "POST /v1/images HTTP/1.1\r\nHost: x\r\nX-API-Key: dev-key\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 999999999\r\n\r\n",
+        )
+    assert declared.startswith("HTTP/1.1 413"), declared
+    assert sent["bytes"] < 20 * 1024 * 1024, f"the server read {sent['bytes']} bytes of an oversized body"
+    assert raw_objects(lake) == []
+
+
+def test_filename_with_path_traversal_is_ignored(api, tmp_path):
+    client, lake, _ = api
+    response = client.post(
+        "/v1/images", headers=KEY, files={"file": ("../../../etc/passwd", images.png(), "image/png")}
+    )
+    assert response.status_code == 202
+    [key] = raw_objects(lake)
+    assert ".." not in key and "passwd" not in key
+    assert key == f"raw/images/{key.split('/')[2]}/{response.json()['image_id']}"
+    assert not any(p.name == "passwd" for p in tmp_path.rglob("*"))
+
+
+def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_factory, topic):
+    settings = settings_factory(IMAGELAKE_KAFKA_BOOTSTRAP=dead_endpoint(), IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="2")
+    lake = Lake.from_settings(settings)
+    with serve(create_app(settings, lake=lake)) as url:
+        response = httpx.post(
+            f"{url}/v1/images", headers=KEY, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")}, timeout=30
+        )
+    assert response.status_code == 503
+    assert "retry" in response.json()["detail"]
+    assert raw_objects(lake) == []
+
+
+def test_every_upload_gets_its_own_key(api):
+    client, lake, _ = api
+    data = images.jpeg(seed=3)
+    ids = {client.post("/v1/images", headers=KEY, files={"file": ("a.jpg", data, "image/jpeg")}).json()["image_id"] for _ in range(3)}
+    assert len(ids) == 3
+    assert len(raw_objects(lake)) == 3
+    assert json.dumps(sorted(ids))  # ids are plain strings

@@ -1,0 +1,156 @@
+"""The Kafka sensor and the real-time batch run, against a real broker and a local lake."""
+
+import json
+import time
+
+import dagster as dg
+import pytest
+
+from assets.curated import image_metadata
+from assets.raw import upload_events
+from imagelake.layout import BatchId
+from imagelake.parquet import read_batch_table
+from imagelake.store import Lake
+from orchestration.resources import KafkaResource, LakeResource
+from orchestration.sensors import kafka_upload_sensor
+from tests.conftest import dead_endpoint
+from tests.support import images
+from tests.support.uploads import producer, send, store_and_announce
+
+pytestmark = pytest.mark.integration
+
+
+def tick(instance: dg.DagsterInstance, kafka: KafkaResource, cursor: str | None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
+    return kafka_upload_sensor(context), context
+
+
+def run_batch(instance: dg.DagsterInstance, batch_id: str, lake: Lake, kafka: KafkaResource) -> dg.ExecuteInProcessResult:
+    if not instance.has_dynamic_partition("upload_batches", batch_id):
+        instance.add_dynamic_partitions("upload_batches", [batch_id])
+    return dg.materialize(
+        [upload_events, image_metadata],
+        partition_key=batch_id,
+        instance=instance,
+        resources={"lake": LakeResource(url=lake.url), "kafka": kafka},
+    )
+
+
+@pytest.fixture
+def stack(imagelake_env, kafka_bootstrap, topic):
+    settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
+    lake = Lake.from_settings(settings)
+    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
+    with dg.instance_for_test() as instance:
+        yield lake, kafka, instance, producer(kafka_bootstrap)
+
+
+def test_sensor_requests_one_run_per_offset_range_and_advances_its_cursor(stack):
+    lake, kafka, instance, prod = stack
+    for i in range(4):
+        store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=i), partition=i % 2)
+    result, _ = tick(instance, kafka, None)
+    assert isinstance(result, dg.SensorResult)
+    keys = sorted(r.run_key for r in result.run_requests)
+    assert keys == [f"{kafka.topic}-0-0-1", f"{kafka.topic}-1-0-1"]
+    assert all(r.partition_key == r.run_key for r in result.run_requests)
+    assert json.loads(result.cursor) == {"0": 2, "1": 2, "2": 0}
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == keys
+
+    again, _ = tick(instance, kafka, result.cursor)
+    assert isinstance(again, dg.SkipReason) and "no new upload events" in again.skip_message
+
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=9), partition=2)
+    third, _ = tick(instance, kafka, result.cursor)
+    assert [r.run_key for r in third.run_requests] == [f"{kafka.topic}-2-0-0"]
+    assert json.loads(third.cursor) == {"0": 2, "1": 2, "2": 1}
+
+
+def test_sensor_skips_with_a_reason_when_kafka_is_down(stack):
+    _, kafka, instance, _ = stack
+    down = KafkaResource(bootstrap=dead_endpoint(), topic=kafka.topic)
+    cursor = json.dumps({"0": 5, "1": 0, "2": 0})
+    started = time.monotonic()
+    result, context = tick(instance, down, cursor)
+    assert time.monotonic() - started < 30, "a tick must stay well inside Dagster's 60 s timeout"
+    assert isinstance(result, dg.SkipReason)
+    assert "Kafka unavailable" in result.skip_message and "cursor unchanged" in result.skip_message
+    assert context.cursor == cursor
+
+
+def test_unreadable_cursor_is_an_error_not_a_silent_reset(stack):
+    _, kafka, instance, _ = stack
+    with pytest.raises(Exception, match="cursor"):
+        tick(instance, kafka, "not json")
+
+
+def test_batch_run_archives_events_and_writes_metadata(stack):
+    lake, kafka, instance, prod = stack
+    sent = [store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=i), partition=0) for i in range(3)]
+    batch_id = str(BatchId(kafka.topic, 0, 0, 2))
+    result = run_batch(instance, batch_id, lake, kafka)
+    assert result.success
+    events = read_batch_table(lake, "upload_events", batch_id)
+    assert events["image_id"].to_pylist() == [e.image_id for e in sent]
+    meta = read_batch_table(lake, "image_metadata", batch_id).to_pylist()
+    assert [(m["status"], m["width"], m["height"], m["format"]) for m in meta] == [("processed", 80, 60, "JPEG")] * 3
+    assert {m["sha256"] for m in meta} == {e.sha256 for e in sent}
+    mats = result.asset_materializations_for_node("image_metadata")
+    assert mats[0].metadata["processed"].value == 3 and mats[0].metadata["failed"].value == 0
+
+
+def test_malformed_message_is_dead_lettered_and_the_partition_keeps_flowing(stack):
+    lake, kafka, instance, prod = stack
+    good = store_and_announce(lake, prod, kafka.topic, images.png(seed=1), fmt="PNG", partition=1)
+    send(prod, kafka.topic, b'{"image_id": "not valid"}', partition=1)
+    send(prod, kafka.topic, b"\x00\x01binary junk", partition=1)
+    later = store_and_announce(lake, prod, kafka.topic, images.png(seed=2), fmt="PNG", partition=1)
+
+    first, _ = tick(instance, kafka, None)
+    [request] = first.run_requests
+    assert run_batch(instance, request.partition_key, lake, kafka).success
+    dead = read_batch_table(lake, "dead_letters", request.partition_key).to_pylist()
+    assert [d["kafka_offset"] for d in dead] == [1, 2]
+    assert all(d["reason"].startswith("invalid upload event") for d in dead)
+    assert dead[1]["message_value"] == b"\x00\x01binary junk"
+    events = read_batch_table(lake, "upload_events", request.partition_key)
+    assert events["image_id"].to_pylist() == [good.image_id, later.image_id]
+
+    newest = store_and_announce(lake, prod, kafka.topic, images.png(seed=3), fmt="PNG", partition=1)
+    second, _ = tick(instance, kafka, first.cursor)
+    [request2] = second.run_requests
+    assert request2.partition_key == f"{kafka.topic}-1-4-4"
+    assert run_batch(instance, request2.partition_key, lake, kafka).success
+    assert read_batch_table(lake, "upload_events", request2.partition_key)["image_id"].to_pylist() == [newest.image_id]
+
+
+def test_the_same_batch_run_twice_rewrites_identical_files(stack):
+    lake, kafka, instance, prod = stack
+    for i in range(3):
+        store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=20 + i), partition=2)
+    batch_id = str(BatchId(kafka.topic, 2, 0, 2))
+    assert run_batch(instance, batch_id, lake, kafka).success
+    before = {o.key: lake.get(o.key) for o in lake.list("raw/events")} | {
+        o.key: lake.get(o.key) for o in lake.list("curated")
+    }
+    assert run_batch(instance, batch_id, lake, kafka).success
+    after = {o.key: lake.get(o.key) for o in lake.list("raw/events")} | {
+        o.key: lake.get(o.key) for o in lake.list("curated")
+    }
+    assert after == before and len(before) == 2
+
+
+def test_failures_are_recorded_and_the_rest_of_the_batch_is_processed(stack):
+    lake, kafka, instance, prod = stack
+    ok = store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=1), partition=0)
+    never_stored = store_and_announce(None, prod, kafka.topic, images.jpeg(seed=2), partition=0)
+    corrupt = images.jpeg(200, 100, seed=3)
+    broken = store_and_announce(lake, prod, kafka.topic, corrupt[: len(corrupt) // 3], partition=0)
+    batch_id = str(BatchId(kafka.topic, 0, 0, 2))
+    assert run_batch(instance, batch_id, lake, kafka).success
+    rows = {r["image_id"]: r for r in read_batch_table(lake, "image_metadata", batch_id).to_pylist()}
+    assert rows[ok.image_id]["status"] == "processed"
+    assert rows[never_stored.image_id]["status"] == "failed"
+    assert rows[never_stored.image_id]["error"].startswith("missing")
+    assert rows[broken.image_id]["status"] == "failed"
+    assert "truncated" in rows[broken.image_id]["error"]

@@ -1,0 +1,91 @@
+import tracemalloc
+
+import pytest
+
+from imagelake.imaging import ImageRejected, check_upload, describe, sniff_format
+from tests.support import images
+
+CAP = 64_000_000
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (images.jpeg(), "JPEG"),
+        (images.png(), "PNG"),
+        (images.webp(), "WEBP"),
+        (images.gif(), "GIF"),
+        (images.tiff(), "TIFF"),
+    ],
+)
+def test_allowed_formats_are_accepted(data, fmt):
+    assert sniff_format(data[:16]) == fmt
+    header = check_upload(data, max_pixels=CAP)
+    assert (header.format, header.width, header.height) == (fmt, 64, 48)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, this is text",
+        b"<!doctype html><html><body>hi</body></html>",
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+        b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n",
+    ],
+    ids=["text", "html", "svg", "pdf"],
+)
+def test_non_images_are_415(data):
+    with pytest.raises(ImageRejected) as info:
+        check_upload(data, max_pixels=CAP)
+    assert info.value.status == 415
+
+
+def test_format_outside_the_allowlist_is_415():
+    with pytest.raises(ImageRejected) as info:
+        check_upload(images.png(), max_pixels=CAP, allowed=("JPEG",))
+    assert info.value.status == 415
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_truncated_images_are_422(fmt):
+    data = getattr(images, fmt)(400, 300)
+    with pytest.raises(ImageRejected) as info:
+        check_upload(data[: len(data) // 2], max_pixels=CAP)
+    assert info.value.status == 422
+    assert "truncated" in info.value.reason or "unreadable" in info.value.reason
+
+
+def test_huge_png_is_rejected_from_its_header_without_allocating_pixels():
+    data = images.huge_png(30000, 30000)
+    assert len(data) < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageRejected) as info:
+            check_upload(data, max_pixels=CAP)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.status == 422
+    assert "pixels" in info.value.reason
+    assert peak < 20 * 1024 * 1024  # 900 MP would need ~112 MB even at 1 bit per pixel
+
+
+def test_pixel_cap_is_a_setting():
+    with pytest.raises(ImageRejected, match=r"limit of 1,000"):
+        check_upload(images.png(64, 48), max_pixels=1000)
+
+
+def test_empty_file_is_400():
+    with pytest.raises(ImageRejected) as info:
+        check_upload(b"", max_pixels=CAP)
+    assert info.value.status == 400
+
+
+def test_describe_applies_exif_orientation():
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees: displayed as 48 x 64
+    data = images.jpeg(64, 48, exif=exif.tobytes())
+    facts = describe(data, max_pixels=CAP)
+    assert (facts.format, facts.width, facts.height) == ("JPEG", 48, 64)

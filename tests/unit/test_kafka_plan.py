@@ -1,0 +1,50 @@
+from imagelake.kafka import plan_batches
+from imagelake.layout import BatchId
+
+T = "image-uploads"
+
+
+def test_first_tick_starts_at_the_earliest_offset_and_cuts_batches():
+    plan = plan_batches(T, {}, {0: (0, 5), 1: (0, 0), 2: (0, 12)}, batch_size=5, max_batches=10)
+    assert plan.batches == [
+        BatchId(T, 0, 0, 4),
+        BatchId(T, 2, 0, 4),
+        BatchId(T, 2, 5, 9),
+        BatchId(T, 2, 10, 11),
+    ]
+    assert plan.cursor == {0: 5, 1: 0, 2: 12}
+    assert plan.skipped == {}
+
+
+def test_nothing_new_gives_no_batches_and_the_same_cursor():
+    plan = plan_batches(T, {0: 5, 1: 0}, {0: (0, 5), 1: (0, 0)}, batch_size=5, max_batches=10)
+    assert plan.batches == [] and plan.cursor == {0: 5, 1: 0}
+
+
+def test_partitions_are_served_round_robin_under_the_cap():
+    plan = plan_batches(T, {}, {0: (0, 100), 1: (0, 100)}, batch_size=10, max_batches=3)
+    assert [b.partition for b in plan.batches] == [0, 1, 0]
+    assert plan.cursor == {0: 20, 1: 10}
+
+
+def test_expired_offsets_are_reported_and_skipped():
+    plan = plan_batches(T, {0: 3}, {0: (10, 12)}, batch_size=5, max_batches=5)
+    assert plan.skipped == {0: (3, 9)}
+    assert plan.batches == [BatchId(T, 0, 10, 11)]
+
+
+def test_batches_cover_every_offset_exactly_once():
+    cursor: dict[int, int] = {}
+    seen: list[tuple[int, int]] = []
+    for high in (3, 3, 17, 40):
+        plan = plan_batches(T, cursor, {0: (0, high), 1: (0, high // 2)}, batch_size=4, max_batches=2)
+        seen += [(b.partition, o) for b in plan.batches for o in range(b.first, b.last + 1)]
+        cursor = plan.cursor
+    while True:
+        plan = plan_batches(T, cursor, {0: (0, 40), 1: (0, 20)}, batch_size=4, max_batches=2)
+        if not plan.batches:
+            break
+        seen += [(b.partition, o) for b in plan.batches for o in range(b.first, b.last + 1)]
+        cursor = plan.cursor
+    assert sorted(seen) == [(0, o) for o in range(40)] + [(1, o) for o in range(20)]
+    assert len(seen) == len(set(seen))

@@ -1,0 +1,58 @@
+import pytest
+
+from imagelake.settings import RETENTION_DAYS, SettingsError, load_settings, parse_api_keys
+
+
+def test_local_defaults_point_at_the_embedded_stack(tmp_path):
+    s = load_settings({"IMAGELAKE_DATA_DIR": str(tmp_path)})
+    assert s.env == "local"
+    assert s.lake_url == (tmp_path / "lake").as_uri()
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.dynamodb_endpoint == "http://127.0.0.1:8001"
+    assert s.api_port == 8000
+    assert s.api_keys == {"dev-key": "dev"}
+    assert s.retention_days == RETENTION_DAYS == 7
+    assert s.warehouse_path == tmp_path / "warehouse.duckdb"
+    assert s.dbt_target == "local"
+
+
+def test_prod_requires_a_lake_url_and_api_keys():
+    with pytest.raises(SettingsError, match="IMAGELAKE_LAKE_URL"):
+        load_settings({"IMAGELAKE_ENV": "prod", "IMAGELAKE_API_KEYS": "k:c"})
+    with pytest.raises(SettingsError, match="IMAGELAKE_API_KEYS"):
+        load_settings({"IMAGELAKE_ENV": "prod", "IMAGELAKE_LAKE_URL": "s3://bucket/lake"})
+    s = load_settings(
+        {"IMAGELAKE_ENV": "prod", "IMAGELAKE_LAKE_URL": "s3://bucket/lake", "IMAGELAKE_API_KEYS": "k:c"}
+    )
+    assert s.is_prod and s.dbt_target == "prod" and s.dynamodb_endpoint == ""
+    assert s.lake_root_for_sql == "s3://bucket/lake"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IMAGELAKE_ENV": "staging"}, "IMAGELAKE_ENV"),
+        ({"IMAGELAKE_RETENTION_DAYS": "0"}, "IMAGELAKE_RETENTION_DAYS must be >= 1"),
+        ({"IMAGELAKE_RETENTION_DAYS": "-3"}, "IMAGELAKE_RETENTION_DAYS must be >= 1"),
+        ({"IMAGELAKE_RETENTION_DAYS": "week"}, "must be an integer"),
+        ({"IMAGELAKE_KAFKA_EXTRA": "sasl.mechanism"}, "key=value"),
+        ({"IMAGELAKE_API_KEYS": "nocolon"}, "key:client_id"),
+    ],
+)
+def test_bad_settings_name_the_setting(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
+
+
+def test_api_keys_and_kafka_extras_parse():
+    assert parse_api_keys("a:one, b:two") == {"a": "one", "b": "two"}
+    s = load_settings({"IMAGELAKE_KAFKA_EXTRA": "security.protocol=SASL_SSL;sasl.mechanism=OAUTHBEARER"})
+    assert s.kafka_extra == {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER"}
+
+
+def test_dbt_env_exports_the_resolved_locations(tmp_path):
+    s = load_settings({"IMAGELAKE_DATA_DIR": str(tmp_path)})
+    env = s.dbt_env()
+    assert env["IMAGELAKE_LAKE_ROOT"] == str(tmp_path / "lake")
+    assert env["IMAGELAKE_WAREHOUSE_PATH"] == str(tmp_path / "warehouse.duckdb")
+    assert env["IMAGELAKE_RETENTION_DAYS"] == "7"
