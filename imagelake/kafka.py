@@ -19,7 +19,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from imagelake.layout import BatchId
 from imagelake.settings import Settings
 
-
 _CLIENT_LOG = logging.getLogger("imagelake.kafka.client")
 
 

@@ -71,11 +71,13 @@ def raw_images_prefix(dt: str | None = None) -> str:
     return f"{RAW_IMAGES}/dt={dt}/" if dt else f"{RAW_IMAGES}/"
 
 
-#: Every batch-written Parquet table and the folder it lives in.
+#: Every Parquet table of the lake and the folder it lives in (schemas: imagelake/schemas.py).
 TABLE_PREFIXES: dict[str, str] = {
     "upload_events": f"{RAW_EVENTS}/",
     "dead_letters": f"{RAW_DEAD_LETTERS}/",
     IMAGE_METADATA: f"{CURATED}/{IMAGE_METADATA}/",
+    "derivatives": f"{CURATED}/derivatives/",
+    "storage_inventory": f"{CURATED}/storage_inventory/",
 }
 
 

@@ -45,6 +45,8 @@ DEAD_LETTERS = pa.schema(
 )
 
 #: ``curated/image_metadata``: one row per uploaded image, processed or failed.
+#: Columns after ``height`` are filled by the full real-time pipeline; they are
+#: null for failed images.
 IMAGE_METADATA = pa.schema(
     [
         pa.field("image_id", pa.string(), nullable=False),
@@ -54,12 +56,61 @@ IMAGE_METADATA = pa.schema(
         pa.field("error", pa.string()),  # why it failed (null when processed)
         pa.field("sha256", pa.string(), nullable=False),  # of the stored bytes
         pa.field("size_bytes", pa.int64(), nullable=False),
-        pa.field("format", pa.string()),
+        pa.field("format", pa.string()),  # Pillow format name: JPEG, PNG, WEBP, GIF, TIFF
         pa.field("width", pa.int32()),  # as displayed (EXIF orientation applied)
         pa.field("height", pa.int32()),
+        pa.field("mode", pa.string()),  # Pillow mode: RGB, RGBA, L, P, CMYK, I;16, ...
+        pa.field("bit_depth", pa.int32()),  # bits per channel
+        pa.field("frame_count", pa.int32()),  # > 1 for animations
+        pa.field("orientation", pa.int32()),  # EXIF orientation 1-8 (1 when absent)
+        pa.field("has_icc", pa.bool_()),
+        pa.field("has_gps", pa.bool_()),  # a flag only: coordinates are never stored
+        pa.field("exif_captured_at", _TS),  # EXIF DateTimeOriginal, if sane
+        pa.field("camera_make", pa.string()),
+        pa.field("camera_model", pa.string()),
+        pa.field("phash", pa.string()),  # 64-bit perceptual hash, 16 hex digits
+        pa.field("brightness_mean", pa.float32()),  # 0-255, luma of a reduced image
+        pa.field("contrast", pa.float32()),  # standard deviation of luma
+        pa.field("colourfulness", pa.float32()),  # Hasler-Suesstrunk metric
+        pa.field("duplicate_of", pa.string()),  # the earliest image it duplicates, if any
+        pa.field("duplicate_kind", pa.string()),  # exact | near (null when unique)
+        pa.field("duplicate_distance", pa.int32()),  # phash Hamming distance (0 for exact)
         pa.field("uploaded_at", _TS, nullable=False),
         pa.field("processed_at", _TS, nullable=False),  # first time this batch was processed
         pa.field("batch_id", pa.string(), nullable=False),
+    ]
+)
+
+#: ``curated/derivatives``: one row per derivative the batch job wrote (or failed to write).
+#: Written by ``spark_jobs/derivatives.py``; ``dt`` is the source image's upload date.
+DERIVATIVES = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("size", pa.int32(), nullable=False),  # longest edge requested, px
+        pa.field("format", pa.string(), nullable=False),  # webp | jpeg
+        pa.field("key", pa.string()),  # derivatives/<size>/<image_id>.<ext> (null if failed)
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("status", pa.string(), nullable=False),  # written | failed
+        pa.field("error", pa.string()),
+        pa.field("source_sha256", pa.string()),
+        pa.field("uploaded_at", _TS, nullable=False),  # of the source image
+        pa.field("created_at", _TS, nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),  # the job run that wrote it
+    ]
+)
+
+#: ``curated/storage_inventory``: objects and bytes per zone and upload date, one snapshot a day.
+#: Written by the garbage-collection job from the one listing it takes.
+STORAGE_INVENTORY = pa.schema(
+    [
+        pa.field("snapshot_at", _TS, nullable=False),
+        pa.field("zone", pa.string(), nullable=False),  # raw | curated | derivatives
+        pa.field("prefix", pa.string(), nullable=False),  # e.g. raw/images, curated/image_metadata
+        pa.field("data_date", pa.date32()),  # the dt= partition, null where keys carry none
+        pa.field("objects", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
     ]
 )
 
@@ -67,4 +118,6 @@ SCHEMAS: dict[str, pa.Schema] = {
     "upload_events": UPLOAD_EVENTS,
     "dead_letters": DEAD_LETTERS,
     "image_metadata": IMAGE_METADATA,
+    "derivatives": DERIVATIVES,
+    "storage_inventory": STORAGE_INVENTORY,
 }

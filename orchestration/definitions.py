@@ -7,7 +7,7 @@ from assets.raw import raw_images, upload_events
 from assets.warehouse import dbt_resource, warehouse_models
 from imagelake.settings import get_settings
 from orchestration.jobs import realtime_batch_job
-from orchestration.resources import kafka_resource, lake_resource
+from orchestration.resources import catalog_resource, kafka_resource, lake_resource
 from orchestration.sensors import kafka_upload_sensor
 
 settings = get_settings()
@@ -28,6 +28,7 @@ defs = dg.Definitions(
     resources={
         "lake": lake_resource(settings),
         "kafka": kafka_resource(settings),
+        "catalog": catalog_resource(settings),
         "dbt": dbt_resource(settings),
     },
 )

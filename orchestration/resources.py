@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import dagster as dg
 from confluent_kafka import Consumer
 
+from imagelake.catalog import Catalog
 from imagelake.kafka import KafkaConnection, consumer_config
 from imagelake.settings import Settings
 from imagelake.store import Lake
@@ -44,6 +45,17 @@ class KafkaResource(dg.ConfigurableResource):
             consumer.close()
 
 
+class CatalogResource(dg.ConfigurableResource):
+    """The per-image catalog table on DynamoDB (DynamoDB Local when ``endpoint`` is set)."""
+
+    table: str
+    endpoint: str = ""
+    region: str = "us-east-1"
+
+    def catalog(self) -> Catalog:
+        return Catalog(self.table, self.endpoint, self.region)
+
+
 def lake_resource(settings: Settings) -> LakeResource:
     return LakeResource(url=settings.lake_url, s3_endpoint=settings.s3_endpoint, region=settings.aws_region)
 
@@ -51,4 +63,10 @@ def lake_resource(settings: Settings) -> LakeResource:
 def kafka_resource(settings: Settings) -> KafkaResource:
     return KafkaResource(
         bootstrap=settings.kafka_bootstrap, topic=settings.uploads_topic, extra=dict(settings.kafka_extra)
+    )
+
+
+def catalog_resource(settings: Settings) -> CatalogResource:
+    return CatalogResource(
+        table=settings.catalog_table, endpoint=settings.dynamodb_endpoint, region=settings.aws_region
     )

@@ -114,3 +114,31 @@ def imagelake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
     yield configure
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real DynamoDB Local (in memory) for the whole session."""
+    from infra.local.stack import start_dynamodb
+
+    service = start_dynamodb(None, free_port(), tmp_path_factory.mktemp("dynamodb") / "dynamodb.log")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(dynamodb_local: Service) -> str:
+    return f"http://127.0.0.1:{dynamodb_local.port}"
+
+
+@pytest.fixture
+def catalog(dynamodb_endpoint: str, request: pytest.FixtureRequest):
+    """A fresh catalog table per test."""
+    from imagelake.catalog import Catalog
+
+    name = f"images-{time.time_ns()}"
+    cat = Catalog(name, dynamodb_endpoint)
+    cat.ensure_table()
+    return cat

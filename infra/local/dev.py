@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from imagelake.catalog import Catalog
 from imagelake.kafka import KafkaConnection, ensure_topic
 from imagelake.settings import PROJECT_ROOT, get_settings
 from infra.local.stack import (
@@ -27,6 +28,7 @@ from infra.local.stack import (
     start_kafka,
     wait_for_port,
 )
+
 
 def _port(endpoint: str) -> int:
     return int(endpoint.rstrip("/").rsplit(":", 1)[1])
@@ -68,6 +70,7 @@ def main() -> int:
         ensure_topic(
             KafkaConnection.from_settings(settings), settings.uploads_topic, settings.uploads_topic_partitions
         )
+        Catalog.from_settings(settings).ensure_table()
 
         dagster_home = data / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import httpx
@@ -26,18 +26,20 @@ pytestmark = pytest.mark.e2e
 DEADLINE_S = 240
 
 
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log) -> None:  # noqa: ANN001
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"make dev exited early ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-4000:]}")
+            raise AssertionError(
+                f"make dev exited early ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-4000:]}"
+            )
         if predicate():
             return
         time.sleep(1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
-def mart_rows(warehouse) -> list[tuple] | None:  # noqa: ANN001
+def mart_rows(warehouse) -> list[tuple] | None:
     if not warehouse.exists():
         return None
     try:
@@ -62,7 +64,11 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
     log = tmp_path / "make-dev.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.dev"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "infra.local.dev"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     api = f"http://127.0.0.1:{ports['api']}"
@@ -82,16 +88,22 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
         with httpx.Client(base_url=api, timeout=30) as client:
             for i, body in enumerate(bodies):
                 response = client.post(
-                    "/v1/images", headers={"X-API-Key": "dev-key"}, files={"file": (f"img{i}.jpg", body, "image/jpeg")}
+                    "/v1/images",
+                    headers={"X-API-Key": "dev-key"},
+                    files={"file": (f"img{i}.jpg", body, "image/jpeg")},
                 )
                 assert response.status_code == 202, response.text
                 sha256s.add(response.json()["sha256"])
         assert len(sha256s) == 19
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
 
         warehouse = tmp_path / "data" / "warehouse.duckdb"
         wait_for(
-            lambda: (mart_rows(warehouse) or []) == [(today, 20)], DEADLINE_S, "20 uploads in marts.daily_upload_stats", proc, log
+            lambda: (mart_rows(warehouse) or []) == [(today, 20)],
+            DEADLINE_S,
+            "20 uploads in marts.daily_upload_stats",
+            proc,
+            log,
         )
         curated = pq.read_table(tmp_path / "data" / "lake" / "curated" / "image_metadata").to_pylist()
         assert {r["sha256"] for r in curated} == sha256s
@@ -106,4 +118,6 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(1)
     still_open = [name for name, port in ports.items() if port_in_use(port)]
-    assert still_open == [], f"processes still listening after Ctrl-C: {still_open}\n{log.read_text()[-3000:]}"
+    assert still_open == [], (
+        f"processes still listening after Ctrl-C: {still_open}\n{log.read_text()[-3000:]}"
+    )

@@ -75,7 +75,12 @@ def test_upload_is_stored_and_announced(api, kafka_bootstrap):
     assert lake.get(key) == data
     [value] = all_messages(kafka_bootstrap, settings.uploads_topic)
     event = decode_event(value)
-    assert (event.image_id, event.client_id, event.key, event.sha256) == (body["image_id"], "dev", key, body["sha256"])
+    assert (event.image_id, event.client_id, event.key, event.sha256) == (
+        body["image_id"],
+        "dev",
+        key,
+        body["sha256"],
+    )
     assert event.size_bytes == len(data) and event.format == "JPEG"
 
 
@@ -107,7 +112,9 @@ def test_missing_or_empty_file_is_400(api, kwargs, status, kafka_bootstrap):
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}], ids=["missing", "wrong"])
 def test_bad_api_key_is_401(api, headers):
     client, lake, _ = api
-    response = client.post("/v1/images", headers=headers, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")})
+    response = client.post(
+        "/v1/images", headers=headers, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")}
+    )
     assert response.status_code == 401
     assert "X-API-Key" in response.json()["detail"]
     assert raw_objects(lake) == []
@@ -135,7 +142,9 @@ def test_non_images_are_415(api, name, data, declared, kafka_bootstrap):
 def test_truncated_jpeg_is_422(api):
     client, lake, _ = api
     data = images.jpeg(300, 200)
-    response = client.post("/v1/images", headers=KEY, files={"file": ("t.jpg", data[: len(data) // 2], "image/jpeg")})
+    response = client.post(
+        "/v1/images", headers=KEY, files={"file": ("t.jpg", data[: len(data) // 2], "image/jpeg")}
+    )
     assert response.status_code == 422
     assert "truncated" in response.json()["detail"]
     assert raw_objects(lake) == []
@@ -143,7 +152,9 @@ def test_truncated_jpeg_is_422(api):
 
 def test_huge_png_is_refused_before_decoding(api):
     client, lake, _ = api
-    response = client.post("/v1/images", headers=KEY, files={"file": ("big.png", images.huge_png(), "image/png")})
+    response = client.post(
+        "/v1/images", headers=KEY, files={"file": ("big.png", images.huge_png(), "image/png")}
+    )
     assert response.status_code == 422
     assert "pixels" in response.json()["detail"]
     assert raw_objects(lake) == []
@@ -151,7 +162,9 @@ def test_huge_png_is_refused_before_decoding(api):
 
 def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstrap, topic):
     settings = settings_factory(
-        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic, IMAGELAKE_MAX_UPLOAD_BYTES="200000"
+        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        IMAGELAKE_UPLOADS_TOPIC=topic,
+        IMAGELAKE_MAX_UPLOAD_BYTES="200000",
     )
     lake = Lake.from_settings(settings)
     sent = {"bytes": 0}
@@ -168,7 +181,9 @@ def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstra
     with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
         try:
             response = client.post(
-                "/v1/images", headers={**KEY, "Content-Type": f"multipart/form-data; boundary={boundary}"}, content=body()
+                "/v1/images",
+                headers={**KEY, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                content=body(),
             )
             assert response.status_code == 413
             assert "limit" in response.json()["detail"]
@@ -197,11 +212,16 @@ def test_filename_with_path_traversal_is_ignored(api, tmp_path):
 
 
 def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_factory, topic):
-    settings = settings_factory(IMAGELAKE_KAFKA_BOOTSTRAP=dead_endpoint(), IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="2")
+    settings = settings_factory(
+        IMAGELAKE_KAFKA_BOOTSTRAP=dead_endpoint(), IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="2"
+    )
     lake = Lake.from_settings(settings)
     with serve(create_app(settings, lake=lake)) as url:
         response = httpx.post(
-            f"{url}/v1/images", headers=KEY, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")}, timeout=30
+            f"{url}/v1/images",
+            headers=KEY,
+            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
+            timeout=30,
         )
     assert response.status_code == 503
     assert "retry" in response.json()["detail"]
@@ -211,7 +231,12 @@ def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_fact
 def test_every_upload_gets_its_own_key(api):
     client, lake, _ = api
     data = images.jpeg(seed=3)
-    ids = {client.post("/v1/images", headers=KEY, files={"file": ("a.jpg", data, "image/jpeg")}).json()["image_id"] for _ in range(3)}
+    ids = {
+        client.post("/v1/images", headers=KEY, files={"file": ("a.jpg", data, "image/jpeg")}).json()[
+            "image_id"
+        ]
+        for _ in range(3)
+    }
     assert len(ids) == 3
     assert len(raw_objects(lake)) == 3
     assert json.dumps(sorted(ids))  # ids are plain strings

@@ -25,7 +25,9 @@ def tick(instance: dg.DagsterInstance, kafka: KafkaResource, cursor: str | None)
     return kafka_upload_sensor(context), context
 
 
-def run_batch(instance: dg.DagsterInstance, batch_id: str, lake: Lake, kafka: KafkaResource) -> dg.ExecuteInProcessResult:
+def run_batch(
+    instance: dg.DagsterInstance, batch_id: str, lake: Lake, kafka: KafkaResource
+) -> dg.ExecuteInProcessResult:
     if not instance.has_dynamic_partition("upload_batches", batch_id):
         instance.add_dynamic_partitions("upload_batches", [batch_id])
     return dg.materialize(
@@ -86,14 +88,19 @@ def test_unreadable_cursor_is_an_error_not_a_silent_reset(stack):
 
 def test_batch_run_archives_events_and_writes_metadata(stack):
     lake, kafka, instance, prod = stack
-    sent = [store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=i), partition=0) for i in range(3)]
+    sent = [
+        store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=i), partition=0)
+        for i in range(3)
+    ]
     batch_id = str(BatchId(kafka.topic, 0, 0, 2))
     result = run_batch(instance, batch_id, lake, kafka)
     assert result.success
     events = read_batch_table(lake, "upload_events", batch_id)
     assert events["image_id"].to_pylist() == [e.image_id for e in sent]
     meta = read_batch_table(lake, "image_metadata", batch_id).to_pylist()
-    assert [(m["status"], m["width"], m["height"], m["format"]) for m in meta] == [("processed", 80, 60, "JPEG")] * 3
+    assert [(m["status"], m["width"], m["height"], m["format"]) for m in meta] == [
+        ("processed", 80, 60, "JPEG")
+    ] * 3
     assert {m["sha256"] for m in meta} == {e.sha256 for e in sent}
     mats = result.asset_materializations_for_node("image_metadata")
     assert mats[0].metadata["processed"].value == 3 and mats[0].metadata["failed"].value == 0
@@ -121,7 +128,9 @@ def test_malformed_message_is_dead_lettered_and_the_partition_keeps_flowing(stac
     [request2] = second.run_requests
     assert request2.partition_key == f"{kafka.topic}-1-4-4"
     assert run_batch(instance, request2.partition_key, lake, kafka).success
-    assert read_batch_table(lake, "upload_events", request2.partition_key)["image_id"].to_pylist() == [newest.image_id]
+    assert read_batch_table(lake, "upload_events", request2.partition_key)["image_id"].to_pylist() == [
+        newest.image_id
+    ]
 
 
 def test_the_same_batch_run_twice_rewrites_identical_files(stack):

@@ -14,7 +14,11 @@ def s3_lake(moto_endpoint, monkeypatch, request):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     bucket = f"lake-{request.node.name.replace('_', '-')[:40]}".lower()
     boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket)
     return Lake(f"s3://{bucket}/imagelake", s3_endpoint=moto_endpoint)
 
@@ -47,7 +51,11 @@ def test_create_only_put_refuses_to_overwrite(s3_lake):
 def test_keys_live_under_the_lake_prefix(s3_lake, moto_endpoint):
     s3_lake.put("curated/t/dt=2026-11-24/b.parquet", b"x")
     client = boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     bucket = s3_lake.url.split("/")[2]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]

@@ -34,13 +34,17 @@ def test_empty_lake_builds_empty_marts(imagelake_env):
     assert checks and all(c.passed for c in checks)
 
 
-def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(imagelake_env, kafka_bootstrap, topic):
+def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(
+    imagelake_env, kafka_bootstrap, topic
+):
     settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
     lake = Lake.from_settings(settings)
     kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
     prod = producer(kafka_bootstrap)
     sent = [store_and_announce(lake, prod, topic, images.jpeg(seed=i), partition=0) for i in range(3)]
-    sent.append(store_and_announce(lake, prod, topic, images.png(seed=7), fmt="PNG", partition=0, client_id="other"))
+    sent.append(
+        store_and_announce(lake, prod, topic, images.png(seed=7), fmt="PNG", partition=0, client_id="other")
+    )
     send(prod, topic, sent[0].encode(), key=sent[0].image_id, partition=0)  # at-least-once: delivered twice
     with dg.instance_for_test() as instance:
         batch = str(BatchId(topic, 0, 0, 4))

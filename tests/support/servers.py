@@ -13,9 +13,11 @@ from infra.local.stack import free_port
 
 
 @contextmanager
-def serve(app) -> Iterator[str]:  # noqa: ANN001 - any ASGI app
+def serve(app) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from confluent_kafka import Producer
 
@@ -30,7 +30,7 @@ def store_and_announce(
     partition: int | None = None,
 ) -> UploadEvent:
     """What the API does for one upload (lake=None: announce an object that was never stored)."""
-    uploaded_at = uploaded_at or datetime.now(timezone.utc)
+    uploaded_at = uploaded_at or datetime.now(UTC)
     image_id = new_image_id(int(uploaded_at.timestamp() * 1000))
     key = layout.raw_image_key(layout.dt_of(uploaded_at), image_id)
     if lake is not None:
@@ -48,7 +48,9 @@ def store_and_announce(
     return event
 
 
-def send(prod: Producer, topic: str, value: bytes | None, key: str = "k", partition: int | None = None) -> None:
+def send(
+    prod: Producer, topic: str, value: bytes | None, key: str = "k", partition: int | None = None
+) -> None:
     kwargs = {} if partition is None else {"partition": partition}
     prod.produce(topic, value=value, key=key.encode(), **kwargs)
     assert prod.flush(10) == 0, "message not delivered"
