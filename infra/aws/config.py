@@ -67,13 +67,19 @@ def _text(get: Callable[[str], Any], key: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def check_required(get: Callable[[str], Any]) -> None:
+    """Name every missing required value at once, so one run tells the whole story."""
+    missing = [key for key in REQUIRED_CONTEXT if not _text(get, key)]
+    if missing:
+        raise InfraConfigError(
+            "; ".join(f"missing required CDK context value {key!r} ({REQUIRED_CONTEXT[key]})" for key in missing)
+            + ". Pass -c key=value, or put them in the JSON file given to --context-file "
+            "(infra/aws/example-context.json shows every key)"
+        )
+
+
 def _required(get: Callable[[str], Any], key: str, pattern: re.Pattern[str] | None = None) -> str:
     value = _text(get, key)
-    if not value:
-        raise InfraConfigError(
-            f"missing required CDK context value {key!r} ({REQUIRED_CONTEXT[key]}): "
-            f"pass -c {key}=... to infra/aws/app.py or cdk, or set it in infra/aws/cdk.context.json"
-        )
     if pattern is not None and not pattern.match(value):
         raise InfraConfigError(f"CDK context value {key!r} is malformed: {value!r} ({REQUIRED_CONTEXT[key]})")
     return value
@@ -155,6 +161,7 @@ class DeployConfig:
         cls, get: Callable[[str], Any], env: Mapping[str, str] | None = None
     ) -> "DeployConfig":
         """Read and check every value; ``get`` is ``app.node.try_get_context`` or ``dict.get``."""
+        check_required(get)
         subnets = tuple(
             s.strip() for s in _required(get, "private_subnet_ids").replace(" ", ",").split(",") if s.strip()
         )

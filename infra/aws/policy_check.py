@@ -1,6 +1,8 @@
 """Read a synthesized CloudFormation template and say what it grants on a bucket, and what is wrong.
 
-The stacks spell every S3 ARN literally, so a grant is plain text here. The
+The stacks spell every S3 ARN literally, so a grant is plain text here (an
+``Fn::Join`` of literals, as CDK's own ``grant_*`` methods write, is read too;
+S3 actions on anything else cannot be proven narrow and are violations). The
 checks are deliberately strict: anything that is not an object action on
 ``<bucket>/<prefix>*`` or a prefix-conditioned ``s3:ListBucket`` counts as a
 violation (wildcard actions or buckets, ``NotAction``/``NotResource``,
@@ -76,6 +78,25 @@ class BucketGrants:
     violations: list[str] = field(default_factory=list)
 
 
+#: Pseudo parameters with one value wherever imagelake deploys (the standard AWS partition).
+_PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+
+
+def resolve_text(value: Any) -> str | None:
+    """A literal string, or the text of an ``Fn::Join`` of literals and partition refs; else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref" and arg in _PSEUDO:
+            return _PSEUDO[arg]
+        if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            parts = [resolve_text(p) for p in _as_list(arg[1])]
+            if all(p is not None for p in parts):
+                return str(arg[0]).join(parts)  # type: ignore[arg-type]
+    return None
+
+
 def _could_be_s3(action: str) -> bool:
     return action == "*" or fnmatch.fnmatchcase("s3:GetObject", action) or action.lower().startswith("s3:")
 
@@ -95,9 +116,11 @@ def bucket_grants(statements: Iterable[Mapping[str, Any]], bucket_name: str) -> 
         s3_actions = [a for a in actions if _could_be_s3(a)]
         if not s3_actions:
             continue
-        for res in _as_list(st.get("Resource")):
-            if not isinstance(res, str):
-                continue  # a token (Fn::*) never names this bucket: its ARNs are literal
+        for raw in _as_list(st.get("Resource")):
+            res = resolve_text(raw)
+            if res is None:
+                out.violations.append(f"{sid}: {s3_actions} on an unresolvable resource {raw!r}: cannot prove its reach")
+                continue
             head, _, key = res.partition("/")
             if res == "*" or (head != bucket and fnmatch.fnmatchcase(bucket, head)):
                 out.violations.append(f"{sid}: {s3_actions} on {res!r} reaches every object of {bucket_name}")
