@@ -27,6 +27,7 @@ TABLES = tuple(sorted(layout.TABLE_PREFIXES.values()))
 SPARK_CODE = "spark/"
 EMR_LOGS = "emr-logs/"
 PIPES = "pipes/"
+DAGSTER_LOGS = "dagster-logs/"
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ DAGSTER_LAKE = PrefixAccess(
     read=(RAW_IMAGES, RAW_EVENTS, RAW_DEAD_LETTERS, CURATED, DERIVATIVES),
     write=(RAW_EVENTS, RAW_DEAD_LETTERS, CURATED),
 )
-#: Dagster hands Pipes messages to and from EMR jobs and reads their logs.
-DAGSTER_OPS = PrefixAccess(read=(PIPES, EMR_LOGS), write=(PIPES,))
+#: Dagster hands Pipes messages to and from EMR jobs, reads their logs, and keeps its own
+#: compute logs (the Helm values' S3ComputeLogManager).
+DAGSTER_OPS = PrefixAccess(read=(PIPES, EMR_LOGS, DAGSTER_LOGS), write=(PIPES, DAGSTER_LOGS))
 
 #: The Spark jobs: derivatives (write), compaction (rewrite curated/raw tables), garbage
 #: collection and retention (delete) across the lake's zones, and nothing outside them.
@@ -88,7 +90,9 @@ def prefix_statements(bucket_name: str, access: PrefixAccess, sid: str) -> list[
     ):
         if prefixes:
             statements.append(
-                iam.PolicyStatement(sid=f"{sid}{verb}", actions=actions, resources=object_arns(bucket_name, prefixes))
+                iam.PolicyStatement(
+                    sid=f"{sid}{verb}", actions=actions, resources=object_arns(bucket_name, prefixes)
+                )
             )
     if access.listed:
         statements.append(

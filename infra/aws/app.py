@@ -52,7 +52,15 @@ class ImagelakeApp:
 
     @property
     def stacks(self) -> list[cdk.Stack]:
-        return [self.lake, self.events, self.catalog, self.processing, self.warehouse, self.registry, self.workloads]
+        return [
+            self.lake,
+            self.events,
+            self.catalog,
+            self.processing,
+            self.warehouse,
+            self.registry,
+            self.workloads,
+        ]
 
 
 def build_app(
@@ -70,15 +78,29 @@ def build_app(
 
     common = {"config": config, "env": aws_env}
     lake = LakeStack(app, stack_id("lake"), description="imagelake: the S3 lake and ops buckets", **common)
-    events = EventsStack(app, stack_id("events"), description="imagelake: MSK Serverless and the uploads topic", **common)
-    catalog = CatalogStack(app, stack_id("catalog"), description="imagelake: the DynamoDB image catalog", **common)
+    events = EventsStack(
+        app, stack_id("events"), description="imagelake: MSK Serverless and the uploads topic", **common
+    )
+    catalog = CatalogStack(
+        app, stack_id("catalog"), description="imagelake: the DynamoDB image catalog", **common
+    )
     processing = ProcessingStack(
-        app, stack_id("processing"), description="imagelake: EMR Serverless Spark", lake_key=lake.key, **common
+        app,
+        stack_id("processing"),
+        description="imagelake: EMR Serverless Spark",
+        lake_key=lake.key,
+        **common,
     )
     warehouse = WarehouseStack(
-        app, stack_id("warehouse"), description="imagelake: Redshift Serverless and Glue", lake_key=lake.key, **common
+        app,
+        stack_id("warehouse"),
+        description="imagelake: Redshift Serverless and Glue",
+        lake_key=lake.key,
+        **common,
     )
-    registry = RegistryStack(app, stack_id("registry"), description="imagelake: the container registry", **common)
+    registry = RegistryStack(
+        app, stack_id("registry"), description="imagelake: the container registry", **common
+    )
     workloads = WorkloadsStack(
         app,
         stack_id("workloads"),
@@ -122,7 +144,9 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], Path | None]:
         elif flag in ("-o", "--output") and args:
             outdir = Path(args.pop(0))
         else:
-            raise InfraConfigError(f"unknown argument {flag!r}: use --context-file f.json, -c key=value, -o outdir")
+            raise InfraConfigError(
+                f"unknown argument {flag!r}: use --context-file f.json, -c key=value, -o outdir"
+            )
     return context, outdir
 
 

@@ -72,7 +72,9 @@ def check_required(get: Callable[[str], Any]) -> None:
     missing = [key for key in REQUIRED_CONTEXT if not _text(get, key)]
     if missing:
         raise InfraConfigError(
-            "; ".join(f"missing required CDK context value {key!r} ({REQUIRED_CONTEXT[key]})" for key in missing)
+            "; ".join(
+                f"missing required CDK context value {key!r} ({REQUIRED_CONTEXT[key]})" for key in missing
+            )
             + ". Pass -c key=value, or put them in the JSON file given to --context-file "
             "(infra/aws/example-context.json shows every key)"
         )
@@ -157,9 +159,7 @@ class DeployConfig:
     spectrum_schema: str = imagelake_settings.SPECTRUM_SCHEMA
 
     @classmethod
-    def from_context(
-        cls, get: Callable[[str], Any], env: Mapping[str, str] | None = None
-    ) -> "DeployConfig":
+    def from_context(cls, get: Callable[[str], Any], env: Mapping[str, str] | None = None) -> DeployConfig:
         """Read and check every value; ``get`` is ``app.node.try_get_context`` or ``dict.get``."""
         check_required(get)
         subnets = tuple(
@@ -167,7 +167,9 @@ class DeployConfig:
         )
         for subnet in subnets:
             if not _SUBNET_RE.match(subnet):
-                raise InfraConfigError(f"CDK context value 'private_subnet_ids' has a malformed id {subnet!r}")
+                raise InfraConfigError(
+                    f"CDK context value 'private_subnet_ids' has a malformed id {subnet!r}"
+                )
         if len(set(subnets)) < 3:
             raise InfraConfigError(
                 "CDK context value 'private_subnet_ids' needs at least 3 distinct subnets in 3 availability "
@@ -175,10 +177,16 @@ class DeployConfig:
             )
         namespace = _text(get, "k8s_namespace") or OPTIONAL_CONTEXT["k8s_namespace"]
         if not _K8S_NAME_RE.match(namespace):
-            raise InfraConfigError(f"CDK context value 'k8s_namespace' is not a Kubernetes name: {namespace!r}")
-        topic_flag = (_text(get, "topic_via_cloudformation") or OPTIONAL_CONTEXT["topic_via_cloudformation"]).lower()
+            raise InfraConfigError(
+                f"CDK context value 'k8s_namespace' is not a Kubernetes name: {namespace!r}"
+            )
+        topic_flag = (
+            _text(get, "topic_via_cloudformation") or OPTIONAL_CONTEXT["topic_via_cloudformation"]
+        ).lower()
         if topic_flag not in ("true", "false"):
-            raise InfraConfigError(f"CDK context value 'topic_via_cloudformation' must be true or false, got {topic_flag!r}")
+            raise InfraConfigError(
+                f"CDK context value 'topic_via_cloudformation' must be true or false, got {topic_flag!r}"
+            )
         base_rpu = _optional_int(get, "redshift_base_rpu", 8)
         max_rpu = _optional_int(get, "redshift_max_rpu", base_rpu)
         return cls(

@@ -87,7 +87,7 @@ def resolve_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping) and len(value) == 1:
-        (fn, arg), = value.items()
+        ((fn, arg),) = value.items()
         if fn == "Ref" and arg in _PSEUDO:
             return _PSEUDO[arg]
         if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
@@ -119,7 +119,9 @@ def bucket_grants(statements: Iterable[Mapping[str, Any]], bucket_name: str) -> 
         for raw in _as_list(st.get("Resource")):
             res = resolve_text(raw)
             if res is None:
-                out.violations.append(f"{sid}: {s3_actions} on an unresolvable resource {raw!r}: cannot prove its reach")
+                out.violations.append(
+                    f"{sid}: {s3_actions} on an unresolvable resource {raw!r}: cannot prove its reach"
+                )
                 continue
             head, _, key = res.partition("/")
             if res == "*" or (head != bucket and fnmatch.fnmatchcase(bucket, head)):
@@ -161,7 +163,9 @@ def role_bucket_grants(template: Mapping[str, Any], role_name: str, bucket_name:
     policies = role_policies(template, role_logical_id(template, role_name))
     out = bucket_grants(policies.statements, bucket_name)
     for arn in policies.managed_policy_arns:
-        out.violations.append(f"managed policy {arn!r} attached to {role_name}: its grants cannot be checked here")
+        out.violations.append(
+            f"managed policy {arn!r} attached to {role_name}: its grants cannot be checked here"
+        )
     return out
 
 
@@ -208,7 +212,11 @@ def bucket_exposure(template: Mapping[str, Any], bucket_name: str) -> list[str]:
             if st.get("Effect") == "Allow" and _is_public_principal(st.get("Principal")):
                 problems.append(f"bucket policy allows {st.get('Action')} to everyone")
             secure = st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
-            if st.get("Effect") == "Deny" and secure in ("false", False) and _is_public_principal(st.get("Principal")):
+            if (
+                st.get("Effect") == "Deny"
+                and secure in ("false", False)
+                and _is_public_principal(st.get("Principal"))
+            ):
                 tls_only = True
     if not tls_only:
         problems.append("no bucket policy denies requests without TLS (aws:SecureTransport)")

@@ -11,10 +11,10 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk.assertions import Template
 
-from imagelake.settings import PROJECT_ROOT  # noqa: E402
-from infra.aws.app import ImagelakeApp, build_app  # noqa: E402
+from imagelake.settings import PROJECT_ROOT
+from infra.aws.app import ImagelakeApp, build_app
 
 EXAMPLE_CONTEXT_FILE = PROJECT_ROOT / "infra" / "aws" / "example-context.json"
 #: Settings as a deployment without overrides sees them (no IMAGELAKE_* from the test's shell).

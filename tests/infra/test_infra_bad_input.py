@@ -27,7 +27,7 @@ def test_retention_below_one_day_in_the_environment_is_refused(context, days):
 
 
 def test_retention_that_is_not_a_number_is_refused(context):
-    with pytest.raises(InfraConfigError, match="retention_days.*whole number"):
+    with pytest.raises(InfraConfigError, match=r"retention_days.*whole number"):
         DeployConfig.from_context(context(retention_days="a week").get, env={})
 
 
@@ -46,8 +46,16 @@ def test_each_missing_required_context_value_is_named(context, key):
         ("region", "Europe", "'region' is malformed"),
         ("env_name", "Prod_Env", "'env_name' is malformed"),
         ("vpc_id", "vpc-xyz", "'vpc_id' is malformed"),
-        ("private_subnet_ids", "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2", "at least 3 distinct subnets"),
-        ("private_subnet_ids", "subnet-0aaaaaaaaaaaaaaa1,bogus,subnet-0ccccccccccccccc3", "malformed id 'bogus'"),
+        (
+            "private_subnet_ids",
+            "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2",
+            "at least 3 distinct subnets",
+        ),
+        (
+            "private_subnet_ids",
+            "subnet-0aaaaaaaaaaaaaaa1,bogus,subnet-0ccccccccccccccc3",
+            "malformed id 'bogus'",
+        ),
         ("eks_client_security_group_id", "default", "'eks_client_security_group_id' is malformed"),
         ("k8s_namespace", "Image_Lake", "'k8s_namespace' is not a Kubernetes name"),
         ("emr_max_vcpu", "0", "'emr_max_vcpu' must be >= 1"),
@@ -82,7 +90,16 @@ def test_synth_from_the_command_line_fails_clearly_on_zero_retention(tmp_path):
     """The real entry point in a fresh process, as `make infra-synth` runs it."""
     context_file = PROJECT_ROOT / "infra" / "aws" / "example-context.json"
     result = subprocess.run(
-        [sys.executable, str(APP), "--context-file", str(context_file), "-c", "retention_days=0", "-o", str(tmp_path)],
+        [
+            sys.executable,
+            str(APP),
+            "--context-file",
+            str(context_file),
+            "-c",
+            "retention_days=0",
+            "-o",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

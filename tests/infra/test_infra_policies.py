@@ -26,24 +26,53 @@ EVERY_ZONE = {RAW_IMAGES, RAW_EVENTS, DEAD, CURATED, DERIV}
 
 #: role purpose -> stack part -> {kind: prefixes} on the lake bucket.
 EXPECTED_LAKE = {
-    "api": ("workloads", {"read": set(), "write": {RAW_IMAGES}, "delete": {RAW_IMAGES}, "list": {RAW_IMAGES}}),
+    "api": (
+        "workloads",
+        {"read": set(), "write": {RAW_IMAGES}, "delete": {RAW_IMAGES}, "list": {RAW_IMAGES}},
+    ),
     "dagster": (
         "workloads",
         {"read": EVERY_ZONE, "write": {RAW_EVENTS, DEAD, CURATED}, "delete": set(), "list": EVERY_ZONE},
     ),
     "emr-job": (
         "processing",
-        {"read": EVERY_ZONE, "write": {RAW_EVENTS, DEAD, CURATED, DERIV}, "delete": EVERY_ZONE, "list": EVERY_ZONE},
+        {
+            "read": EVERY_ZONE,
+            "write": {RAW_EVENTS, DEAD, CURATED, DERIV},
+            "delete": EVERY_ZONE,
+            "list": EVERY_ZONE,
+        },
     ),
     "spectrum": (
         "warehouse",
-        {"read": set(layout.TABLE_PREFIXES.values()), "write": set(), "delete": set(), "list": set(layout.TABLE_PREFIXES.values())},
+        {
+            "read": set(layout.TABLE_PREFIXES.values()),
+            "write": set(),
+            "delete": set(),
+            "list": set(layout.TABLE_PREFIXES.values()),
+        },
     ),
 }
 EXPECTED_OPS = {
     "api": ("workloads", {"read": set(), "write": set(), "delete": set(), "list": set()}),
-    "dagster": ("workloads", {"read": {"pipes/", "emr-logs/"}, "write": {"pipes/"}, "delete": set(), "list": {"pipes/", "emr-logs/"}}),
-    "emr-job": ("processing", {"read": {"spark/", "pipes/"}, "write": {"emr-logs/", "pipes/"}, "delete": set(), "list": {"spark/", "pipes/"}}),
+    "dagster": (
+        "workloads",
+        {
+            "read": {"pipes/", "emr-logs/", "dagster-logs/"},
+            "write": {"pipes/", "dagster-logs/"},
+            "delete": set(),
+            "list": {"pipes/", "emr-logs/", "dagster-logs/"},
+        },
+    ),
+    "emr-job": (
+        "processing",
+        {
+            "read": {"spark/", "pipes/"},
+            "write": {"emr-logs/", "pipes/"},
+            "delete": set(),
+            "list": {"spark/", "pipes/"},
+        },
+    ),
     "spectrum": ("warehouse", {"read": set(), "write": set(), "delete": set(), "list": set()}),
 }
 
@@ -51,7 +80,9 @@ EXPECTED_OPS = {
 @pytest.mark.parametrize("purpose", sorted(EXPECTED_LAKE))
 def test_each_role_reaches_only_its_lake_prefixes(built, template_json, purpose):
     part, expected = EXPECTED_LAKE[purpose]
-    found = role_bucket_grants(template_json[part], built.config.role_name(purpose), built.config.lake_bucket_name)
+    found = role_bucket_grants(
+        template_json[part], built.config.role_name(purpose), built.config.lake_bucket_name
+    )
     assert found.violations == []
     assert found.grants == expected
 
@@ -59,7 +90,9 @@ def test_each_role_reaches_only_its_lake_prefixes(built, template_json, purpose)
 @pytest.mark.parametrize("purpose", sorted(EXPECTED_OPS))
 def test_each_role_reaches_only_its_ops_prefixes(built, template_json, purpose):
     part, expected = EXPECTED_OPS[purpose]
-    found = role_bucket_grants(template_json[part], built.config.role_name(purpose), built.config.ops_bucket_name)
+    found = role_bucket_grants(
+        template_json[part], built.config.role_name(purpose), built.config.ops_bucket_name
+    )
     assert found.violations == []
     assert found.grants == expected
 
@@ -101,7 +134,11 @@ def test_pod_roles_trust_only_eks_pod_identity_of_this_cluster(built, templates)
         )
         templates["workloads"].has_resource_properties(
             "AWS::EKS::PodIdentityAssociation",
-            {"ClusterName": cfg.eks_cluster_name, "Namespace": cfg.k8s_namespace, "ServiceAccount": service_account},
+            {
+                "ClusterName": cfg.eks_cluster_name,
+                "Namespace": cfg.k8s_namespace,
+                "ServiceAccount": service_account,
+            },
         )
 
 
@@ -120,16 +157,32 @@ def _api_policy(template):
     ("sid", "widen"),
     [
         pytest.param("LakeWrite", lambda st, b: st.update(Resource=f"arn:aws:s3:::{b}/*"), id="whole-bucket"),
-        pytest.param("LakeWrite", lambda st, b: st.update(Resource=f"arn:aws:s3:::{b}/raw/*"), id="parent-prefix"),
-        pytest.param("LakeWrite", lambda st, b: st.update(Resource=f"arn:aws:s3:::{b}/curated/*"), id="other-prefix"),
+        pytest.param(
+            "LakeWrite", lambda st, b: st.update(Resource=f"arn:aws:s3:::{b}/raw/*"), id="parent-prefix"
+        ),
+        pytest.param(
+            "LakeWrite", lambda st, b: st.update(Resource=f"arn:aws:s3:::{b}/curated/*"), id="other-prefix"
+        ),
         pytest.param("LakeWrite", lambda st, b: st.update(Action="s3:*"), id="wildcard-action"),
         pytest.param("LakeWrite", lambda st, b: st.update(Action="s3:Get*"), id="partial-wildcard-action"),
         pytest.param("LakeWrite", lambda st, b: st.update(Resource="*"), id="any-resource"),
-        pytest.param("LakeWrite", lambda st, b: st.update(Resource="arn:aws:s3:::imagelake-*/raw/images/*"), id="wildcard-bucket"),
-        pytest.param("LakeDelete", lambda st, b: st.update(Action="s3:PutBucketPolicy", Resource=f"arn:aws:s3:::{b}"), id="bucket-action"),
+        pytest.param(
+            "LakeWrite",
+            lambda st, b: st.update(Resource="arn:aws:s3:::imagelake-*/raw/images/*"),
+            id="wildcard-bucket",
+        ),
+        pytest.param(
+            "LakeDelete",
+            lambda st, b: st.update(Action="s3:PutBucketPolicy", Resource=f"arn:aws:s3:::{b}"),
+            id="bucket-action",
+        ),
         pytest.param("LakeDelete", lambda st, b: st.update(NotAction=st.pop("Action")), id="not-action"),
         pytest.param("LakeList", lambda st, b: st.pop("Condition"), id="unconditioned-list"),
-        pytest.param("LakeList", lambda st, b: st.update(Condition={"StringLike": {"s3:prefix": ["*"]}}), id="list-everything"),
+        pytest.param(
+            "LakeList",
+            lambda st, b: st.update(Condition={"StringLike": {"s3:prefix": ["*"]}}),
+            id="list-everything",
+        ),
     ],
 )
 def test_a_widened_api_role_is_flagged(built, template_json, sid, widen):
@@ -143,19 +196,27 @@ def test_a_widened_api_role_is_flagged(built, template_json, sid, widen):
 def test_a_role_built_with_a_broad_cdk_grant_is_flagged(built):
     """A real CDK construct, not a hand-edited template: ``grant_read_write`` reaches the whole bucket."""
     app = cdk.App()
-    stack = cdk.Stack(app, "Widened", env=cdk.Environment(account=built.config.account, region=built.config.region))
+    stack = cdk.Stack(
+        app, "Widened", env=cdk.Environment(account=built.config.account, region=built.config.region)
+    )
     bucket = s3.Bucket.from_bucket_name(stack, "Lake", built.config.lake_bucket_name)
-    role = iam.Role(stack, "Api", role_name="widened-api", assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com"))
+    role = iam.Role(
+        stack, "Api", role_name="widened-api", assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com")
+    )
     bucket.grant_read_write(role, f"{layout.RAW_IMAGES}/*")
     bucket.grant_delete(role)  # no prefix: every key
-    found = role_bucket_grants(Template.from_stack(stack).to_json(), "widened-api", built.config.lake_bucket_name)
+    found = role_bucket_grants(
+        Template.from_stack(stack).to_json(), "widened-api", built.config.lake_bucket_name
+    )
     assert any("not limited to one prefix" in v or "unexpected action" in v for v in found.violations)
 
 
 def test_a_managed_policy_is_flagged(built, template_json):
     template = copy.deepcopy(template_json["workloads"])
     role = role_logical_id(template, built.config.role_name("api"))
-    template["Resources"][role]["Properties"]["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
+    template["Resources"][role]["Properties"]["ManagedPolicyArns"] = [
+        "arn:aws:iam::aws:policy/AmazonS3FullAccess"
+    ]
     found = role_bucket_grants(template, built.config.role_name("api"), built.config.lake_bucket_name)
     assert any("managed policy" in v for v in found.violations)
 
@@ -163,12 +224,19 @@ def test_a_managed_policy_is_flagged(built, template_json):
 @pytest.mark.parametrize(
     "open_bucket",
     [
-        pytest.param(lambda props, pol: props["PublicAccessBlockConfiguration"].update(BlockPublicPolicy=False), id="public-policy-allowed"),
-        pytest.param(lambda props, pol: props.pop("PublicAccessBlockConfiguration"), id="no-public-access-block"),
+        pytest.param(
+            lambda props, pol: props["PublicAccessBlockConfiguration"].update(BlockPublicPolicy=False),
+            id="public-policy-allowed",
+        ),
+        pytest.param(
+            lambda props, pol: props.pop("PublicAccessBlockConfiguration"), id="no-public-access-block"
+        ),
         pytest.param(lambda props, pol: props.update(AccessControl="PublicRead"), id="public-acl"),
         pytest.param(lambda props, pol: props.pop("BucketEncryption"), id="unencrypted"),
         pytest.param(
-            lambda props, pol: pol.append({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject", "Resource": "*"}),
+            lambda props, pol: pol.append(
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject", "Resource": "*"}
+            ),
             id="public-read-policy",
         ),
         pytest.param(lambda props, pol: pol.clear(), id="tls-not-enforced"),
@@ -178,10 +246,14 @@ def test_an_opened_bucket_is_flagged(built, template_json, open_bucket):
     template = copy.deepcopy(template_json["lake"])
     name = built.config.lake_bucket_name
     logical_id, bucket = next(
-        (k, v) for k, v in template["Resources"].items() if v["Type"] == "AWS::S3::Bucket" and v["Properties"]["BucketName"] == name
+        (k, v)
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::S3::Bucket" and v["Properties"]["BucketName"] == name
     )
     policy = next(
-        v for v in template["Resources"].values() if v["Type"] == "AWS::S3::BucketPolicy" and v["Properties"]["Bucket"] == {"Ref": logical_id}
+        v
+        for v in template["Resources"].values()
+        if v["Type"] == "AWS::S3::BucketPolicy" and v["Properties"]["Bucket"] == {"Ref": logical_id}
     )
     open_bucket(bucket["Properties"], policy["Properties"]["PolicyDocument"]["Statement"])
     assert bucket_exposure(template, name) != []

@@ -34,7 +34,11 @@ def test_msk_serverless_uses_iam_and_creates_the_uploads_topic(built, templates)
         {
             "SecurityGroupIngress": [
                 Match.object_like(
-                    {"FromPort": 9098, "ToPort": 9098, "SourceSecurityGroupId": built.config.eks_client_security_group_id}
+                    {
+                        "FromPort": 9098,
+                        "ToPort": 9098,
+                        "SourceSecurityGroupId": built.config.eks_client_security_group_id,
+                    }
                 )
             ]
         },
@@ -94,7 +98,9 @@ def test_emr_serverless_application_has_capacity_limits_and_stops_when_idle(buil
                     Match.object_like(
                         {
                             "Principal": {"Service": "emr-serverless.amazonaws.com"},
-                            "Condition": Match.object_like({"StringEquals": {"aws:SourceAccount": cfg.account}}),
+                            "Condition": Match.object_like(
+                                {"StringEquals": {"aws:SourceAccount": cfg.account}}
+                            ),
                         }
                     )
                 ]

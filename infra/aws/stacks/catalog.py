@@ -16,7 +16,9 @@ class CatalogStack(Stack):
             self,
             "CatalogTable",
             table_name=config.catalog_table,
-            partition_key=dynamodb.Attribute(name=config.catalog_partition_key, type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=config.catalog_partition_key, type=dynamodb.AttributeType.STRING
+            ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=config.catalog_ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

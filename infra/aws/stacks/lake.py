@@ -17,11 +17,13 @@ from infra.aws.config import DeployConfig
 
 #: Days a superseded or deleted object version is kept before it is purged for good.
 NONCURRENT_VERSION_DAYS = 1
-#: Days EMR job logs are kept in the ops bucket.
+#: Days EMR job logs and Dagster compute logs are kept in the ops bucket.
 EMR_LOG_DAYS = 30
 
 
-def _private_bucket(scope: Construct, cid: str, name: str, key: kms.IKey, rules: list[s3.LifecycleRule]) -> s3.Bucket:
+def _private_bucket(
+    scope: Construct, cid: str, name: str, key: kms.IKey, rules: list[s3.LifecycleRule]
+) -> s3.Bucket:
     return s3.Bucket(
         scope,
         cid,
@@ -67,7 +69,10 @@ class LakeStack(Stack):
             "LakeBucket",
             config.lake_bucket_name,
             self.key,
-            [s3.LifecycleRule(id=f"expire-{zone}", prefix=f"{zone}/", expiration=days) for zone in layout.ZONES],
+            [
+                s3.LifecycleRule(id=f"expire-{zone}", prefix=f"{zone}/", expiration=days)
+                for zone in layout.ZONES
+            ],
         )
         self.ops_bucket = _private_bucket(
             self,
@@ -75,7 +80,14 @@ class LakeStack(Stack):
             config.ops_bucket_name,
             self.key,
             [
-                s3.LifecycleRule(id="expire-emr-logs", prefix=access.EMR_LOGS, expiration=Duration.days(EMR_LOG_DAYS)),
+                s3.LifecycleRule(
+                    id="expire-emr-logs", prefix=access.EMR_LOGS, expiration=Duration.days(EMR_LOG_DAYS)
+                ),
+                s3.LifecycleRule(
+                    id="expire-dagster-logs",
+                    prefix=access.DAGSTER_LOGS,
+                    expiration=Duration.days(EMR_LOG_DAYS),
+                ),
                 s3.LifecycleRule(id="expire-pipes-messages", prefix=access.PIPES, expiration=days),
             ],
         )

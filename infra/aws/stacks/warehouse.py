@@ -51,7 +51,9 @@ def glue_type(data_type: pa.DataType) -> str:
         return "timestamp"
     if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
         return "binary"
-    raise ValueError(f"no Glue type for Arrow type {data_type}: extend infra/aws/stacks/warehouse.py:glue_type")
+    raise ValueError(
+        f"no Glue type for Arrow type {data_type}: extend infra/aws/stacks/warehouse.py:glue_type"
+    )
 
 
 def glue_columns(schema: pa.Schema) -> list[glue.CfnTable.ColumnProperty]:
@@ -169,6 +171,11 @@ class WarehouseStack(Stack):
             security_group_ids=[security_group.attr_group_id],
         )
         workgroup.node.add_dependency(namespace)
-        CfnOutput(self, "WorkgroupEndpoint", value=workgroup.attr_workgroup_endpoint_address, description="REDSHIFT_HOST")
+        CfnOutput(
+            self,
+            "WorkgroupEndpoint",
+            value=workgroup.attr_workgroup_endpoint_address,
+            description="REDSHIFT_HOST",
+        )
         CfnOutput(self, "SpectrumRoleArn", value=self.spectrum_role.role_arn)
         CfnOutput(self, "GlueDatabase", value=config.glue_database)

@@ -61,12 +61,16 @@ class WorkloadsStack(Stack):
         ]:
             self.api_role.add_to_policy(statement)
 
-        self.dagster_role = self._pod_role(config, "dagster", DAGSTER_SERVICE_ACCOUNT, "Dagster (code server, daemon, runs)")
+        self.dagster_role = self._pod_role(
+            config, "dagster", DAGSTER_SERVICE_ACCOUNT, "Dagster (code server, daemon, runs)"
+        )
         for statement in [
             *access.prefix_statements(config.lake_bucket_name, access.DAGSTER_LAKE, "Lake"),
             *access.prefix_statements(config.ops_bucket_name, access.DAGSTER_OPS, "Ops"),
             access.kms_statement(lake_key.key_arn, config.region, access.DAGSTER_LAKE, "LakeKey"),
-            iam.PolicyStatement(sid="KafkaConnect", actions=["kafka-cluster:Connect"], resources=[cluster_arn]),
+            iam.PolicyStatement(
+                sid="KafkaConnect", actions=["kafka-cluster:Connect"], resources=[cluster_arn]
+            ),
             iam.PolicyStatement(
                 sid="KafkaReadUploads",
                 actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
