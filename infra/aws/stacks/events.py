@@ -10,11 +10,11 @@ and created once with the Kafka admin API instead (docs/deploy.md).
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_msk as msk
 from constructs import Construct
 
 from infra.aws.config import DeployConfig
+from infra.aws.stacks.common import pod_client_security_group
 
 #: The broker port for IAM-authenticated clients.
 MSK_IAM_PORT = 9098
@@ -25,20 +25,8 @@ MSK_SERVERLESS_REPLICATION = 3
 class EventsStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, config: DeployConfig, **kwargs) -> None:
         super().__init__(scope, cid, **kwargs)
-        self.security_group = ec2.CfnSecurityGroup(
-            self,
-            "BrokerSecurityGroup",
-            group_description=f"imagelake {config.env_name} MSK Serverless: IAM clients from the EKS pods",
-            vpc_id=config.vpc_id,
-            security_group_ingress=[
-                ec2.CfnSecurityGroup.IngressProperty(
-                    ip_protocol="tcp",
-                    from_port=MSK_IAM_PORT,
-                    to_port=MSK_IAM_PORT,
-                    source_security_group_id=config.eks_client_security_group_id,
-                    description="Kafka over TLS with IAM auth from the upload API and Dagster",
-                )
-            ],
+        self.security_group = pod_client_security_group(
+            self, "BrokerSecurityGroup", config, MSK_IAM_PORT, "MSK Serverless (Kafka over TLS, IAM auth)"
         )
         self.cluster = msk.CfnServerlessCluster(
             self,

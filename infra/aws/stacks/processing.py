@@ -15,6 +15,7 @@ from constructs import Construct
 
 from infra.aws import access
 from infra.aws.config import DeployConfig
+from infra.aws.stacks.common import grant
 
 
 class ProcessingStack(Stack):
@@ -61,12 +62,14 @@ class ProcessingStack(Stack):
                 },
             ),
         )
-        for statement in [
-            *access.prefix_statements(config.lake_bucket_name, access.EMR_LAKE, "Lake"),
-            *access.prefix_statements(config.ops_bucket_name, access.EMR_OPS, "Ops"),
-            access.kms_statement(lake_key.key_arn, config.region, access.EMR_LAKE, "LakeKey"),
-        ]:
-            self.job_role.add_to_policy(statement)
+        grant(
+            self.job_role,
+            [
+                *access.prefix_statements(config.lake_bucket_name, access.EMR_LAKE, "Lake"),
+                *access.prefix_statements(config.ops_bucket_name, access.EMR_OPS, "Ops"),
+                access.kms_statement(lake_key.key_arn, config.region, access.EMR_LAKE, "LakeKey"),
+            ],
+        )
         CfnOutput(self, "ApplicationId", value=self.application.attr_application_id)
         CfnOutput(self, "JobRoleArn", value=self.job_role.role_arn)
         CfnOutput(self, "SparkCodeUri", value=f"s3://{config.ops_bucket_name}/{access.SPARK_CODE}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -24,6 +23,7 @@ from imagelake import layout
 from imagelake.schemas import SCHEMAS
 from infra.aws import access
 from infra.aws.config import DeployConfig
+from infra.aws.stacks.common import grant, pod_client_security_group
 
 REDSHIFT_PORT = 5439
 #: The database dbt builds in (profiles.yml's REDSHIFT_DATABASE default).
@@ -107,43 +107,33 @@ class WarehouseStack(Stack):
                 iam.ServicePrincipal("redshift-serverless.amazonaws.com"),
             ),
         )
-        for statement in [
-            *access.prefix_statements(config.lake_bucket_name, access.SPECTRUM_LAKE, "Lake"),
-            access.kms_statement(lake_key.key_arn, config.region, access.SPECTRUM_LAKE, "LakeKey"),
-            iam.PolicyStatement(
-                sid="GlueCatalogRead",
-                actions=[
-                    "glue:GetDatabase",
-                    "glue:GetDatabases",
-                    "glue:GetTable",
-                    "glue:GetTables",
-                    "glue:GetPartition",
-                    "glue:GetPartitions",
-                    "glue:BatchGetPartition",
-                ],
-                resources=[
-                    f"{glue_arn}:catalog",
-                    f"{glue_arn}:database/{config.glue_database}",
-                    f"{glue_arn}:table/{config.glue_database}/*",
-                ],
-            ),
-        ]:
-            self.spectrum_role.add_to_policy(statement)
-
-        security_group = ec2.CfnSecurityGroup(
-            self,
-            "WorkgroupSecurityGroup",
-            group_description=f"imagelake {config.env_name} Redshift Serverless: dbt from the EKS pods",
-            vpc_id=config.vpc_id,
-            security_group_ingress=[
-                ec2.CfnSecurityGroup.IngressProperty(
-                    ip_protocol="tcp",
-                    from_port=REDSHIFT_PORT,
-                    to_port=REDSHIFT_PORT,
-                    source_security_group_id=config.eks_client_security_group_id,
-                    description="dbt (Dagster runs) into Redshift",
-                )
+        grant(
+            self.spectrum_role,
+            [
+                *access.prefix_statements(config.lake_bucket_name, access.SPECTRUM_LAKE, "Lake"),
+                access.kms_statement(lake_key.key_arn, config.region, access.SPECTRUM_LAKE, "LakeKey"),
+                iam.PolicyStatement(
+                    sid="GlueCatalogRead",
+                    actions=[
+                        "glue:GetDatabase",
+                        "glue:GetDatabases",
+                        "glue:GetTable",
+                        "glue:GetTables",
+                        "glue:GetPartition",
+                        "glue:GetPartitions",
+                        "glue:BatchGetPartition",
+                    ],
+                    resources=[
+                        f"{glue_arn}:catalog",
+                        f"{glue_arn}:database/{config.glue_database}",
+                        f"{glue_arn}:table/{config.glue_database}/*",
+                    ],
+                ),
             ],
+        )
+
+        security_group = pod_client_security_group(
+            self, "WorkgroupSecurityGroup", config, REDSHIFT_PORT, "Redshift Serverless (dbt)"
         )
         namespace = redshift.CfnNamespace(
             self,

@@ -19,6 +19,7 @@ from constructs import Construct
 from imagelake.kafka import KafkaConnection, consumer_config
 from infra.aws import access
 from infra.aws.config import API_SERVICE_ACCOUNT, DAGSTER_SERVICE_ACCOUNT, DeployConfig
+from infra.aws.stacks.common import grant
 
 #: The consumer group librdkafka names (never committed to; imagelake/kafka.py).
 KAFKA_READER_GROUP = str(consumer_config(KafkaConnection(""))["group.id"])
@@ -44,76 +45,80 @@ class WorkloadsStack(Stack):
         table_arn = f"arn:aws:dynamodb:{config.region}:{config.account}:table/{config.catalog_table}"
 
         self.api_role = self._pod_role(config, "api", API_SERVICE_ACCOUNT, "The upload API")
-        for statement in [
-            *access.prefix_statements(config.lake_bucket_name, access.API_LAKE, "Lake"),
-            access.kms_statement(lake_key.key_arn, config.region, access.API_LAKE, "LakeKey"),
-            iam.PolicyStatement(
-                sid="KafkaConnect",
-                actions=["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"],
-                resources=[cluster_arn],
-            ),
-            iam.PolicyStatement(
-                sid="KafkaProduceUploads",
-                actions=["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
-                resources=[topic_arn],
-            ),
-            iam.PolicyStatement(sid="CatalogRead", actions=["dynamodb:GetItem"], resources=[table_arn]),
-        ]:
-            self.api_role.add_to_policy(statement)
+        grant(
+            self.api_role,
+            [
+                *access.prefix_statements(config.lake_bucket_name, access.API_LAKE, "Lake"),
+                access.kms_statement(lake_key.key_arn, config.region, access.API_LAKE, "LakeKey"),
+                iam.PolicyStatement(
+                    sid="KafkaConnect",
+                    actions=["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"],
+                    resources=[cluster_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="KafkaProduceUploads",
+                    actions=["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
+                    resources=[topic_arn],
+                ),
+                iam.PolicyStatement(sid="CatalogRead", actions=["dynamodb:GetItem"], resources=[table_arn]),
+            ],
+        )
 
         self.dagster_role = self._pod_role(
             config, "dagster", DAGSTER_SERVICE_ACCOUNT, "Dagster (code server, daemon, runs)"
         )
-        for statement in [
-            *access.prefix_statements(config.lake_bucket_name, access.DAGSTER_LAKE, "Lake"),
-            *access.prefix_statements(config.ops_bucket_name, access.DAGSTER_OPS, "Ops"),
-            access.kms_statement(lake_key.key_arn, config.region, access.DAGSTER_LAKE, "LakeKey"),
-            iam.PolicyStatement(
-                sid="KafkaConnect", actions=["kafka-cluster:Connect"], resources=[cluster_arn]
-            ),
-            iam.PolicyStatement(
-                sid="KafkaReadUploads",
-                actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
-                resources=[topic_arn],
-            ),
-            iam.PolicyStatement(
-                sid="KafkaReaderGroup",
-                actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-                resources=[group_arn],
-            ),
-            iam.PolicyStatement(
-                sid="CatalogReadWrite",
-                actions=[
-                    "dynamodb:DescribeTable",
-                    "dynamodb:GetItem",
-                    "dynamodb:BatchGetItem",
-                    "dynamodb:Query",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:BatchWriteItem",
-                    "dynamodb:ConditionCheckItem",
-                ],
-                resources=[table_arn],
-            ),
-            iam.PolicyStatement(
-                sid="SparkJobRuns",
-                actions=[
-                    "emr-serverless:GetApplication",
-                    "emr-serverless:StartJobRun",
-                    "emr-serverless:GetJobRun",
-                    "emr-serverless:CancelJobRun",
-                    "emr-serverless:GetDashboardForJobRun",
-                ],
-                resources=[emr_application_arn, f"{emr_application_arn}/jobruns/*"],
-            ),
-            iam.PolicyStatement(
-                sid="PassSparkJobRole",
-                actions=["iam:PassRole"],
-                resources=[emr_job_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}},
-            ),
-        ]:
-            self.dagster_role.add_to_policy(statement)
+        grant(
+            self.dagster_role,
+            [
+                *access.prefix_statements(config.lake_bucket_name, access.DAGSTER_LAKE, "Lake"),
+                *access.prefix_statements(config.ops_bucket_name, access.DAGSTER_OPS, "Ops"),
+                access.kms_statement(lake_key.key_arn, config.region, access.DAGSTER_LAKE, "LakeKey"),
+                iam.PolicyStatement(
+                    sid="KafkaConnect", actions=["kafka-cluster:Connect"], resources=[cluster_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="KafkaReadUploads",
+                    actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+                    resources=[topic_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="KafkaReaderGroup",
+                    actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+                    resources=[group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="CatalogReadWrite",
+                    actions=[
+                        "dynamodb:DescribeTable",
+                        "dynamodb:GetItem",
+                        "dynamodb:BatchGetItem",
+                        "dynamodb:Query",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:BatchWriteItem",
+                        "dynamodb:ConditionCheckItem",
+                    ],
+                    resources=[table_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="SparkJobRuns",
+                    actions=[
+                        "emr-serverless:GetApplication",
+                        "emr-serverless:StartJobRun",
+                        "emr-serverless:GetJobRun",
+                        "emr-serverless:CancelJobRun",
+                        "emr-serverless:GetDashboardForJobRun",
+                    ],
+                    resources=[emr_application_arn, f"{emr_application_arn}/jobruns/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="PassSparkJobRole",
+                    actions=["iam:PassRole"],
+                    resources=[emr_job_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}},
+                ),
+            ],
+        )
 
     def _pod_role(self, config: DeployConfig, purpose: str, service_account: str, who: str) -> iam.Role:
         role = iam.Role(
