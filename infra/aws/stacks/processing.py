@@ -40,9 +40,9 @@ class ProcessingStack(Stack):
                 enabled=True, idle_timeout_minutes=config.emr_idle_minutes
             ),
             monitoring_configuration=emr.CfnApplication.MonitoringConfigurationProperty(
+                # Encrypted by the ops bucket's default SSE-KMS, through S3 like every other write.
                 s3_monitoring_configuration=emr.CfnApplication.S3MonitoringConfigurationProperty(
-                    log_uri=f"s3://{config.ops_bucket_name}/{access.EMR_LOGS}",
-                    encryption_key_arn=lake_key.key_arn,
+                    log_uri=f"s3://{config.ops_bucket_name}/{access.EMR_LOGS}"
                 )
             ),
         )
