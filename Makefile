@@ -65,3 +65,13 @@ format: venv
 
 clean:
 	rm -rf .data .cache dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
+
+# AWS infrastructure (docs/deploy.md): synthesize the CDK app; its tests run with `make test` too.
+INFRA_CONTEXT ?= infra/aws/example-context.json
+.PHONY: infra-synth infra-test
+infra-synth: venv
+	rm -rf infra/aws/cdk.out
+	$(BIN)/python infra/aws/app.py --context-file $(INFRA_CONTEXT)
+
+infra-test: venv
+	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)

@@ -29,6 +29,16 @@ UPLOADS_TOPIC_PARTITIONS = 3
 #: The DynamoDB table that holds one catalog item per image.
 CATALOG_TABLE = "imagelake-images"
 
+# Names the AWS infrastructure (infra/aws) creates and the code addresses; one spelling each.
+#: The catalog table's partition key, a string attribute holding the image id.
+CATALOG_PARTITION_KEY = "image_id"
+#: The catalog item attribute DynamoDB's TTL reads: when the item expires, in epoch seconds.
+CATALOG_TTL_ATTRIBUTE = "expires_at"
+#: The Glue database that catalogues the lake's Parquet tables for Redshift Spectrum.
+GLUE_DATABASE = "imagelake_lake"
+#: The Redshift external schema over GLUE_DATABASE; dbt reads it as IMAGELAKE_SPECTRUM_SCHEMA.
+SPECTRUM_SCHEMA = "lake"
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""

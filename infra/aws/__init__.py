@@ -1,0 +1,1 @@
+"""imagelake on AWS: a CDK app in Python (``python infra/aws/app.py``), see docs/deploy.md."""
