@@ -25,11 +25,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imagelake.events import UploadEvent
+from imagelake.settings import CATALOG_PARTITION_KEY, CATALOG_TTL_ATTRIBUTE
 
-#: DynamoDB's time-to-live attribute on every item (epoch seconds).
-TTL_ATTRIBUTE = "expires_at"
-#: The table's partition key.
-KEY_ATTRIBUTE = "image_id"
+#: DynamoDB's time-to-live attribute on every item (epoch seconds), and the partition key.
+TTL_ATTRIBUTE = CATALOG_TTL_ATTRIBUTE
+KEY_ATTRIBUTE = CATALOG_PARTITION_KEY
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
