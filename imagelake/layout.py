@@ -5,7 +5,7 @@ Zones and their keys (DESIGN.md, "Lake layout"):
     raw/images/dt=YYYY-MM-DD/<image_id>                    uploaded bytes, write-once
     raw/events/dt=YYYY-MM-DD/<batch_id>.parquet             the Kafka batch, archived
     raw/dead_letters/dt=YYYY-MM-DD/<batch_id>.parquet       messages that could not be parsed
-    curated/<table>/dt=YYYY-MM-DD/<batch_id>.parquet        curated tables (image_metadata, ...)
+    curated/<table>/dt=YYYY-MM-DD/<batch_id>.parquet        curated tables (image_metadata, hash_index, ...)
     derivatives/<size>/<image_id>.<ext>                     resized copies
 
 ``dt`` is always the upload date in UTC, so a late event lands on its own day.
@@ -28,6 +28,8 @@ DERIVATIVES = "derivatives"
 
 #: Curated tables, each a folder under ``curated/``.
 IMAGE_METADATA = "image_metadata"
+#: The duplicate index: every image a batch has seen, with its hashes (imagelake/duplicates.py).
+HASH_INDEX = "hash_index"
 
 ZONES: tuple[str, ...] = ("raw", "curated", "derivatives")
 
@@ -78,6 +80,7 @@ TABLE_PREFIXES: dict[str, str] = {
     IMAGE_METADATA: f"{CURATED}/{IMAGE_METADATA}/",
     "derivatives": f"{CURATED}/derivatives/",
     "storage_inventory": f"{CURATED}/storage_inventory/",
+    HASH_INDEX: f"{CURATED}/{HASH_INDEX}/",
 }
 
 

@@ -39,6 +39,9 @@ GLUE_DATABASE = "imagelake_lake"
 #: The Redshift external schema over GLUE_DATABASE; dbt reads it as IMAGELAKE_SPECTRUM_SCHEMA.
 SPECTRUM_SCHEMA = "lake"
 
+#: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
+DUPLICATE_MAX_DISTANCE = 6
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -66,6 +69,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _duplicate_distance(env: Mapping[str, str]) -> int:
+    value = _int(env, "IMAGELAKE_DUPLICATE_MAX_DISTANCE", DUPLICATE_MAX_DISTANCE, minimum=0)
+    if value > 32:
+        raise SettingsError(
+            f"IMAGELAKE_DUPLICATE_MAX_DISTANCE must be at most 32 of the hash's 64 bits, got {value}"
+        )
+    return value
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -120,6 +132,9 @@ class Settings:
 
     warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
     dbt_target: str = "local"
+
+    #: Near-duplicate threshold: perceptual-hash Hamming distance (0-64 bits).
+    duplicate_max_distance: int = DUPLICATE_MAX_DISTANCE
 
     @property
     def is_prod(self) -> bool:
@@ -205,6 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_poll_timeout_s=_float(env, "IMAGELAKE_KAFKA_POLL_TIMEOUT_S", 10.0),
         warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / "warehouse.duckdb"),
         dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
+        duplicate_max_distance=_duplicate_distance(env),
     )
 
 
