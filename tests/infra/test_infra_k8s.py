@@ -121,7 +121,8 @@ def env_names_the_code_reads():
         re.findall(r'"((?:IMAGELAKE|AWS)_[A-Z_]+)"', (PROJECT_ROOT / "imagelake" / "settings.py").read_text())
     )
     for path in (PROJECT_ROOT / "dbt_project").rglob("*.yml"):
-        names |= set(re.findall(r"env_var\('([A-Z_]+)'", path.read_text()))
+        if path.is_file() and "target" not in path.relative_to(PROJECT_ROOT).parts:
+            names |= set(re.findall(r"env_var\('([A-Z_]+)'", path.read_text()))
     return names
 
 

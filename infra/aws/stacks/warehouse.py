@@ -47,6 +47,10 @@ def glue_type(data_type: pa.DataType) -> str:
         return "boolean"
     if pa.types.is_float64(data_type):
         return "double"
+    if pa.types.is_float32(data_type):
+        return "float"
+    if pa.types.is_date32(data_type):
+        return "date"
     if pa.types.is_timestamp(data_type):
         return "timestamp"
     if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
