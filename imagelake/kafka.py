@@ -7,6 +7,7 @@ batch is an inclusive offset range that a run reads back with ``assign``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -26,20 +27,40 @@ class KafkaUnavailable(RuntimeError):
     """Kafka could not be reached or did not answer in time."""
 
 
+def msk_iam_token(region: str, _oauthbearer_config: str = "") -> tuple[str, float]:
+    """A signed MSK IAM auth token and its expiry (epoch seconds), for librdkafka's ``oauth_cb``.
+
+    Credentials come from the default AWS chain (EKS Pod Identity in prod).
+    """
+    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+    token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+    return token, expiry_ms / 1000
+
+
 @dataclass(frozen=True)
 class KafkaConnection:
-    """Where the brokers are and how to talk to them (prod adds SASL/IAM via ``extra``)."""
+    """Where the brokers are and how to talk to them (``auth="msk-iam"`` on Amazon MSK)."""
 
     bootstrap: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    auth: str = "none"
+    region: str = "us-east-1"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaConnection:
-        return cls(settings.kafka_bootstrap, dict(settings.kafka_extra))
+        return cls(
+            settings.kafka_bootstrap, dict(settings.kafka_extra), settings.kafka_auth, settings.aws_region
+        )
 
     def client_config(self) -> dict[str, object]:
         # librdkafka's own log lines go through Python logging, not straight to stderr.
-        return {"bootstrap.servers": self.bootstrap, "logger": _CLIENT_LOG, **self.extra}
+        config: dict[str, object] = {"bootstrap.servers": self.bootstrap, "logger": _CLIENT_LOG}
+        if self.auth == "msk-iam":
+            config["security.protocol"] = "SASL_SSL"
+            config["sasl.mechanism"] = "OAUTHBEARER"
+            config["oauth_cb"] = functools.partial(msk_iam_token, self.region)
+        return {**config, **self.extra}
 
 
 def producer_config(conn: KafkaConnection, delivery_timeout_s: float) -> dict[str, object]:

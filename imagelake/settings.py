@@ -43,6 +43,10 @@ SPECTRUM_SCHEMA = "lake"
 DUPLICATE_MAX_DISTANCE = 6
 
 
+#: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
+KAFKA_AUTH_MODES: tuple[str, ...] = ("none", "msk-iam")
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
@@ -106,6 +110,8 @@ class Settings:
     aws_region: str = "us-east-1"
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    #: ``none`` (plaintext, local) or ``msk-iam`` (SASL/OAUTHBEARER with a signed AWS token, MSK).
+    kafka_auth: str = "none"
     #: Extra librdkafka properties (prod: SASL/IAM for MSK), ``k=v;k2=v2``.
     kafka_extra: Mapping[str, str] = field(default_factory=dict)
     uploads_topic: str = UPLOADS_TOPIC
@@ -190,6 +196,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"IMAGELAKE_KAFKA_EXTRA entries must be key=value, got {pair!r}")
         kafka_extra[k.strip()] = v.strip()
 
+    kafka_auth = env.get("IMAGELAKE_KAFKA_AUTH", "msk-iam" if name == "prod" else "none") or "none"
+    if kafka_auth not in KAFKA_AUTH_MODES:
+        raise SettingsError(
+            f"IMAGELAKE_KAFKA_AUTH must be one of {', '.join(KAFKA_AUTH_MODES)}, got {kafka_auth!r}"
+        )
+
     retention = _int(env, "IMAGELAKE_RETENTION_DAYS", RETENTION_DAYS, minimum=1)
 
     return Settings(
@@ -199,6 +211,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_endpoint=env.get("IMAGELAKE_S3_ENDPOINT", ""),
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         kafka_bootstrap=env.get("IMAGELAKE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        kafka_auth=kafka_auth,
         kafka_extra=kafka_extra,
         uploads_topic=env.get("IMAGELAKE_UPLOADS_TOPIC", UPLOADS_TOPIC),
         uploads_topic_partitions=_int(env, "IMAGELAKE_UPLOADS_TOPIC_PARTITIONS", UPLOADS_TOPIC_PARTITIONS, 1),

@@ -31,9 +31,11 @@ class KafkaResource(dg.ConfigurableResource):
     bootstrap: str
     topic: str
     extra: dict[str, str] = {}
+    auth: str = "none"
+    region: str = "us-east-1"
 
     def connection(self) -> KafkaConnection:
-        return KafkaConnection(self.bootstrap, dict(self.extra))
+        return KafkaConnection(self.bootstrap, dict(self.extra), self.auth, self.region)
 
     @contextmanager
     def consumer(self) -> Iterator[Consumer]:
@@ -62,7 +64,11 @@ def lake_resource(settings: Settings) -> LakeResource:
 
 def kafka_resource(settings: Settings) -> KafkaResource:
     return KafkaResource(
-        bootstrap=settings.kafka_bootstrap, topic=settings.uploads_topic, extra=dict(settings.kafka_extra)
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.uploads_topic,
+        extra=dict(settings.kafka_extra),
+        auth=settings.kafka_auth,
+        region=settings.aws_region,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,10 @@ from infra.local.stack import (
     Service,
     StackError,
     port_in_use,
+    spawn,
     start_dynamodb,
     start_kafka,
+    stop_all,
     wait_for_port,
 )
 
@@ -38,8 +39,7 @@ def _python_service(name: str, args: list[str], port: int, env: dict[str, str]) 
     """A Python process whose output goes to this terminal."""
     if port_in_use(port):
         raise StackError(f"port {port} is in use: stop whatever holds it (another `make dev`?) and retry")
-    process = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, start_new_session=True)
-    return Service(name, process, port, None)
+    return spawn(name, args, port, env=env, cwd=PROJECT_ROOT)
 
 
 def main() -> int:
@@ -49,16 +49,20 @@ def main() -> int:
     services: list[Service] = []
     stopping = False
 
-    def stop_all(*_: object) -> None:
+    def shutdown(*_: object) -> None:
         nonlocal stopping
         if stopping:
             return
         stopping = True
         print("\nimagelake: stopping", ", ".join(s.name for s in reversed(services)), flush=True)
-        for service in reversed(services):
-            service.stop()
+        stop_all(services[2:])  # the API and Dagster first, then the brokers they talk to
+        stop_all(services[:2])
 
-    signal.signal(signal.SIGTERM, lambda *a: (stop_all(), sys.exit(0)))
+    # Ctrl-C raises KeyboardInterrupt even when started from a shell that ignores SIGINT
+    # (a background job); SIGTERM and SIGHUP (terminal closed) stop everything too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: (shutdown(), sys.exit(0)))
     try:
         print("imagelake: starting Kafka on", settings.kafka_bootstrap, flush=True)
         kafka_port = _port(settings.kafka_bootstrap)
@@ -129,7 +133,7 @@ def main() -> int:
         print(f"imagelake: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        stop_all()
+        shutdown()
 
 
 if __name__ == "__main__":

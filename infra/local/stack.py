@@ -8,11 +8,13 @@ Used by ``make dev`` (fixed ports, data under ``.data/``) and by the tests
 from __future__ import annotations
 
 import base64
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -86,12 +88,51 @@ def jars(name: str) -> Path:
     return folder
 
 
-def _spawn(name: str, cmd: list[str], log_path: Path, port: int, cwd: Path | None = None) -> Service:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("ab")
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
-    log.close()
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the launcher dies, so nothing is orphaned (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C and SIGTERM still stop everything through the launcher
+
+
+def spawn(
+    name: str,
+    cmd: list[str],
+    port: int,
+    log_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Service:
+    """Start a service in its own process group; output to ``log_path`` or this terminal."""
+    log = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+    try:
+        process = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    finally:
+        if log is not None:
+            log.close()
     return Service(name, process, port, log_path)
+
+
+def stop_all(services: list[Service]) -> None:
+    """Stop services in parallel (each waits for its own shutdown)."""
+    threads = [threading.Thread(target=s.stop, name=f"stop-{s.name}") for s in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def wait_for_port(service: Service, timeout: float) -> None:
@@ -173,7 +214,7 @@ def start_kafka(
             raise StackError(
                 f"formatting Kafka storage in {data_dir} failed:\n{formatted.stdout}{formatted.stderr}"
             )
-    service = _spawn("kafka", [*jvm, "kafka.Kafka", str(props)], data_dir / "broker.log", port)
+    service = spawn("kafka", [*jvm, "kafka.Kafka", str(props)], port, data_dir / "broker.log")
     wait_for_port(service, timeout)
     return service
 
@@ -201,6 +242,6 @@ def start_dynamodb(data_dir: Path | None, port: int, log_path: Path, timeout: fl
     else:
         data_dir.mkdir(parents=True, exist_ok=True)
         cmd += ["-dbPath", str(data_dir), "-sharedDb"]
-    service = _spawn("dynamodb-local", cmd, log_path, port)
+    service = spawn("dynamodb-local", cmd, port, log_path)
     wait_for_port(service, timeout)
     return service
