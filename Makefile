@@ -75,3 +75,8 @@ infra-synth: venv
 
 infra-test: venv
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
+
+# -- real-time processing (issue 3): metadata, hashes, duplicates, catalog ------------------------
+.PHONY: bench-realtime
+bench-realtime: setup
+	$(BIN)/python -m bench.realtime $(BENCH_ARGS)

@@ -6,7 +6,7 @@ from assets.curated import image_metadata
 from assets.raw import raw_images, upload_events
 from assets.warehouse import dbt_resource, warehouse_models
 from imagelake.settings import get_settings
-from orchestration.jobs import realtime_batch_job
+from orchestration.jobs import heartbeat_job, realtime_batch_job
 from orchestration.resources import catalog_resource, kafka_resource, lake_resource
 from orchestration.sensors import kafka_upload_sensor
 
@@ -23,7 +23,7 @@ warehouse_automation = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=[raw_images, upload_events, image_metadata, warehouse_models],
-    jobs=[realtime_batch_job],
+    jobs=[realtime_batch_job, heartbeat_job],
     sensors=[kafka_upload_sensor, warehouse_automation],
     resources={
         "lake": lake_resource(settings),

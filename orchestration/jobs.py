@@ -13,3 +13,20 @@ realtime_batch_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Archive one Kafka batch of upload events and extract each image's metadata.",
 )
+
+
+@dg.op(description="Does nothing: the run's duration is the cost of launching a run.")
+def heartbeat(context: dg.OpExecutionContext) -> None:
+    context.log.info("heartbeat: the code location loaded and a run executed")
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description=(
+        "An empty run, launched the same way as realtime_batch_job: how long a run takes to launch and "
+        "finish with no work (the floor of upload-to-processed latency; `make bench-realtime`), and a "
+        "quick check that the code location loads in a run worker."
+    ),
+)
+def heartbeat_job():
+    heartbeat()
