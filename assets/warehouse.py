@@ -16,6 +16,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from imagelake.settings import PROJECT_ROOT, Settings, get_settings
+from orchestration.dbt_prepare import in_run_worker
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -52,7 +53,8 @@ class ImagelakeDbtTranslator(DagsterDbtTranslator):
 
 _settings = get_settings()
 _project = dbt_project(_settings)
-_project.prepare_if_dev()
+if not in_run_worker():  # the code server parsed already; a run must not pay for it again
+    _project.prepare_if_dev()
 
 
 @dbt_assets(

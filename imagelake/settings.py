@@ -141,6 +141,9 @@ class Settings:
 
     #: Near-duplicate threshold: perceptual-hash Hamming distance (0-64 bits).
     duplicate_max_distance: int = DUPLICATE_MAX_DISTANCE
+    #: The Kafka sensor starts no new batches while this many batch runs wait in the run queue:
+    #: their events join the next tick's (larger) batches instead of queueing more runs.
+    sensor_max_queued_runs: int = 1
 
     @property
     def is_prod(self) -> bool:
@@ -234,6 +237,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / "warehouse.duckdb"),
         dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
         duplicate_max_distance=_duplicate_distance(env),
+        sensor_max_queued_runs=_int(env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", 1, 1),
     )
 
 

@@ -180,3 +180,22 @@ def test_failures_are_recorded_and_the_rest_of_the_batch_is_processed(stack):
     assert rows[never_stored.image_id]["error"].startswith("missing")
     assert rows[broken.image_id]["status"] == "failed"
     assert "truncated" in rows[broken.image_id]["error"]
+
+
+def test_while_batch_runs_wait_for_a_slot_the_sensor_starts_nothing_and_then_cuts_larger_batches(stack):
+    from dagster._core.test_utils import create_run_for_test
+
+    lake, kafka, instance, prod, _ = stack
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=1), partition=0)
+    first, _ = tick(instance, kafka, None)
+    waiting = create_run_for_test(
+        instance, job_name="realtime_batch_job", status=dg.DagsterRunStatus.NOT_STARTED
+    )
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=2), partition=0)
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=3), partition=0)
+    held, context = tick(instance, kafka, first.cursor)
+    assert isinstance(held, dg.SkipReason) and "wait for a run slot" in held.skip_message
+    assert context.cursor == first.cursor  # nothing read past, nothing lost
+    instance.delete_run(waiting.run_id)  # the queue drains
+    after, _ = tick(instance, kafka, first.cursor)
+    assert [r.run_key for r in after.run_requests] == [f"{kafka.topic}-0-1-2"]  # one run for both events

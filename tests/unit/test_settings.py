@@ -65,3 +65,10 @@ def test_near_duplicate_threshold_is_a_setting_with_a_sane_range():
         load_settings({"IMAGELAKE_DUPLICATE_MAX_DISTANCE": "40"})
     with pytest.raises(SettingsError, match="IMAGELAKE_DUPLICATE_MAX_DISTANCE must be >= 0"):
         load_settings({"IMAGELAKE_DUPLICATE_MAX_DISTANCE": "-1"})
+
+
+def test_sensor_backpressure_setting():
+    assert load_settings({}).sensor_max_queued_runs == 1
+    assert load_settings({"IMAGELAKE_SENSOR_MAX_QUEUED_RUNS": "3"}).sensor_max_queued_runs == 3
+    with pytest.raises(SettingsError, match="IMAGELAKE_SENSOR_MAX_QUEUED_RUNS must be >= 1"):
+        load_settings({"IMAGELAKE_SENSOR_MAX_QUEUED_RUNS": "0"})
