@@ -11,7 +11,10 @@ realtime_batch_job = dg.define_asset_job(
     "realtime_batch_job",
     selection=dg.AssetSelection.assets(upload_events, image_metadata),
     executor_def=dg.in_process_executor,
-    description="Archive one Kafka batch of upload events and extract each image's metadata.",
+    description=(
+        "Archive one Kafka batch of upload events, extract each image's metadata and perceptual hash, "
+        "find duplicates over the retention window and record each outcome in the image catalog."
+    ),
 )
 
 
