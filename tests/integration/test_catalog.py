@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from imagelake.batches import FACT_COLUMNS
+from imagelake.batches import metadata_row
 from imagelake.catalog import TTL_ATTRIBUTE, Catalog, CatalogUnavailable
 from tests.conftest import dead_endpoint
 from tests.unit.test_events import make_event
@@ -57,29 +57,10 @@ def test_unreachable_dynamodb_is_a_clear_error():
 
 
 def outcome(event, **changes):
-    """An image_metadata row for an event, as a run writes it."""
-    row = {
-        "image_id": event.image_id,
-        "client_id": event.client_id,
-        "key": event.key,
-        "status": "processed",
-        "error": None,
-        "sha256": event.sha256,
-        "size_bytes": 10,
-        **dict.fromkeys(FACT_COLUMNS),
-        "format": "JPEG",
-        "width": 64,
-        "height": 48,
-        "phash": "00ff00ff00ff00ff",
-        "brightness_mean": 127.12345678,
-        "duplicate_of": None,
-        "duplicate_kind": None,
-        "duplicate_distance": None,
-        "uploaded_at": event.uploaded_at,
-        "processed_at": event.uploaded_at + timedelta(seconds=3),
-        "batch_id": "t-0-0-0",
-    }
-    return {**row, **changes}
+    """An image_metadata row for an event, as a run writes it (a processed 64x48 JPEG)."""
+    row = metadata_row(event, None, event.uploaded_at + timedelta(seconds=3), "t-0-0-0", 10**8)
+    processed = {"status": "processed", "error": None, "format": "JPEG", "width": 64, "height": 48}
+    return {**row, **processed, "phash": "00ff00ff00ff00ff", "brightness_mean": 127.12345678, **changes}
 
 
 def test_duplicate_of_only_moves_earlier_whatever_order_runs_write_in(catalog):

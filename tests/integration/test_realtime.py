@@ -6,57 +6,15 @@ import time
 import dagster as dg
 import pytest
 
-from assets.curated import image_metadata
-from assets.raw import upload_events
-from imagelake.catalog import Catalog
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
-from imagelake.store import Lake
-from orchestration.resources import CatalogResource, KafkaResource, LakeResource
-from orchestration.sensors import kafka_upload_sensor
+from orchestration.resources import KafkaResource
 from tests.conftest import dead_endpoint
 from tests.support import images
-from tests.support.uploads import producer, send, store_and_announce
+from tests.support.realtime import run_batch, tick
+from tests.support.uploads import send, store_and_announce
 
 pytestmark = pytest.mark.integration
-
-
-def tick(instance: dg.DagsterInstance, kafka: KafkaResource, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
-    return kafka_upload_sensor(context), context
-
-
-def run_batch(
-    instance: dg.DagsterInstance,
-    batch_id: str,
-    lake: Lake,
-    kafka: KafkaResource,
-    catalog: Catalog,
-    raise_on_error: bool = True,
-) -> dg.ExecuteInProcessResult:
-    """Materialize one batch as realtime_batch_job does: events, metadata, index, catalog."""
-    if not instance.has_dynamic_partition("upload_batches", batch_id):
-        instance.add_dynamic_partitions("upload_batches", [batch_id])
-    return dg.materialize(
-        [upload_events, image_metadata],
-        partition_key=batch_id,
-        instance=instance,
-        resources={
-            "lake": LakeResource(url=lake.url),
-            "kafka": kafka,
-            "catalog": CatalogResource(table=catalog.table, endpoint=catalog.endpoint),
-        },
-        raise_on_error=raise_on_error,
-    )
-
-
-@pytest.fixture
-def stack(imagelake_env, kafka_bootstrap, topic, catalog):
-    settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
-    lake = Lake.from_settings(settings)
-    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
-    with dg.instance_for_test() as instance:
-        yield lake, kafka, instance, producer(kafka_bootstrap), catalog
 
 
 def test_sensor_requests_one_run_per_offset_range_and_advances_its_cursor(stack):

@@ -16,22 +16,13 @@ from imagelake.parquet import read_batch_table
 from imagelake.store import Lake
 from infra.local.stack import free_port, start_dynamodb
 from orchestration.resources import KafkaResource
-from tests.integration.test_realtime import run_batch, tick
 from tests.support import images
+from tests.support.realtime import run_batch, tick
 from tests.support.servers import serve
-from tests.support.uploads import producer, send, store_and_announce
+from tests.support.uploads import send, store_and_announce
 
 pytestmark = pytest.mark.integration
 KEY = {"X-API-Key": "dev-key"}
-
-
-@pytest.fixture
-def stack(imagelake_env, kafka_bootstrap, topic, catalog):
-    settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
-    lake = Lake.from_settings(settings)
-    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
-    with dg.instance_for_test() as instance:
-        yield lake, kafka, instance, producer(kafka_bootstrap), catalog
 
 
 def announce(lake, prod, kafka, catalog, data, fmt="JPEG", partition=0, **kwargs):
