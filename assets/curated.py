@@ -90,7 +90,8 @@ def _check_results(batch: BatchId, store: Lake, index: HashIndex) -> list[dg.Ass
     ]
 
 
-def _metadata_result(settled: Settlement, extract_s: float, events: int) -> dg.MaterializeResult:
+def _metadata_result(settled: Settlement, extract_s: float, received: int) -> dg.MaterializeResult:
+    """``received``: valid events of the batch, an event delivered twice counted twice."""
     rows = settled.rows
     kinds = Counter(r["duplicate_kind"] for r in rows if r["duplicate_kind"])
     failed = [r for r in rows if r["status"] == "failed"]
@@ -103,7 +104,7 @@ def _metadata_result(settled: Settlement, extract_s: float, events: int) -> dg.M
             "failures": dg.MetadataValue.json(_failure_kinds(rows)),
             "duplicates_exact": kinds.get("exact", 0),
             "duplicates_near": kinds.get("near", 0),
-            "redelivered": events - len(rows),
+            "redelivered": received - len(rows),
             "corrected_rows_of_other_batches": sum(1 for r in settled.corrected if r["duplicate_of"]),
             "corrected_files": dg.MetadataValue.json(settled.corrected_files),
             "resolution_rounds": settled.rounds,
@@ -208,7 +209,7 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
             **files_metadata(settled.index_files),
         },
     )
-    yield _metadata_result(settled, extract_s, len(events))
+    yield _metadata_result(settled, extract_s, len(received))
     yield from _check_results(batch, store, settled.index)
 
     started = time.monotonic()

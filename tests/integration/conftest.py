@@ -1,5 +1,7 @@
 """Fixtures of the integration tests of the real-time path."""
 
+import time
+
 import dagster as dg
 import pytest
 
@@ -16,3 +18,11 @@ def stack(imagelake_env, kafka_bootstrap, topic, catalog):
     kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
     with dg.instance_for_test() as instance:
         yield lake, kafka, instance, producer(kafka_bootstrap), catalog
+
+
+@pytest.fixture(autouse=True)
+def catalog_settings(monkeypatch: pytest.MonkeyPatch, dynamodb_endpoint: str) -> None:
+    """Batch runs write the image catalog, so every integration test's process-wide settings
+    name DynamoDB Local and a table of its own (created when a run first needs it)."""
+    monkeypatch.setenv("IMAGELAKE_DYNAMODB_ENDPOINT", dynamodb_endpoint)
+    monkeypatch.setenv("IMAGELAKE_CATALOG_TABLE", f"images-{time.time_ns()}")

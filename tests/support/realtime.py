@@ -7,6 +7,7 @@ import dagster as dg
 from assets.curated import image_metadata
 from assets.raw import upload_events
 from imagelake.catalog import Catalog
+from imagelake.settings import get_settings
 from imagelake.store import Lake
 from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.sensors import kafka_upload_sensor
@@ -22,10 +23,17 @@ def run_batch(
     batch_id: str,
     lake: Lake,
     kafka: KafkaResource,
-    catalog: Catalog,
+    catalog: Catalog | None = None,
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize one batch as realtime_batch_job does: events, metadata, index, catalog."""
+    """Materialize one batch as realtime_batch_job does: events, metadata, index, catalog.
+
+    Without ``catalog``, the one the process-wide settings name (in the integration tests: a
+    fresh table in the session's DynamoDB Local, see tests/integration/conftest.py).
+    """
+    if catalog is None:
+        catalog = Catalog.from_settings(get_settings())
+        catalog.ensure_table()
     if not instance.has_dynamic_partition("upload_batches", batch_id):
         instance.add_dynamic_partitions("upload_batches", [batch_id])
     return dg.materialize(
