@@ -378,7 +378,10 @@ def bench_e2e(uploads: int, every_s: float) -> dict:
     bodies = [encode(photo(1024, 768, 500 + i), "JPEG", quality=85) for i in range(uploads)]
     for i in range(4, uploads, 5):  # every fifth upload repeats an earlier one
         bodies[i] = bodies[i - 4]
-    with tempfile.TemporaryDirectory(prefix="bench-realtime-") as tmp, Stack(Path(tmp)) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-realtime-", ignore_cleanup_errors=True) as tmp,
+        Stack(Path(tmp)) as stack,
+    ):
         watcher = Watcher(stack.api)
         with httpx.Client(base_url=stack.api, headers={"X-API-Key": "dev-key"}, timeout=30) as client:
 

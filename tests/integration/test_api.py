@@ -3,6 +3,7 @@
 import hashlib
 import json
 import socket
+import time
 from datetime import datetime, timedelta
 
 import httpx
@@ -12,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from imagelake.api.app import create_app
 from imagelake.catalog import Catalog
 from imagelake.events import decode_event
-from imagelake.kafka import KafkaConnection, consumer_config
+from imagelake.kafka import KafkaConnection, KafkaUnavailable, consumer_config, fetch_watermarks
 from imagelake.store import Lake
 from tests.conftest import dead_endpoint
 from tests.support import images
@@ -22,12 +23,28 @@ pytestmark = pytest.mark.integration
 KEY = {"X-API-Key": "dev-key"}
 
 
+def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """Offsets of a topic created moments ago: its partitions may take a moment to have leaders."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            marks = fetch_watermarks(consumer, topic, timeout_s=10)
+            if len(marks) == 3:
+                return marks
+        except KafkaUnavailable:
+            if time.monotonic() > deadline:
+                raise
+        assert time.monotonic() < deadline, f"topic {topic} never showed its 3 partitions"
+        time.sleep(0.2)
+
+
 def all_messages(bootstrap: str, topic: str) -> list[bytes]:
     consumer = Consumer(consumer_config(KafkaConnection(bootstrap)))
     try:
         values = []
+        marks = watermarks(consumer, topic)
         for partition in range(3):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = marks[partition]
             if high == low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
