@@ -158,6 +158,7 @@ def _metadata_result(settled: Settlement, extract_s: float, received: int) -> dg
     check_specs=CHECKS,
 )
 def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
+    """Decode each image once, index it, resolve duplicates, write the rows, then the catalog."""
     settings = get_settings()
     batch = BatchId.parse(context.partition_key)
     batch_id = str(batch)
