@@ -33,6 +33,32 @@ from imagelake.store import Lake, ObjectInfo
 COMPACTED_TABLES: tuple[str, ...] = tuple(layout.TABLE_PREFIXES)
 
 
+@dataclass(frozen=True)
+class CompactParams:
+    """One compaction run (one closed day, every table); travels to Spark as Pipes extras."""
+
+    lake_url: str
+    dt: str
+    target_bytes: int
+    s3_endpoint: str = ""
+    region: str = "us-east-1"
+    tables: tuple[str, ...] = COMPACTED_TABLES
+
+    def __post_init__(self) -> None:
+        layout.parse_dt(f"dt={self.dt}")
+
+    def lake(self) -> Lake:
+        return Lake(self.lake_url, self.s3_endpoint, self.region)
+
+    def to_extras(self) -> dict:
+        return {**asdict(self), "tables": list(self.tables)}
+
+    @classmethod
+    def from_extras(cls, extras: dict) -> CompactParams:
+        fields = {k: extras[k] for k in cls.__dataclass_fields__ if k in extras}
+        return cls(**{**fields, "tables": tuple(fields.get("tables", COMPACTED_TABLES))})
+
+
 class CompactionError(RuntimeError):
     """The compacted files did not read back equal to their sources; nothing was deleted."""
 

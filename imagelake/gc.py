@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from imagelake import layout
 from imagelake.ids import image_id_time
-from imagelake.store import ObjectInfo
+from imagelake.store import Lake, ObjectInfo
 
 EXPIRED = "expired"
 EXPIRED_DEAD_LETTER = "expired_dead_letter"
@@ -116,6 +116,34 @@ def plan(objects: list[ObjectInfo], unannounced: set[str], policy: GcPolicy) -> 
         if derivative is not None and derivative[1] not in sources:
             doomed.append(Doomed(info.key, info.size, ORPHAN_DERIVATIVE))
     return doomed
+
+
+@dataclass(frozen=True)
+class GcParams:
+    """One garbage-collection run; travels to Spark as Pipes extras."""
+
+    lake_url: str
+    retention_days: int
+    grace_hours: float
+    dry_run: bool = False
+    s3_endpoint: str = ""
+    region: str = "us-east-1"
+    #: ISO timestamp standing for "now" (tests replay a seeded lake); empty means the clock.
+    now: str = ""
+
+    def lake(self) -> Lake:
+        return Lake(self.lake_url, self.s3_endpoint, self.region)
+
+    def policy(self) -> GcPolicy:
+        now = datetime.fromisoformat(self.now) if self.now else datetime.now(UTC)
+        return GcPolicy(now, self.retention_days, timedelta(hours=self.grace_hours))
+
+    def to_extras(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_extras(cls, extras: dict) -> GcParams:
+        return cls(**{k: extras[k] for k in cls.__dataclass_fields__ if k in extras})
 
 
 def summarize(doomed: list[Doomed]) -> dict[str, dict[str, int]]:
