@@ -42,3 +42,12 @@ def spark_session(name: str):
 def slices(items: int, parallelism: int) -> int:
     """Tasks for ``items`` units of work: a few per core so the cores stay evenly busy."""
     return max(1, min(items, parallelism * 4))
+
+
+def report(pipes: PipesContext, summary: dict) -> None:
+    """Report a job's summary as the asset's materialization metadata (lists and maps as JSON)."""
+    metadata = {
+        key: {"raw_value": value, "type": "json"} if isinstance(value, dict | list) else value
+        for key, value in summary.items()
+    }
+    pipes.report_asset_materialization(metadata=metadata)

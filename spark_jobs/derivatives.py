@@ -14,7 +14,7 @@ from dataclasses import asdict
 from functools import partial
 
 from imagelake.derive import DeriveParams, derive_partition, images_to_derive, write_manifests
-from spark_jobs.common import pipes_session, slices, spark_session
+from spark_jobs.common import pipes_session, report, slices, spark_session
 
 
 def run(spark, params: DeriveParams, log) -> dict:
@@ -56,7 +56,7 @@ def main() -> None:
             f"dt={params.dt}: {summary['derivatives_written']} derivatives for {summary['images']} images, "
             f"{summary['images_failed']} failed, in {summary['duration_s']} s"
         )
-        pipes.report_asset_materialization(metadata=summary)
+        report(pipes, summary)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from imagelake import gc, layout
 from imagelake.gc import GcParams
 from imagelake.parquet import write_batch_table
 from imagelake.store import ObjectMissing
-from spark_jobs.common import pipes_session, slices, spark_session
+from spark_jobs.common import pipes_session, report, slices, spark_session
 
 #: How many keys a dry run lists in its report.
 PREVIEW_KEYS = 200
@@ -127,7 +127,7 @@ def main() -> None:
     with pipes_session() as pipes:
         params = GcParams.from_extras(dict(pipes.extras))
         summary = run(spark_session("garbage-collection"), params, pipes.log)
-        pipes.report_asset_materialization(metadata=summary)
+        report(pipes, summary)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,10 @@ def test_compacting_again_changes_nothing_and_an_open_day_waits(lake):
     again = compact_day(lake, "image_metadata", DT, target_bytes=1 << 27, today=TODAY)
     assert again.status == "unchanged" and again.deleted == [] and again.written == []
     assert {k: lake.get(k) for k in files(lake, "image_metadata")} == snapshot
-    assert compact_day(lake, "image_metadata", layout.dt_of(NOW), target_bytes=1, today=TODAY).status == "open_day"
+    assert (
+        compact_day(lake, "image_metadata", layout.dt_of(NOW), target_bytes=1, today=TODAY).status
+        == "open_day"
+    )
 
 
 def test_readers_see_every_row_exactly_once_before_during_and_after_the_swap(lake):
@@ -88,7 +91,12 @@ def test_readers_see_every_row_exactly_once_before_during_and_after_the_swap(lak
         seen_mid_swap["naive"] = naive_count(lake, "image_metadata")
 
     compact_day(
-        lake, "image_metadata", DT, target_bytes=1 << 27, today=TODAY, after_verify=read_while_both_generations_exist
+        lake,
+        "image_metadata",
+        DT,
+        target_bytes=1 << 27,
+        today=TODAY,
+        after_verify=read_while_both_generations_exist,
     )
     assert seen_mid_swap["rows"] == expected and len(expected) == len(ids)
     assert seen_mid_swap["naive"] == 2 * len(ids)  # what a reader ignoring the rule would count
@@ -156,9 +164,7 @@ def test_a_batch_rerun_after_compaction_keeps_the_first_result(lake):
     # The real-time batch runs again; its batch file is gone, so it writes fresh processed_at values.
     first_batch = f"{TOPIC}-0-0-2"
     rerun = [
-        metadata_row(image_id, DAY, first_batch, processed_at=NOW)
-        for image_id, _ in before[:3]
-        if image_id
+        metadata_row(image_id, DAY, first_batch, processed_at=NOW) for image_id, _ in before[:3] if image_id
     ]
     write_batch_table(lake, "image_metadata", first_batch, rerun, [DT] * len(rerun))
     assert sorted(query(sql)) == before

@@ -51,7 +51,11 @@ def test_every_size_in_every_format_from_one_image():
 
 def test_small_images_are_never_upscaled():
     rendered = render(images.png(100, 80, seed=1), DerivativeSpec(), max_pixels=CAP)
-    assert {r.size: (r.width, r.height) for r in rendered} == {256: (100, 80), 512: (100, 80), 1024: (100, 80)}
+    assert {r.size: (r.width, r.height) for r in rendered} == {
+        256: (100, 80),
+        512: (100, 80),
+        1024: (100, 80),
+    }
 
 
 def test_metadata_is_stripped():
