@@ -12,6 +12,7 @@ the same report back:
   through the ops bucket's ``pipes/`` prefix (``PipesS3MessageReader``).
 """
 
+import os
 import random
 import string
 import sys
@@ -89,7 +90,13 @@ class SparkResource(dg.ConfigurableResource):
         return [*command, str(PROJECT_ROOT / "spark_jobs" / f"{job}.py")]
 
     def local_env(self) -> dict[str, str]:
-        return {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+        """The driver and the workers import this checkout's ``imagelake`` and ``spark_jobs``."""
+        path = [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": os.pathsep.join(path),
+        }
 
     # -- EMR Serverless ---------------------------------------------------------
     def emr_request(self, job: str, run_id: str) -> dict[str, Any]:

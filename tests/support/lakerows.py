@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from imagelake import layout
+from imagelake import gc, layout
 from imagelake.ids import new_image_id
 from imagelake.parquet import write_batch_table
 from imagelake.store import Lake
@@ -79,3 +79,46 @@ def seed_batch(
 
 def days_ago(n: float, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - timedelta(days=n)
+
+
+def seed_gc_lake(lake, now: datetime) -> dict[str, set[str]]:
+    """A lake with something of every kind: what must go and what must stay, by reason."""
+    old, kept = now - timedelta(days=9), now - timedelta(days=2)
+    expected = {
+        "expired": set(),
+        "expired_dead_letter": set(),
+        "failed_upload": set(),
+        "orphan": set(),
+        "stay": set(),
+    }
+    old_ids = [(image_id_at(old, i), old, f"old-{i}".encode()) for i in range(3)]
+    seed_batch(lake, "t", 0, 0, old_ids)
+    expected["expired"] |= {o.key for o in lake.list("raw") if f"dt={layout.dt_of(old)}" in o.key}
+    expected["expired"] |= {o.key for o in lake.list("curated") if f"dt={layout.dt_of(old)}" in o.key}
+    for image_id, _, _ in old_ids:
+        key = layout.derivative_key(256, image_id, "webp")
+        lake.put(key, b"d")
+        expected["expired"].add(key)
+    dead = layout.batch_file_key("dead_letters", layout.dt_of(old), "t-0-0-2")
+    write_batch_table(
+        lake,
+        "dead_letters",
+        "t-0-0-2",
+        [{"topic": "t", "kafka_partition": 0, "kafka_offset": 1, "reason": "bad", "batch_id": "t-0-0-2"}],
+        [layout.dt_of(old)],
+    )
+    expected["expired_dead_letter"].add(dead)
+
+    kept_ids = [(image_id_at(kept, i), kept, f"kept-{i}".encode()) for i in range(3)]
+    seed_batch(lake, "t", 1, 0, kept_ids)
+    for image_id, _, _ in kept_ids:
+        lake.put(layout.derivative_key(256, image_id, "webp"), b"d")
+    never_announced = layout.raw_image_key(layout.dt_of(kept), image_id_at(kept, 50))
+    lake.put(never_announced, b"no event")
+    expected["failed_upload"].add(never_announced)
+    orphan = layout.derivative_key(512, image_id_at(kept, 60), "webp")
+    lake.put(orphan, b"source gone")
+    expected["orphan"].add(orphan)
+    doomed = set().union(*expected.values())
+    expected["stay"] = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)} - doomed
+    return expected
