@@ -45,7 +45,7 @@ def derivatives(
         sizes=settings.derivative_sizes,
         formats=settings.derivative_formats,
         max_pixels=settings.max_image_pixels,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         catalog_table=catalog.table,
         catalog_endpoint=catalog.endpoint,
         force=config.force,

@@ -165,7 +165,7 @@ class SparkResource(dg.ConfigurableResource):
             client = dg.PipesSubprocessClient(env=self.local_env(), cwd=str(PROJECT_ROOT))
             return client.run(context=context, command=self.local_command(job), extras=extras)
         if self.mode == "emr":
-            request = self.emr_request(job, context.run_id)
+            request = self.emr_request(job, context.run.run_id)
             context.log.info(f"EMR Serverless job run {request['name']} on {self.emr_application_id}")
             return self.emr_client().run(context=context, start_job_run_params=request, extras=extras)
         raise dg.DagsterInvariantViolationError(
