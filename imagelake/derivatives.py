@@ -26,6 +26,12 @@ from imagelake.settings import ALLOWED_FORMATS
 EXTENSIONS: dict[str, str] = {"webp": "webp", "jpeg": "jpg"}
 _ENCODERS: dict[str, str] = {"webp": "WEBP", "jpeg": "JPEG"}
 
+#: Resampling as Pillow's own ``thumbnail()`` does it: bicubic, after a box reduction for factors
+#: of 2 and more. After the draft decode every step is a reduction by less than about 2, where
+#: bicubic is as sharp as Lanczos to the eye and a third cheaper (bench/derivatives.py).
+RESAMPLE = Image.Resampling.BICUBIC
+REDUCING_GAP = 2.0
+
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -180,7 +186,7 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
             icc = source.info.get("icc_profile")
             im = _to_8bit(source)
             if im.size != first:
-                im = im.resize(first, Image.Resampling.LANCZOS, reducing_gap=3.0)
+                im = im.resize(first, RESAMPLE, reducing_gap=REDUCING_GAP)
             elif im is source:
                 im = source.copy()  # the source closes below
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -200,7 +206,7 @@ def render(data: bytes, spec: DerivativeSpec, *, max_pixels: int) -> list[Render
     for size in sizes:
         dims = target_dimensions(width, height, size)
         if current.size != dims:
-            current = current.resize(dims, Image.Resampling.LANCZOS)
+            current = current.resize(dims, RESAMPLE, reducing_gap=REDUCING_GAP)
         for fmt in spec.formats:
             rendered.append(Rendered(size, fmt, _encode(current, fmt, spec), dims[0], dims[1]))
     return rendered
