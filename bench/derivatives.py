@@ -172,6 +172,8 @@ def spark_seconds(images: list[tuple[str, bytes]], master: str) -> tuple[float, 
         [mat] = result.asset_materializations_for_node("derivatives")
         written = mat.metadata["derivatives_written"].value
         assert written == len(images) * len(SIZES), f"the Spark job wrote {written} derivatives"
+        if os.environ.get("BENCH_VERBOSE"):
+            print({k: v.value for k, v in mat.metadata.items() if k.endswith("_s")})
         return float(mat.metadata["duration_s"].value), wall
 
 

@@ -26,7 +26,15 @@ from pathlib import Path
 from imagelake.settings import PROJECT_ROOT, SPARK_PACKAGE_NAME
 
 #: What the Spark jobs import at run time besides the project itself (and Spark).
-RUNTIME_LIBRARIES: tuple[str, ...] = ("dagster-pipes", "pyarrow", "obstore", "pillow", "numpy", "boto3", "pydantic")
+RUNTIME_LIBRARIES: tuple[str, ...] = (
+    "dagster-pipes",
+    "pyarrow",
+    "obstore",
+    "pillow",
+    "numpy",
+    "boto3",
+    "pydantic",
+)
 
 JOBS = ("derivatives", "compaction", "garbage_collection")
 
@@ -43,7 +51,10 @@ def run(*command: str) -> None:
 
 def build(out: Path) -> Path:
     if sys.version_info[:2] != (3, 11):
-        print(f"warning: EMR's emr-spark-8.0.0 runs Python 3.11; this is {sys.version.split()[0]}", file=sys.stderr)
+        print(
+            f"warning: EMR's emr-spark-8.0.0 runs Python 3.11; this is {sys.version.split()[0]}",
+            file=sys.stderr,
+        )
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     venv = out / "venv"
@@ -80,7 +91,9 @@ def main() -> int:
     archive = build(args.out.resolve())
     size = archive.stat().st_size / 1e6
     print(f"\n{archive} ({size:.0f} MB) and {archive.parent / 'spark_jobs'}/. Upload them with:")
-    print(f"  aws s3 cp --recursive {archive.parent} s3://<OpsBucketName>/spark/<version>/ --exclude 'venv/*'")
+    print(
+        f"  aws s3 cp --recursive {archive.parent} s3://<OpsBucketName>/spark/<version>/ --exclude 'venv/*'"
+    )
     print("then set IMAGELAKE_SPARK_CODE_URI=s3://<OpsBucketName>/spark/<version>")
     return 0
 

@@ -41,7 +41,7 @@ def spark_session(name: str):
 
 def slices(items: int, parallelism: int) -> int:
     """Tasks for ``items`` units of work: a few per core so the cores stay evenly busy."""
-    return max(1, min(items, parallelism * 4))
+    return max(1, min(items, parallelism * 8))
 
 
 def report(pipes: PipesContext, summary: dict) -> None:

@@ -23,11 +23,13 @@ def run(spark, params: DeriveParams, log) -> dict:
     lake = params.lake()
     todo = images_to_derive(lake, params.dt, params.spec, params.force)
     log.info(f"dt={params.dt}: {len(todo)} image(s) need derivatives {params.sizes} x {params.formats}")
+    planned = time.monotonic()
     rows: list[dict] = []
     if todo:
         context = spark.sparkContext
         images = context.parallelize([asdict(i) for i in todo], slices(len(todo), context.defaultParallelism))
         rows = images.mapPartitions(partial(derive_partition, params.to_extras())).collect()
+    rendered = time.monotonic()
     manifests = write_manifests(lake, params.dt, rows, {i.image_id: i.batch_id for i in todo})
     written = [r for r in rows if r["status"] == "written"]
     failed = [r for r in rows if r["status"] == "failed"]
@@ -44,6 +46,8 @@ def run(spark, params: DeriveParams, log) -> dict:
         "reused": sum(1 for r in written if r["reused"]),
         "manifests": [m.key for m in manifests],
         "failures": [{"image_id": i, "reason": r} for i, r in failures[:20]],
+        "plan_s": round(planned - started, 3),
+        "render_s": round(rendered - planned, 3),
         "duration_s": round(time.monotonic() - started, 3),
     }
 

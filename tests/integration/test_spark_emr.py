@@ -51,7 +51,9 @@ def test_the_job_run_request_names_entry_point_archive_python_and_role(job):
 
 
 def test_missing_prod_settings_are_named_with_what_to_do():
-    with pytest.raises(dg.DagsterInvariantViolationError, match=r"IMAGELAKE_EMR_JOB_ROLE_ARN.*docs/deploy\.md"):
+    with pytest.raises(
+        dg.DagsterInvariantViolationError, match=r"IMAGELAKE_EMR_JOB_ROLE_ARN.*docs/deploy\.md"
+    ):
         emr(emr_job_role_arn="").emr_request("derivatives", "run")
     with pytest.raises(dg.DagsterInvariantViolationError, match="unknown Spark job"):
         emr().emr_request("resize_everything", "run")
