@@ -38,9 +38,7 @@ def derivatives(
 ) -> dg.MaterializeResult:
     settings = get_settings()
     params = DeriveParams(
-        lake_url=lake.url,
-        s3_endpoint=lake.s3_endpoint,
-        region=lake.region,
+        **lake.location(),
         dt=context.partition_key,
         sizes=settings.derivative_sizes,
         formats=settings.derivative_formats,

@@ -45,11 +45,9 @@ def lake_compaction(
     context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     params = CompactParams(
-        lake_url=lake.url,
+        **lake.location(),
         dt=context.partition_key,
         target_bytes=get_settings().compaction_target_bytes,
-        s3_endpoint=lake.s3_endpoint,
-        region=lake.region,
     )
     return spark.run(context, "compaction", params.to_extras()).get_materialize_result()
 
@@ -113,12 +111,10 @@ def garbage_collection(
 ):
     settings = get_settings()
     params = GcParams(
-        lake_url=lake.url,
+        **lake.location(),
         retention_days=settings.retention_days,
         grace_hours=settings.gc_grace_hours,
         dry_run=config.dry_run,
-        s3_endpoint=lake.s3_endpoint,
-        region=lake.region,
     )
     result = spark.run(context, "garbage_collection", params.to_extras()).get_materialize_result()
     cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)

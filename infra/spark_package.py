@@ -65,7 +65,17 @@ def build(out: Path) -> Path:
     # The project without its orchestration-side dependencies (Dagster, dbt, Kafka...): the jobs need none.
     run(python, "-m", "pip", "install", "-q", "--no-deps", str(PROJECT_ROOT))
     archive = out / SPARK_PACKAGE_NAME
-    run(sys.executable, "-m", "venv_pack", "--prefix", str(venv), "--output", str(archive), "--force")
+    run(
+        sys.executable,
+        "-m",
+        "venv_pack",
+        "--prefix",
+        str(venv),
+        "--output",
+        str(archive),
+        "--force",
+        "--quiet",
+    )
     entry_points = out / "spark_jobs"
     entry_points.mkdir()
     for job in JOBS:

@@ -51,3 +51,10 @@ def report(pipes: PipesContext, summary: dict) -> None:
         for key, value in summary.items()
     }
     pipes.report_asset_materialization(metadata=metadata)
+
+
+def run_job(name: str, params_type, run) -> None:
+    """A job's ``main``: params from the Pipes extras, ``run(spark, params, log)``, its summary reported."""
+    with pipes_session() as pipes:
+        params = params_type.from_extras(dict(pipes.extras))
+        report(pipes, run(spark_session(name), params, pipes.log))

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 
 from imagelake.compaction import CompactParams, compact_day
-from spark_jobs.common import pipes_session, report, spark_session
+from spark_jobs.common import run_job
 
 
 def _compact_tables(extras: dict, today: str, tables) -> list[dict]:
@@ -66,12 +66,5 @@ def run(spark, params: CompactParams, log) -> dict:
     }
 
 
-def main() -> None:
-    with pipes_session() as pipes:
-        params = CompactParams.from_extras(dict(pipes.extras))
-        summary = run(spark_session("compaction"), params, pipes.log)
-        report(pipes, summary)
-
-
 if __name__ == "__main__":
-    main()
+    run_job("compaction", CompactParams, run)

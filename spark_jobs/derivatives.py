@@ -14,7 +14,7 @@ from dataclasses import asdict
 from functools import partial
 
 from imagelake.derive import DeriveParams, derive_partition, images_to_derive, write_manifests
-from spark_jobs.common import pipes_session, report, slices, spark_session
+from spark_jobs.common import run_job, slices
 
 
 def run(spark, params: DeriveParams, log) -> dict:
@@ -36,6 +36,10 @@ def run(spark, params: DeriveParams, log) -> dict:
     failures = sorted({(r["image_id"], r["error"]) for r in failed})
     for image_id, reason in failures:
         log.warning(f"image {image_id}: no derivatives: {reason}")
+    log.info(
+        f"dt={params.dt}: {len(written)} derivatives for {len(todo)} images, "
+        f"{len({i for i, _ in failures})} failed, in {time.monotonic() - started:.1f} s"
+    )
     return {
         "dt": params.dt,
         "images": len(todo),
@@ -52,16 +56,5 @@ def run(spark, params: DeriveParams, log) -> dict:
     }
 
 
-def main() -> None:
-    with pipes_session() as pipes:
-        params = DeriveParams.from_extras(dict(pipes.extras))
-        summary = run(spark_session("derivatives"), params, pipes.log)
-        pipes.log.info(
-            f"dt={params.dt}: {summary['derivatives_written']} derivatives for {summary['images']} images, "
-            f"{summary['images_failed']} failed, in {summary['duration_s']} s"
-        )
-        report(pipes, summary)
-
-
 if __name__ == "__main__":
-    main()
+    run_job("derivatives", DeriveParams, run)

@@ -19,7 +19,7 @@ from imagelake import gc, layout
 from imagelake.gc import GcParams
 from imagelake.parquet import write_batch_table
 from imagelake.store import ObjectMissing
-from spark_jobs.common import pipes_session, report, slices, spark_session
+from spark_jobs.common import run_job, slices
 
 #: How many keys a dry run lists in its report.
 PREVIEW_KEYS = 200
@@ -123,12 +123,5 @@ def run(spark, params: GcParams, log) -> dict:
     }
 
 
-def main() -> None:
-    with pipes_session() as pipes:
-        params = GcParams.from_extras(dict(pipes.extras))
-        summary = run(spark_session("garbage-collection"), params, pipes.log)
-        report(pipes, summary)
-
-
 if __name__ == "__main__":
-    main()
+    run_job("garbage-collection", GcParams, run)
