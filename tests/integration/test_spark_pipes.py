@@ -83,16 +83,15 @@ def test_uploads_through_the_api_get_every_derivative_and_the_catalog_lists_them
             assert all(lake.exists(k) for k in keys.values())
 
 
-def spark_processes() -> list[psutil.Process]:
-    """The spark-submit JVM and its Python driver and workers, started by this test process."""
+def job_processes(job: str) -> list[psutil.Process]:
+    """The spark-submit of one job (its JVM, Python driver and workers), not the tests' shared Spark."""
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            cmdline = " ".join(child.cmdline())
+            if f"spark_jobs/{job}.py" in " ".join(child.cmdline()):
+                found += [child, *child.children(recursive=True)]
         except psutil.Error:
             continue
-        if "spark" in cmdline or "pyspark" in cmdline:
-            found.append(child)
     return found
 
 
@@ -120,7 +119,9 @@ def test_a_job_killed_half_way_and_run_again_leaves_every_derivative_exactly_onc
         while len(list(lake.list("derivatives"))) < 9:
             assert time.monotonic() < deadline and runner.is_alive(), "the job never got going"
             time.sleep(0.05)
-        for process in spark_processes():
+        killed = job_processes("derivatives")
+        assert killed, "no spark-submit of the derivatives job was running"
+        for process in killed:
             process.kill()
         runner.join(120)
         assert not outcome["result"].success
