@@ -10,8 +10,9 @@ noise) and 6 PNGs of 3 MP, generated deterministically and cached in
 - naive: for each size, a full decode and a LANCZOS resize from full resolution;
 - vips: for each size, ``pyvips.Image.thumbnail_buffer`` (shrink-on-load) then ``webpsave_buffer``.
 
-Each contender runs the corpus ``ROUNDS`` times, best round kept (the box
-is shared); each Spark run too (``SPARK_ROUNDS``). Then the Spark job (``spark_jobs/derivatives.py`` through Dagster
+The contenders take turns image by image, ``ROUNDS`` times, and each
+image's best time counts (the box is shared: a burst of load lands on all
+alike); each Spark run is repeated too (``SPARK_ROUNDS``). Then the Spark job (``spark_jobs/derivatives.py`` through Dagster
 Pipes, as production runs it) re-renders the corpus on ``local[1]`` and
 ``local[2]``; its time is the job's own (planning, tasks, manifest), without
 the JVM start-up that ``spark-submit`` adds in front.
@@ -106,14 +107,23 @@ def vips(data: bytes) -> list[bytes]:
     return out
 
 
-def timed(contender, images: list[tuple[str, bytes]]) -> tuple[float, int]:
-    """Best-of-ROUNDS seconds for the whole corpus, and the bytes of WebP it made."""
-    best, made = float("inf"), 0
+def timed(contenders: dict, images: list[tuple[str, bytes]]) -> dict[str, tuple[float, int]]:
+    """Seconds for the whole corpus and bytes of WebP made, per contender.
+
+    Contenders take turns image by image and each image's best of ``ROUNDS`` counts, so a burst of
+    load from elsewhere on the box lands on all of them alike.
+    """
+    best = {name: [float("inf")] * len(images) for name in contenders}
     for _ in range(ROUNDS):
-        started = time.perf_counter()
-        made = sum(len(blob) for _, data in images for blob in contender(data))
-        best = min(best, time.perf_counter() - started)
-    return best, made
+        for i, (_, data) in enumerate(images):
+            for name, contender in contenders.items():
+                started = time.perf_counter()
+                contender(data)
+                best[name][i] = min(best[name][i], time.perf_counter() - started)
+    totals = {}
+    for name, contender in contenders.items():
+        totals[name] = (sum(best[name]), sum(len(b) for _, data in images for b in contender(data)))
+    return totals
 
 
 def spark_seconds(images: list[tuple[str, bytes]], master: str) -> tuple[float, float]:
@@ -190,7 +200,7 @@ def main() -> None:
     all_cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})  # one core each
     try:
-        results = {name: timed(fn, images) for name, fn in (("ours", ours), ("naive", naive), ("vips", vips))}
+        results = timed({"ours": ours, "naive": naive, "vips": vips}, images)
     finally:
         os.sched_setaffinity(0, all_cores)
     for name, (seconds, made) in results.items():
