@@ -140,10 +140,6 @@ def is_compacted_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
 
 
-def derivatives_prefix(size: int | None = None) -> str:
-    return f"{DERIVATIVES}/{int(size)}/" if size is not None else f"{DERIVATIVES}/"
-
-
 def derivative_key(size: int, image_id: str, ext: str) -> str:
     return f"{DERIVATIVES}/{int(size)}/{check_image_id(image_id)}.{ext.lstrip('.')}"
 
