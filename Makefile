@@ -75,3 +75,15 @@ infra-synth: venv
 
 infra-test: venv
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
+
+# -- batch jobs (issue 4): benchmark and the EMR Serverless package ------------------------------------
+SPARK_PACKAGE_DIR := .cache/spark-package
+.PHONY: bench-derivatives spark-package
+bench-derivatives: venv
+	$(BIN)/python bench/derivatives.py
+
+# The Spark jobs' environment for EMR Serverless (docs/deploy.md, section 6): a relocatable venv with
+# imagelake, spark_jobs and their runtime dependencies (no PySpark: EMR brings Spark), packed by venv-pack.
+# EMR's workers are x86_64 Linux with Python 3.11: build on such a machine (this one is).
+spark-package: venv
+	$(BIN)/python -m infra.spark_package --out $(SPARK_PACKAGE_DIR)

@@ -13,3 +13,26 @@ realtime_batch_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Archive one Kafka batch of upload events and extract each image's metadata.",
 )
+
+# -- batch jobs (Spark through the `spark` resource), launched by orchestration/schedules.py --------
+
+#: Derivatives of one upload date (partition = the date).
+derivatives_job = dg.define_asset_job(
+    "derivatives_job",
+    selection=dg.AssetSelection.keys("derivatives"),
+    description="Make every configured derivative of the processed images of one upload date.",
+)
+
+#: Compaction of one closed upload date.
+compaction_job = dg.define_asset_job(
+    "compaction_job",
+    selection=dg.AssetSelection.keys("lake_compaction"),
+    description="Compact the batch files of one closed upload date into one file per table.",
+)
+
+#: Garbage collection and retention over the whole lake, then Dagster's own records.
+garbage_collection_job = dg.define_asset_job(
+    "garbage_collection_job",
+    selection=dg.AssetSelection.keys("storage_inventory"),
+    description="Delete what is older than the retention period or orphaned; prune old runs and partitions.",
+)
