@@ -19,8 +19,24 @@ renamed as (
         lower(format) as image_format,
         width,
         height,
+        mode as pixel_mode,
+        bit_depth,
+        frame_count,
+        orientation,
+        has_icc,
+        has_gps,
+        exif_captured_at,
+        camera_make,
+        camera_model,
+        phash,
+        brightness_mean,
+        contrast,
+        colourfulness,
+        duplicate_of,
+        duplicate_kind,
+        duplicate_distance,
         uploaded_at,
-        cast(uploaded_at as date) as upload_date,
+        {{ lake_day('uploaded_at') }} as upload_date,
         processed_at,
         batch_id
 
@@ -34,7 +50,7 @@ deduplicated as (
     select
         *,
         row_number() over (
-            partition by image_id
+            partition by upload_date, image_id
             order by processed_at, batch_id
         ) as result_rank
 
@@ -53,6 +69,22 @@ select
     image_format,
     width,
     height,
+    pixel_mode,
+    bit_depth,
+    frame_count,
+    orientation,
+    has_icc,
+    has_gps,
+    exif_captured_at,
+    camera_make,
+    camera_model,
+    phash,
+    brightness_mean,
+    contrast,
+    colourfulness,
+    duplicate_of,
+    duplicate_kind,
+    duplicate_distance,
     uploaded_at,
     upload_date,
     processed_at,

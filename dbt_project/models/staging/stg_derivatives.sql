@@ -1,0 +1,62 @@
+with
+
+source as (
+
+    select * from {{ lake_source('derivatives') }}
+
+),
+
+renamed as (
+
+    select
+        image_id,
+        size as target_size,
+        lower(format) as derivative_format,
+        key as derivative_key,
+        width,
+        height,
+        size_bytes,
+        status,
+        error as failure_reason,
+        source_sha256,
+        uploaded_at,
+        {{ lake_day('uploaded_at') }} as upload_date,
+        created_at,
+        run_id
+
+    from source
+
+),
+
+-- A forced re-run writes a derivative again: the latest attempt per image, size and format wins.
+deduplicated as (
+
+    select
+        *,
+        row_number() over (
+            partition by upload_date, image_id, target_size, derivative_format
+            order by created_at desc, run_id desc
+        ) as attempt_rank
+
+    from renamed
+
+)
+
+select
+    image_id,
+    target_size,
+    derivative_format,
+    derivative_key,
+    width,
+    height,
+    size_bytes,
+    status,
+    failure_reason,
+    source_sha256,
+    uploaded_at,
+    upload_date,
+    created_at,
+    run_id
+
+from deduplicated
+where attempt_rank = 1
