@@ -39,6 +39,12 @@ GLUE_DATABASE = "imagelake_lake"
 #: The Redshift external schema over GLUE_DATABASE; dbt reads it as IMAGELAKE_SPECTRUM_SCHEMA.
 SPECTRUM_SCHEMA = "lake"
 
+#: How many days before today a routine warehouse refresh rebuilds, so late events
+#: are counted on their upload day (dbt reads it as IMAGELAKE_LOOKBACK_DAYS).
+WAREHOUSE_LOOKBACK_DAYS = 3
+#: The first day the warehouse's daily partitions cover.
+WAREHOUSE_FIRST_DAY = "2026-01-01"
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -120,6 +126,7 @@ class Settings:
 
     warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
     dbt_target: str = "local"
+    warehouse_lookback_days: int = WAREHOUSE_LOOKBACK_DAYS
 
     @property
     def is_prod(self) -> bool:
@@ -139,6 +146,7 @@ class Settings:
             "IMAGELAKE_WAREHOUSE_PATH": str(self.warehouse_path),
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
+            "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
         }
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -205,6 +213,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_poll_timeout_s=_float(env, "IMAGELAKE_KAFKA_POLL_TIMEOUT_S", 10.0),
         warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / "warehouse.duckdb"),
         dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
+        warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
     )
 
 

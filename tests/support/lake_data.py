@@ -243,7 +243,7 @@ def _derivatives(rng, ok, image_ids, sha, uploaded, width, height, shape: DaySha
     failed = rng.uniform(size=len(idx)) < 0.002
     bytes_ = (size.astype(np.int64) ** 2 // 12) + rng.integers(0, 2000, len(idx))
     dkeys = np.char.add(np.char.add(np.char.add(f"{layout.DERIVATIVES}/", size.astype(str)), "/"), np.char.add(image_ids[idx], ".webp"))
-    run = f"derivatives-{day.isoformat()}"
+    run = f"derivatives-{day.isoformat()}-{shape.seed}"
     cols = {
         "image_id": image_ids[idx],
         "size": size,

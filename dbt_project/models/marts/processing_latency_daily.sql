@@ -9,8 +9,8 @@
 }}
 
 -- Per upload date: how long images took from upload to processed (metadata in the
--- curated zone) and from upload to all their derivatives written; p50, p95, max
--- in seconds. Each percentile set has its own CTE: Redshift wants every
+-- curated zone; failed and pending images are left out) and from upload to all
+-- their derivatives written; p50, p95, max in seconds. Each percentile set has its own CTE: Redshift wants every
 -- percentile of one query to order by the same column. An aggregate: kept.
 with
 
@@ -31,7 +31,7 @@ to_processed as (
         cast(max(seconds_to_processed) as decimal(18, 3)) as processed_max_s
 
     from images
-    where seconds_to_processed is not null
+    where status = 'processed'
     group by upload_date
 
 ),
