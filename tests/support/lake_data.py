@@ -341,3 +341,58 @@ def write_inventory(lake: Lake, snapshot_at: datetime, days: list[GeneratedDay])
 def days_back(today: date, count: int) -> list[date]:
     """The ``count`` days ending today, oldest first."""
     return [today - timedelta(days=count - 1 - i) for i in range(count)]
+
+
+def derivatives_for(metadata: pa.Table, run_id: str, sizes: tuple[int, ...] = DERIVATIVE_SIZES) -> pa.Table:
+    """Derivative rows for the processed images of a metadata table, as the Spark job records them
+    (until that job lands, tests stand in for it with these rows)."""
+    rows = []
+    for r in metadata.to_pylist():
+        if r["status"] != "processed":
+            continue
+        for i, size in enumerate(sizes):
+            scale = min(1.0, size / max(r["width"], r["height"]))
+            rows.append(
+                {
+                    "image_id": r["image_id"],
+                    "size": size,
+                    "format": "webp",
+                    "key": layout.derivative_key(size, r["image_id"], "webp"),
+                    "width": int(r["width"] * scale),
+                    "height": int(r["height"] * scale),
+                    "size_bytes": 100 + size + i,
+                    "status": "written",
+                    "error": None,
+                    "source_sha256": r["sha256"],
+                    "uploaded_at": r["uploaded_at"],
+                    "created_at": r["processed_at"] + timedelta(seconds=60 + 7 * i),
+                    "run_id": run_id,
+                }
+            )
+    return pa.Table.from_pylist(rows, schema=SCHEMAS["derivatives"])
+
+
+def listing_inventory(lake: Lake, snapshot_at: datetime) -> pa.Table:
+    """The storage inventory of one listing of the whole lake: objects and bytes per zone,
+    table prefix and dt (what the garbage collector records)."""
+    groups: dict[tuple[str, str, date | None], list[int]] = {}
+    for zone in layout.ZONES:
+        for obj in lake.list(zone):
+            parts = obj.key.split("/")
+            prefix = "/".join(parts[:2])
+            try:
+                day: date | None = layout.parse_dt(obj.key)
+            except layout.LayoutError:
+                day = None
+            groups.setdefault((zone, prefix, day), []).append(obj.size)
+    keys = sorted(groups, key=lambda k: (k[0], k[1], k[2] or date.min))
+    return pa.table(
+        {
+            "snapshot_at": [snapshot_at] * len(keys),
+            "zone": [k[0] for k in keys],
+            "prefix": [k[1] for k in keys],
+            "data_date": [k[2] for k in keys],
+            "objects": [len(groups[k]) for k in keys],
+            "bytes": [sum(groups[k]) for k in keys],
+        }
+    ).cast(SCHEMAS["storage_inventory"])
