@@ -58,6 +58,7 @@ test-e2e: setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
 format: venv
 	$(BIN)/ruff format .
@@ -75,3 +76,15 @@ infra-synth: venv
 
 infra-test: venv
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
+
+# Warehouse (dbt): docs for analysts, source freshness, the marts benchmark (docs/analysts.md).
+.PHONY: docs warehouse-freshness bench-marts
+docs: dbt-parse
+	$(BIN)/python -m orchestration.dbt_prepare docs generate
+	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../$(BIN)/dbt docs serve --port 8080)"
+
+warehouse-freshness: dbt-parse
+	$(BIN)/python -m orchestration.dbt_prepare source freshness
+
+bench-marts: venv
+	$(BIN)/python -m bench.marts

@@ -63,6 +63,7 @@ def upload_events(
         }
     )
 
+
 dead_letters = dg.AssetSpec(
     key="dead_letters",
     deps=[upload_events],

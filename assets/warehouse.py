@@ -86,7 +86,9 @@ def single_writer(settings: Settings, log: dg.DagsterLogManager) -> Iterator[Non
             yield
         return
     lock = settings.warehouse_path.with_name(settings.warehouse_path.name + ".lock")
-    with exclusive(lock, WRITER_WAIT_S, on_wait=lambda: log.info(f"waiting for another build to release {lock}")):
+    with exclusive(
+        lock, WRITER_WAIT_S, on_wait=lambda: log.info(f"waiting for another build to release {lock}")
+    ):
         yield
 
 

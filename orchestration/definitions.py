@@ -9,7 +9,11 @@ from imagelake.settings import get_settings
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import catalog_resource, kafka_resource, lake_resource
 from orchestration.sensors import kafka_upload_sensor
-from orchestration.warehouse_schedules import warehouse_hourly_schedule, warehouse_job, warehouse_refresh_sensor
+from orchestration.warehouse_schedules import (
+    warehouse_hourly_schedule,
+    warehouse_job,
+    warehouse_refresh_sensor,
+)
 
 settings = get_settings()
 

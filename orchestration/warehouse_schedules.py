@@ -74,7 +74,9 @@ def warehouse_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
             materialization = record.asset_materialization
             if materialization is None:
                 continue
-            metadata = {name: getattr(value, "value", value) for name, value in materialization.metadata.items()}
+            metadata = {
+                name: getattr(value, "value", value) for name, value in materialization.metadata.items()
+            }
             touched = days_of_materialization(metadata, materialization.partition)
             # A writer that names no day still changed something: rebuild the routine window.
             days |= touched or set(lookback(today_utc(), get_settings().warehouse_lookback_days).days)
@@ -84,10 +86,14 @@ def warehouse_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     window = refresh_window(days, today_utc(), date.fromisoformat(WAREHOUSE_FIRST_DAY))
     new_cursor = json.dumps(seen, sort_keys=True)
     if window is None:
-        return dg.SensorResult(cursor=new_cursor, skip_reason="new data only for days before the warehouse's first day")
+        return dg.SensorResult(
+            cursor=new_cursor, skip_reason="new data only for days before the warehouse's first day"
+        )
     context.log.info(f"new lake data for {window}; requesting a warehouse run")
     run_key = "refresh-" + "-".join(str(seen[k]) for k in sorted(seen))
-    return dg.SensorResult(run_requests=[window_run_request(window, run_key, "new lake data")], cursor=new_cursor)
+    return dg.SensorResult(
+        run_requests=[window_run_request(window, run_key, "new lake data")], cursor=new_cursor
+    )
 
 
 @dg.schedule(

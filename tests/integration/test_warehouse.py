@@ -33,7 +33,9 @@ pytestmark = pytest.mark.integration
 TODAY = datetime.now(UTC).date()
 DAYS = lake_data.days_back(TODAY, 3)
 WINDOW = DayWindow(DAYS[0], DAYS[-1])
-SHAPE = DayShape(images=400, seed=5, clients=12, batch_size=60, redelivered_share=0.03, dead_letter_share=0.01)
+SHAPE = DayShape(
+    images=400, seed=5, clients=12, batch_size=60, redelivered_share=0.03, dead_letter_share=0.01
+)
 
 
 def use_data_dir(monkeypatch: pytest.MonkeyPatch, data_dir: Path):
@@ -110,7 +112,7 @@ def test_rerunning_a_day_changes_no_row(warehouse):
 def test_events_three_days_late_are_counted_on_their_upload_day(warehouse):
     settings, lake = warehouse
     late_day = TODAY - timedelta(days=3)  # before the built window, as a late batch would be
-    (late,) = write_days_without_inventory(lake, [late_day], DayShape(images=25, seed=9, clients=3))
+    write_days_without_inventory(lake, [late_day], DayShape(images=25, seed=9, clients=3))
     before = {r[0]: r[1] for r in query(settings, "select upload_date, images from marts.daily_upload_stats")}
     assert late_day not in before
     with dg.instance_for_test() as instance:
@@ -144,7 +146,7 @@ def test_an_empty_day_gives_zero_rows_and_no_failure(warehouse):
 def test_a_new_nullable_column_in_the_curated_parquet_still_builds(warehouse):
     settings, lake = warehouse
     shape = DayShape(images=30, seed=11, clients=4, extra_metadata_columns={"aesthetic_score": pa.float32()})
-    (newer,) = write_days_without_inventory(lake, [TODAY], shape)
+    write_days_without_inventory(lake, [TODAY], shape)
     with dg.instance_for_test() as instance:
         result = build(settings, instance, DayWindow(TODAY, TODAY))
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
@@ -235,3 +237,22 @@ def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(
     assert query(settings, "select * from marts.daily_upload_stats") == first
     shas = {r[0] for r in query(settings, "select sha256 from staging.stg_image_metadata")}
     assert shas == {e.sha256 for e in sent}
+
+
+def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse):
+    settings, _ = warehouse
+    derivatives = lake_root(settings) / "curated" / "derivatives"
+    for day in DAYS[1:]:  # the derivatives job has not run for two days
+        shutil.rmtree(derivatives / f"dt={day}")
+    with environment(settings.dbt_env()):
+        invocation = dbt_resource(settings).cli(["source", "freshness"], raise_on_error=False)
+        invocation.wait()
+    status = {
+        r["unique_id"].split(".")[-1]: r["status"] for r in invocation.get_artifact("sources.json")["results"]
+    }
+    assert status == {
+        "upload_events": "pass",
+        "image_metadata": "pass",
+        "derivatives": "error",
+        "storage_inventory": "pass",
+    }

@@ -7,7 +7,11 @@ import dagster as dg
 import pytest
 
 from imagelake.settings import WAREHOUSE_LOOKBACK_DAYS
-from orchestration.warehouse_schedules import warehouse_hourly_schedule, warehouse_job, warehouse_refresh_sensor
+from orchestration.warehouse_schedules import (
+    warehouse_hourly_schedule,
+    warehouse_job,
+    warehouse_refresh_sensor,
+)
 
 pytestmark = pytest.mark.integration
 TODAY = datetime.now(UTC).date()
@@ -66,7 +70,9 @@ def test_data_whose_writer_names_no_day_refreshes_the_lookback_window():
 def test_no_second_run_is_queued_while_one_is_waiting_and_nothing_is_lost():
     with dg.instance_for_test() as instance:
         report(instance, "upload_events", [f"raw/events/dt={TODAY}/b.parquet"], "image-uploads-1-0-0")
-        run = dg.DagsterRun(job_name=warehouse_job.name, run_id="a" * 36, status=dg.DagsterRunStatus.NOT_STARTED)
+        run = dg.DagsterRun(
+            job_name=warehouse_job.name, run_id="a" * 36, status=dg.DagsterRunStatus.NOT_STARTED
+        )
         instance.add_run(run)
         skipped = tick(instance, None)
         assert isinstance(skipped, dg.SkipReason) and "already waiting" in skipped.skip_message

@@ -20,12 +20,12 @@ from imagelake.parquet import read_batch_table, to_parquet_bytes
 from imagelake.store import Lake
 from imagelake.warehouse_days import DayWindow
 from orchestration.resources import KafkaResource
+from orchestration.warehouse_schedules import warehouse_refresh_sensor
 from tests.integration.test_realtime import run_batch, tick
 from tests.integration.test_warehouse_sensor import days
 from tests.support import images, lake_data
 from tests.support.servers import serve
 from tests.support.warehouse import assert_marts_match_lake, build, query
-from orchestration.warehouse_schedules import warehouse_refresh_sensor
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,9 @@ def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap
     with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
         accepted = []
         for i, (key, data, mime) in enumerate(uploads):
-            response = client.post("/v1/images", headers={"X-API-Key": key}, files={"file": (f"{i}", data, mime)})
+            response = client.post(
+                "/v1/images", headers={"X-API-Key": key}, files={"file": (f"{i}", data, mime)}
+            )
             assert response.status_code == 202, response.text
             accepted.append(response.json())
     # one stored object disappears before its batch runs: that image is recorded as failed
@@ -58,21 +60,30 @@ def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap
             assert run_batch(instance, request.partition_key, lake, kafka).success
             metadata = read_batch_table(lake, "image_metadata", request.partition_key)
             derivatives = lake_data.derivatives_for(metadata, run_id=f"derivatives-{request.partition_key}")
-            for key, size in zip(derivatives["key"].to_pylist(), derivatives["size_bytes"].to_pylist(), strict=True):
+            for key, size in zip(
+                derivatives["key"].to_pylist(), derivatives["size_bytes"].to_pylist(), strict=True
+            ):
                 lake.put(key, bytes(size))  # the derivative itself, as large as its row says
             for day in sorted({dt_of(t) for t in derivatives["uploaded_at"].to_pylist()}):
-                rows = derivatives.filter(
-                    [dt_of(t) == day for t in derivatives["uploaded_at"].to_pylist()]
+                rows = derivatives.filter([dt_of(t) == day for t in derivatives["uploaded_at"].to_pylist()])
+                lake.put(
+                    batch_file_key("derivatives", day, f"derivatives-{request.partition_key}"),
+                    to_parquet_bytes(rows),
                 )
-                lake.put(batch_file_key("derivatives", day, f"derivatives-{request.partition_key}"), to_parquet_bytes(rows))
         now = datetime.now(UTC)
         inventory = lake_data.listing_inventory(lake, now)
-        lake.put(batch_file_key("storage_inventory", dt_of(now), "inventory-test"), to_parquet_bytes(inventory))
+        lake.put(
+            batch_file_key("storage_inventory", dt_of(now), "inventory-test"), to_parquet_bytes(inventory)
+        )
 
         refresh = warehouse_refresh_sensor(dg.build_sensor_context(instance=instance))
         [request] = refresh.run_requests
         first, last = days(request)
-        result = build(settings, instance, DayWindow(datetime.fromisoformat(first).date(), datetime.fromisoformat(last).date()))
+        result = build(
+            settings,
+            instance,
+            DayWindow(datetime.fromisoformat(first).date(), datetime.fromisoformat(last).date()),
+        )
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
@@ -88,7 +99,14 @@ def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap
     assert usage == {"studio-a": 6, "studio-b": 4}
     failures = dict(query(settings, "select client_id, failures from marts.client_usage_daily"))
     assert failures == {"studio-a": 1, "studio-b": 0}
-    zones = {z for (z,) in query(settings, f"select zone from marts.storage_usage_daily where usage_date = '{today}'")}
+    zones = {
+        z
+        for (z,) in query(
+            settings, f"select zone from marts.storage_usage_daily where usage_date = '{today}'"
+        )
+    }
     assert zones == {"raw", "curated", "derivatives"}
-    [(with_derivatives,)] = query(settings, "select images_with_derivatives from marts.processing_latency_daily")
+    [(with_derivatives,)] = query(
+        settings, "select images_with_derivatives from marts.processing_latency_daily"
+    )
     assert with_derivatives == 9

@@ -101,7 +101,9 @@ def generate_day(day: date, shape: DayShape) -> GeneratedDay:
     uploaded = start + np.floor(offsets * 1000) / 1000
     image_ids = _ulids((uploaded * 1000).astype(np.int64), rng)
     weights = 1.0 / np.arange(1, shape.clients + 1)
-    clients = np.char.add("client-", np.char.zfill(rng.choice(shape.clients, n, p=weights / weights.sum()).astype(str), 3))
+    clients = np.char.add(
+        "client-", np.char.zfill(rng.choice(shape.clients, n, p=weights / weights.sum()).astype(str), 3)
+    )
     formats = FORMATS[rng.choice(len(FORMATS), n, p=FORMAT_SHARES)]
     size_bytes = np.clip(rng.lognormal(12.5, 1.2, n), 1_000, 25 * 1024 * 1024).astype(np.int64)
     sha = _hex(rng, n, 32)
@@ -114,7 +116,9 @@ def generate_day(day: date, shape: DayShape) -> GeneratedDay:
     distance = np.full(n, None, dtype=object)
     draw = rng.uniform(size=n)
     exact = (draw < shape.exact_duplicate_share) & (np.arange(n) > 0)
-    near = (draw >= shape.exact_duplicate_share) & (draw < shape.exact_duplicate_share + shape.near_duplicate_share)
+    near = (draw >= shape.exact_duplicate_share) & (
+        draw < shape.exact_duplicate_share + shape.near_duplicate_share
+    )
     near &= np.arange(n) > 0
     originals = (rng.uniform(size=n) * np.arange(n)).astype(np.int64)
     sha[exact] = sha[originals[exact]]
@@ -166,8 +170,23 @@ def generate_day(day: date, shape: DayShape) -> GeneratedDay:
             bid = batch_id(p, int(offset[chunk[0]]), int(offset[chunk[-1]]))
             tables["upload_events"].append((bid, _events_table(events, chunk, bid)))
             tables["image_metadata"].append(
-                (bid, _metadata_table(events, chunk, bid, failed, processed_at, width, height, formats,
-                                      duplicate_of, kind, distance, shape))
+                (
+                    bid,
+                    _metadata_table(
+                        events,
+                        chunk,
+                        bid,
+                        failed,
+                        processed_at,
+                        width,
+                        height,
+                        formats,
+                        duplicate_of,
+                        kind,
+                        distance,
+                        shape,
+                    ),
+                )
             )
         # At-least-once: some events come again in a later batch (new offsets, same event).
         again = np.flatnonzero((partition == p) & redelivered)
@@ -179,13 +198,28 @@ def generate_day(day: date, shape: DayShape) -> GeneratedDay:
             replay["kafka_timestamp"] = kafka_ts + 30
             tables["upload_events"].append((bid, _events_table(replay, again, bid)))
             tables["image_metadata"].append(
-                (bid, _metadata_table(events, again, bid, failed, processed_at + 30, width, height, formats,
-                                      duplicate_of, kind, distance, shape))
+                (
+                    bid,
+                    _metadata_table(
+                        events,
+                        again,
+                        bid,
+                        failed,
+                        processed_at + 30,
+                        width,
+                        height,
+                        formats,
+                        duplicate_of,
+                        kind,
+                        distance,
+                        shape,
+                    ),
+                )
             )
 
     ok = np.flatnonzero(~failed)
     tables["derivatives"] = _derivatives(rng, ok, image_ids, sha, uploaded, width, height, shape, day)
-    dead = max(0, int(round(n * shape.dead_letter_share)))
+    dead = max(0, round(n * shape.dead_letter_share))
     if dead:
         tables["dead_letters"].append(_dead_letters(rng, dead, start, base, day))
     return GeneratedDay(day, tables)
@@ -199,8 +233,20 @@ def _events_table(events: dict, idx: np.ndarray, bid: str) -> pa.Table:
     return pa.table(columns).cast(SCHEMAS["upload_events"])
 
 
-def _metadata_table(events, idx, bid, failed, processed_at, width, height, formats,
-                    duplicate_of, kind, distance, shape: DayShape) -> pa.Table:
+def _metadata_table(
+    events,
+    idx,
+    bid,
+    failed,
+    processed_at,
+    width,
+    height,
+    formats,
+    duplicate_of,
+    kind,
+    distance,
+    shape: DayShape,
+) -> pa.Table:
     k = len(idx)
     bad = failed[idx]
     ok_or_none = lambda values: pa.array(np.where(bad, None, values[idx]).tolist())  # noqa: E731
@@ -238,22 +284,33 @@ def _derivatives(rng, ok, image_ids, sha, uploaded, width, height, shape: DaySha
     per = len(sizes)
     idx = np.repeat(ok, per)
     size = np.tile(sizes, len(ok))
-    created = np.repeat(uploaded[ok] + rng.uniform(300, 3600, len(ok)), per) + np.tile(np.arange(per) * 0.01, len(ok))
+    created = np.repeat(uploaded[ok] + rng.uniform(300, 3600, len(ok)), per) + np.tile(
+        np.arange(per) * 0.01, len(ok)
+    )
     scale = np.minimum(1.0, size / np.maximum(width[idx], height[idx]))
     failed = rng.uniform(size=len(idx)) < 0.002
     bytes_ = (size.astype(np.int64) ** 2 // 12) + rng.integers(0, 2000, len(idx))
-    dkeys = np.char.add(np.char.add(np.char.add(f"{layout.DERIVATIVES}/", size.astype(str)), "/"), np.char.add(image_ids[idx], ".webp"))
+    dkeys = np.char.add(
+        np.char.add(np.char.add(f"{layout.DERIVATIVES}/", size.astype(str)), "/"),
+        np.char.add(image_ids[idx], ".webp"),
+    )
     run = f"derivatives-{day.isoformat()}-{shape.seed}"
     cols = {
         "image_id": image_ids[idx],
         "size": size,
         "format": np.full(len(idx), "webp"),
         "key": pa.array(np.where(failed, None, dkeys).tolist(), type=pa.string()),
-        "width": pa.array(np.where(failed, None, (width[idx] * scale).astype(np.int32)).tolist(), type=pa.int32()),
-        "height": pa.array(np.where(failed, None, (height[idx] * scale).astype(np.int32)).tolist(), type=pa.int32()),
+        "width": pa.array(
+            np.where(failed, None, (width[idx] * scale).astype(np.int32)).tolist(), type=pa.int32()
+        ),
+        "height": pa.array(
+            np.where(failed, None, (height[idx] * scale).astype(np.int32)).tolist(), type=pa.int32()
+        ),
         "size_bytes": pa.array(np.where(failed, None, bytes_).tolist(), type=pa.int64()),
         "status": np.where(failed, "failed", "written"),
-        "error": pa.array(np.where(failed, "encode failed: broken data stream", None).tolist(), type=pa.string()),
+        "error": pa.array(
+            np.where(failed, "encode failed: broken data stream", None).tolist(), type=pa.string()
+        ),
         "source_sha256": sha[idx],
         "uploaded_at": _timestamps(uploaded[idx]),
         "created_at": _timestamps(created),
@@ -265,9 +322,13 @@ def _derivatives(rng, ok, image_ids, sha, uploaded, width, height, shape: DaySha
     again = np.flatnonzero(rng.uniform(size=len(idx)) < shape.derivative_rerun_share)
     if len(again):
         rerun = table.take(pa.array(again))
-        later = pa.array((created[again] * 1_000_000 + 600_000_000).astype(np.int64), type=pa.timestamp("us", tz="UTC"))
+        later = pa.array(
+            (created[again] * 1_000_000 + 600_000_000).astype(np.int64), type=pa.timestamp("us", tz="UTC")
+        )
         rerun = rerun.set_column(rerun.schema.get_field_index("created_at"), "created_at", later)
-        rerun = rerun.set_column(rerun.schema.get_field_index("run_id"), "run_id", pa.array([f"{run}-forced"] * len(again)))
+        rerun = rerun.set_column(
+            rerun.schema.get_field_index("run_id"), "run_id", pa.array([f"{run}-forced"] * len(again))
+        )
         files.append((f"{run}-forced", rerun.cast(SCHEMAS["derivatives"])))
     return files
 
@@ -297,17 +358,29 @@ def inventory_snapshot(snapshot_at: datetime, days: list[GeneratedDay]) -> pa.Ta
     for g in days:
         events = g.rows("upload_events")
         raw = {}
-        for image_id, size in zip(events["image_id"].to_pylist(), events["size_bytes"].to_pylist(), strict=True):
+        for image_id, size in zip(
+            events["image_id"].to_pylist(), events["size_bytes"].to_pylist(), strict=True
+        ):
             raw[image_id] = size
         rows.append(("raw", layout.RAW_IMAGES, g.day, len(raw), sum(raw.values())))
-        for table, prefix in (("upload_events", layout.RAW_EVENTS), ("image_metadata", "curated/image_metadata")):
+        for table, prefix in (
+            ("upload_events", layout.RAW_EVENTS),
+            ("image_metadata", "curated/image_metadata"),
+        ):
             parts = g.tables[table]
-            rows.append(("raw" if prefix.startswith("raw") else "curated", prefix, g.day, len(parts),
-                         sum(len(to_parquet_bytes(t)) for _, t in parts)))
+            rows.append(
+                (
+                    "raw" if prefix.startswith("raw") else "curated",
+                    prefix,
+                    g.day,
+                    len(parts),
+                    sum(len(to_parquet_bytes(t)) for _, t in parts),
+                )
+            )
         d = g.rows("derivatives")
         written = d.filter(pa.compute.equal(d["status"], "written"))
         keys = dict(zip(written["key"].to_pylist(), written["size_bytes"].to_pylist(), strict=True))
-        rows.append(("derivatives", layout.DERIVATIVES, None if False else g.day, len(keys), sum(keys.values())))
+        rows.append(("derivatives", layout.DERIVATIVES, g.day, len(keys), sum(keys.values())))
     schema = SCHEMAS["storage_inventory"]
     return pa.table(
         {
@@ -335,7 +408,9 @@ def write_day(lake: Lake, generated: GeneratedDay) -> int:
 def write_inventory(lake: Lake, snapshot_at: datetime, days: list[GeneratedDay]) -> None:
     table = inventory_snapshot(snapshot_at, days)
     name = f"inventory-{snapshot_at:%Y%m%dT%H%M%S}"
-    lake.put(layout.batch_file_key("storage_inventory", layout.dt_of(snapshot_at), name), to_parquet_bytes(table))
+    lake.put(
+        layout.batch_file_key("storage_inventory", layout.dt_of(snapshot_at), name), to_parquet_bytes(table)
+    )
 
 
 def days_back(today: date, count: int) -> list[date]:

@@ -54,7 +54,10 @@ def images(lake_root: Path) -> pd.DataFrame:
     events["status"] = events["status"].fillna("pending")
     processed = events["processed_at"].notna()
     events["seconds_to_processed"] = np.where(
-        processed, (_ms(events["processed_at"].where(processed, events["uploaded_at"])) - _ms(events["uploaded_at"])) / 1000.0, np.nan
+        processed,
+        (_ms(events["processed_at"].where(processed, events["uploaded_at"])) - _ms(events["uploaded_at"]))
+        / 1000.0,
+        np.nan,
     )
     derivatives = read_table(lake_root, "derivatives")
     if not derivatives.empty:
@@ -72,7 +75,10 @@ def images(lake_root: Path) -> pd.DataFrame:
     events["derivative_bytes"] = events["derivative_bytes"].fillna(0).astype("int64")
     ready = events["derivatives_ready_at"].notna()
     events["seconds_to_derivatives"] = np.where(
-        ready, (_ms(events["derivatives_ready_at"].where(ready, events["uploaded_at"])) - _ms(events["uploaded_at"])) / 1000.0, np.nan
+        ready,
+        (_ms(events["derivatives_ready_at"].where(ready, events["uploaded_at"])) - _ms(events["uploaded_at"]))
+        / 1000.0,
+        np.nan,
     )
     events["format"] = events["format"].str.lower()
     return events.reset_index()
@@ -122,7 +128,7 @@ def client_usage_daily(lake_root: Path) -> dict:
         out[(day, client)] = {
             "uploads": len(g),
             "bytes_uploaded": int(g["size_bytes"].sum()),
-            "duplicates": int(g["duplicate_of"].notna().sum()),
+            "duplicate_uploads": int(g["duplicate_of"].notna().sum()),
             "exact_duplicates": int((g["duplicate_kind"] == "exact").sum()),
             "near_duplicates": int((g["duplicate_kind"] == "near").sum()),
             "processed": int((g["status"] == "processed").sum()),

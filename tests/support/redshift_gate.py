@@ -17,6 +17,7 @@ syntax or functions, not a missing table or a permission.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -34,31 +35,180 @@ DBT_PROJECT = PROJECT_ROOT / "dbt_project"
 
 #: Functions Redshift has (AWS docs, "SQL functions reference"), lower case.
 REDSHIFT_FUNCTIONS = frozenset(
-    """
-    abs acos add_months approximate asin atan atan2 avg bit_and bit_or bool_and bool_or btrim
-    cardinality cast cbrt ceil ceiling char_length character_length charindex checksum chr coalesce
-    concat convert convert_timezone cos cot count cume_dist current_date current_schema
-    current_setting current_user date date_add date_cmp date_part date_trunc dateadd datediff
-    decode degrees dense_rank dexp dlog1 dlog10 exp extract first_value floor func_sha1 getdate
-    greatest group initcap is_valid_json json_extract_array_element_text json_extract_path_text
-    json_parse lag last_day last_value lead least left len length listagg ln log lower lpad ltrim
-    max md5 median min mod months_between nextday nth_value ntile nullif nvl nvl2 percent_rank
-    percentile_cont percentile_disc pi position power quote_ident quote_literal radians random
-    rank ratio_to_report regexp_count regexp_instr regexp_replace regexp_substr repeat replace
-    replicate reverse right round row_number rpad rtrim sha1 sha2 sign sin split_part sqrt stddev
-    stddev_pop stddev_samp strpos strtol substr substring sum sysdate tan timeofday timestamp
-    timezone to_char to_date to_number to_timestamp translate trim trunc upper var_pop var_samp
-    variance
-    """.split()
+    [
+        "abs",
+        "acos",
+        "add_months",
+        "approximate",
+        "asin",
+        "atan",
+        "atan2",
+        "avg",
+        "bit_and",
+        "bit_or",
+        "bool_and",
+        "bool_or",
+        "btrim",
+        "cardinality",
+        "cast",
+        "cbrt",
+        "ceil",
+        "ceiling",
+        "char_length",
+        "character_length",
+        "charindex",
+        "checksum",
+        "chr",
+        "coalesce",
+        "concat",
+        "convert",
+        "convert_timezone",
+        "cos",
+        "cot",
+        "count",
+        "cume_dist",
+        "current_date",
+        "current_schema",
+        "current_setting",
+        "current_user",
+        "date",
+        "date_add",
+        "date_cmp",
+        "date_part",
+        "date_trunc",
+        "dateadd",
+        "datediff",
+        "decode",
+        "degrees",
+        "dense_rank",
+        "dexp",
+        "dlog1",
+        "dlog10",
+        "exp",
+        "extract",
+        "first_value",
+        "floor",
+        "func_sha1",
+        "getdate",
+        "greatest",
+        "group",
+        "initcap",
+        "is_valid_json",
+        "json_extract_array_element_text",
+        "json_extract_path_text",
+        "json_parse",
+        "lag",
+        "last_day",
+        "last_value",
+        "lead",
+        "least",
+        "left",
+        "len",
+        "length",
+        "listagg",
+        "ln",
+        "log",
+        "lower",
+        "lpad",
+        "ltrim",
+        "max",
+        "md5",
+        "median",
+        "min",
+        "mod",
+        "months_between",
+        "nextday",
+        "nth_value",
+        "ntile",
+        "nullif",
+        "nvl",
+        "nvl2",
+        "percent_rank",
+        "percentile_cont",
+        "percentile_disc",
+        "pi",
+        "position",
+        "power",
+        "quote_ident",
+        "quote_literal",
+        "radians",
+        "random",
+        "rank",
+        "ratio_to_report",
+        "regexp_count",
+        "regexp_instr",
+        "regexp_replace",
+        "regexp_substr",
+        "repeat",
+        "replace",
+        "replicate",
+        "reverse",
+        "right",
+        "round",
+        "row_number",
+        "rpad",
+        "rtrim",
+        "sha1",
+        "sha2",
+        "sign",
+        "sin",
+        "split_part",
+        "sqrt",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "strpos",
+        "strtol",
+        "substr",
+        "substring",
+        "sum",
+        "sysdate",
+        "tan",
+        "timeofday",
+        "timestamp",
+        "timezone",
+        "to_char",
+        "to_date",
+        "to_number",
+        "to_timestamp",
+        "translate",
+        "trim",
+        "trunc",
+        "upper",
+        "var_pop",
+        "var_samp",
+        "variance",
+    ]
 )
 
 #: Types Redshift has (sqlglot's names for them).
 REDSHIFT_TYPES = frozenset(
     getattr(exp.DataType.Type, name)
-    for name in """
-    SMALLINT INT BIGINT DECIMAL FLOAT DOUBLE BOOLEAN CHAR NCHAR VARCHAR NVARCHAR TEXT BPCHAR DATE
-    TIME TIMETZ TIMESTAMP TIMESTAMPTZ INTERVAL VARBINARY SUPER GEOMETRY GEOGRAPHY
-    """.split()
+    for name in [
+        "SMALLINT",
+        "INT",
+        "BIGINT",
+        "DECIMAL",
+        "FLOAT",
+        "DOUBLE",
+        "BOOLEAN",
+        "CHAR",
+        "NCHAR",
+        "VARCHAR",
+        "NVARCHAR",
+        "TEXT",
+        "BPCHAR",
+        "DATE",
+        "TIME",
+        "TIMETZ",
+        "TIMESTAMP",
+        "TIMESTAMPTZ",
+        "INTERVAL",
+        "VARBINARY",
+        "SUPER",
+        "GEOMETRY",
+        "GEOGRAPHY",
+    ]
     if hasattr(exp.DataType.Type, name)
 )
 
@@ -89,14 +239,16 @@ def redshift_problems(sql: str, name: str = "<sql>") -> list[Problem]:
         return [Problem(name, f"does not parse as Redshift SQL: {str(exc).splitlines()[0]}")]
     problems = []
     tokens = sqlglot.tokenize(sql, read="redshift")
-    for call, after in zip(tokens, tokens[1:], strict=False):
-        if after.token_type == TokenType.L_PAREN and call.token_type == TokenType.VAR:
-            if call.text.lower() not in REDSHIFT_FUNCTIONS:
-                problems.append(Problem(name, f"calls {call.text}(), which Redshift does not have"))
+    for call, after in itertools.pairwise(tokens):
+        is_call = after.token_type == TokenType.L_PAREN and call.token_type == TokenType.VAR
+        if is_call and call.text.lower() not in REDSHIFT_FUNCTIONS:
+            problems.append(Problem(name, f"calls {call.text}(), which Redshift does not have"))
     for statement in statements:
         for node_type, what in DUCKDB_ONLY.items():
             for node in statement.find_all(node_type):
-                problems.append(Problem(name, f"uses {what}, which Redshift does not have: {node.sql()[:60]}"))
+                problems.append(
+                    Problem(name, f"uses {what}, which Redshift does not have: {node.sql()[:60]}")
+                )
         for star in statement.find_all(exp.Star):
             if any(star.args.get(k) for k in ("except", "replace", "rename")):
                 problems.append(Problem(name, f"uses {star.sql()}: Redshift has no * EXCLUDE/REPLACE"))

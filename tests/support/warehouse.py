@@ -69,7 +69,9 @@ def fingerprint(settings: Settings) -> dict[str, tuple]:
     out = {}
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         for table in tables:
-            out[table] = con.execute(f"select count(*), coalesce(sum(hash(t)), 0) from {table} as t").fetchone()
+            out[table] = con.execute(
+                f"select count(*), coalesce(sum(hash(t)), 0) from {table} as t"
+            ).fetchone()
     return out
 
 

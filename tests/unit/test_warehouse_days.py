@@ -22,7 +22,10 @@ def test_a_window_lists_its_days_and_tells_dbt_its_bounds():
     window = DayWindow(D("2026-02-27"), D("2026-03-01"))
     assert window.days == [D("2026-02-27"), D("2026-02-28"), D("2026-03-01")]
     assert window.dbt_env() == {"IMAGELAKE_MIN_DATE": "2026-02-27", "IMAGELAKE_MAX_DATE": "2026-03-01"}
-    assert str(window) == "2026-02-27..2026-03-01" and str(DayWindow(D("2026-03-01"), D("2026-03-01"))) == "2026-03-01"
+    assert (
+        str(window) == "2026-02-27..2026-03-01"
+        and str(DayWindow(D("2026-03-01"), D("2026-03-01"))) == "2026-03-01"
+    )
     with pytest.raises(ValueError, match="empty day window"):
         DayWindow(D("2026-03-02"), D("2026-03-01"))
 
@@ -61,7 +64,9 @@ def test_a_daily_partition_names_its_day_and_a_batch_with_no_files_names_none():
 
 def test_refresh_window_spans_the_days_within_the_warehouse_and_today():
     first, today = D("2026-01-01"), D("2026-03-10")
-    assert refresh_window({D("2026-03-07"), D("2026-03-10")}, today, first) == DayWindow(D("2026-03-07"), today)
+    assert refresh_window({D("2026-03-07"), D("2026-03-10")}, today, first) == DayWindow(
+        D("2026-03-07"), today
+    )
     # a clock a little ahead of ours names tomorrow: it is rebuilt as today
     assert refresh_window({D("2026-03-11")}, today, first) == DayWindow(today, today)
     assert refresh_window({D("2025-12-30")}, today, first) is None
@@ -94,6 +99,9 @@ def test_the_build_lock_makes_a_second_holder_wait_and_says_so(tmp_path):
 
 def test_the_build_lock_gives_up_with_a_clear_error(tmp_path):
     lock = tmp_path / "warehouse.duckdb.lock"
-    with exclusive(lock, 1), pytest.raises(LockTimeout, match="locked by another build"):
-        with exclusive(lock, 0.2, poll_s=0.05):
-            pass
+    with (
+        exclusive(lock, 1),
+        pytest.raises(LockTimeout, match="locked by another build"),
+        exclusive(lock, 0.2, poll_s=0.05),
+    ):
+        pass

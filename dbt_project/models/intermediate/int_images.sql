@@ -67,10 +67,10 @@ joined as (
     from uploads
     left join image_metadata
         on uploads.upload_date = image_metadata.upload_date
-        and uploads.image_id = image_metadata.image_id
+            and uploads.image_id = image_metadata.image_id
     left join derivatives
         on uploads.upload_date = derivatives.upload_date
-        and uploads.image_id = derivatives.image_id
+            and uploads.image_id = derivatives.image_id
 
 )
 

@@ -25,7 +25,7 @@ client_daily as (
         client_id,
         count(*) as uploads,
         sum(size_bytes) as bytes_uploaded,
-        sum(case when duplicate_of is not null then 1 else 0 end) as duplicates,
+        sum(case when duplicate_of is not null then 1 else 0 end) as duplicate_uploads,
         sum(case when duplicate_kind = 'exact' then 1 else 0 end) as exact_duplicates,
         sum(case when duplicate_kind = 'near' then 1 else 0 end) as near_duplicates,
         sum(case when status = 'processed' then 1 else 0 end) as processed,

@@ -54,8 +54,14 @@ to_derivatives as (
 days as (
 
     select upload_date from to_processed
-    union
+    union all
     select upload_date from to_derivatives
+
+),
+
+distinct_days as (
+
+    select distinct upload_date from days
 
 ),
 
@@ -72,7 +78,7 @@ latency as (
         to_derivatives.derivatives_p95_s,
         to_derivatives.derivatives_max_s
 
-    from days
+    from distinct_days as days
     left join to_processed
         on days.upload_date = to_processed.upload_date
     left join to_derivatives
