@@ -256,3 +256,16 @@ def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse
         "derivatives": "error",
         "storage_inventory": "pass",
     }
+
+
+def test_the_analysts_example_queries_run_here_and_pass_the_redshift_gate(built):
+    from tests.support.redshift_gate import redshift_problems
+
+    data_dir, _ = built
+    settings = load_settings({"IMAGELAKE_DATA_DIR": str(data_dir)})
+    text = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text()
+    queries = [block.split("```")[0] for block in text.split("```sql")[1:]]
+    assert len(queries) >= 6
+    for sql in queries:
+        assert redshift_problems(sql) == [], sql
+        assert query(settings, sql), f"no rows from:\n{sql}"
