@@ -23,3 +23,11 @@
 {% macro seconds_between(start, finish) -%}
     ({{ dbt.datediff(start, finish, 'millisecond') }} / 1000.0)
 {%- endmacro %}
+
+{#- p50, p95 and max of a duration in seconds (millisecond precision), named <name>_p50_s,
+    <name>_p95_s, <name>_max_s. -#}
+{% macro duration_percentiles(column, name) -%}
+    cast({{ percentile(column, 0.5) }} as decimal(18, 3)) as {{ name }}_p50_s,
+    cast({{ percentile(column, 0.95) }} as decimal(18, 3)) as {{ name }}_p95_s,
+    cast(max({{ column }}) as decimal(18, 3)) as {{ name }}_max_s
+{%- endmacro %}

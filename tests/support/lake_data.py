@@ -157,65 +157,36 @@ def generate_day(day: date, shape: DayShape) -> GeneratedDay:
         "kafka_offset": offset,
         "kafka_timestamp": kafka_ts,
     }
+    outcome = {
+        "failed": failed,
+        "processed_at": processed_at,
+        "width": width,
+        "height": height,
+        "format": formats,
+        "duplicate_of": duplicate_of,
+        "duplicate_kind": kind,
+        "duplicate_distance": distance,
+    }
     tables: dict[str, list[tuple[str, pa.Table]]] = {name: [] for name in SCHEMAS}
 
-    def batch_id(p: int, first: int, last: int) -> str:
-        return str(layout.BatchId(UPLOADS_TOPIC, p, first, last))
+    def add_batch(p: int, first: int, idx: np.ndarray, delivered: dict, delay_s: float) -> None:
+        """One Kafka batch: its events, and the metadata rows its run wrote ``delay_s`` later."""
+        bid = str(layout.BatchId(UPLOADS_TOPIC, p, first, first + len(idx) - 1))
+        tables["upload_events"].append((bid, _events_table(delivered, idx, bid)))
+        tables["image_metadata"].append((bid, _metadata_table(events, outcome, idx, bid, delay_s, shape)))
 
     for p in range(PARTITIONS):
         idx = np.flatnonzero(partition == p)
         for chunk in np.array_split(idx, max(1, -(-len(idx) // shape.batch_size))):
-            if not len(chunk):
-                continue
-            bid = batch_id(p, int(offset[chunk[0]]), int(offset[chunk[-1]]))
-            tables["upload_events"].append((bid, _events_table(events, chunk, bid)))
-            tables["image_metadata"].append(
-                (
-                    bid,
-                    _metadata_table(
-                        events,
-                        chunk,
-                        bid,
-                        failed,
-                        processed_at,
-                        width,
-                        height,
-                        formats,
-                        duplicate_of,
-                        kind,
-                        distance,
-                        shape,
-                    ),
-                )
-            )
+            if len(chunk):
+                add_batch(p, int(offset[chunk[0]]), chunk, events, 0.0)
         # At-least-once: some events come again in a later batch (new offsets, same event).
         again = np.flatnonzero((partition == p) & redelivered)
         if len(again):
             first = base + 900_000
-            bid = batch_id(p, first, first + len(again) - 1)
-            replay = dict(events, kafka_offset=offset.copy())
+            replay = dict(events, kafka_offset=offset.copy(), kafka_timestamp=kafka_ts + 30)
             replay["kafka_offset"][again] = first + np.arange(len(again))
-            replay["kafka_timestamp"] = kafka_ts + 30
-            tables["upload_events"].append((bid, _events_table(replay, again, bid)))
-            tables["image_metadata"].append(
-                (
-                    bid,
-                    _metadata_table(
-                        events,
-                        again,
-                        bid,
-                        failed,
-                        processed_at + 30,
-                        width,
-                        height,
-                        formats,
-                        duplicate_of,
-                        kind,
-                        distance,
-                        shape,
-                    ),
-                )
-            )
+            add_batch(p, first, again, replay, 30.0)
 
     ok = np.flatnonzero(~failed)
     tables["derivatives"] = _derivatives(rng, ok, image_ids, sha, uploaded, width, height, shape, day)
@@ -234,22 +205,14 @@ def _events_table(events: dict, idx: np.ndarray, bid: str) -> pa.Table:
 
 
 def _metadata_table(
-    events,
-    idx,
-    bid,
-    failed,
-    processed_at,
-    width,
-    height,
-    formats,
-    duplicate_of,
-    kind,
-    distance,
-    shape: DayShape,
+    events: dict, outcome: dict, idx: np.ndarray, bid: str, delay_s: float, shape: DayShape
 ) -> pa.Table:
     k = len(idx)
-    bad = failed[idx]
-    ok_or_none = lambda values: pa.array(np.where(bad, None, values[idx]).tolist())  # noqa: E731
+    bad = outcome["failed"][idx]
+
+    def unless_failed(values: np.ndarray) -> pa.Array:
+        return pa.array(np.where(bad, None, values[idx]).tolist())
+
     columns = {
         "image_id": events["image_id"][idx],
         "client_id": events["client_id"][idx],
@@ -258,15 +221,14 @@ def _metadata_table(
         "error": pa.array(np.where(bad, "undecodable: image file is truncated", None).tolist()),
         "sha256": events["sha256"][idx],
         "size_bytes": events["size_bytes"][idx],
-        "format": ok_or_none(formats),
-        "width": ok_or_none(width),
-        "height": ok_or_none(height),
+        **{name: unless_failed(outcome[name]) for name in ("format", "width", "height")},
         "phash": pa.array(np.where(bad, None, events["sha256"][idx].astype("U16")).tolist()),
-        "duplicate_of": ok_or_none(duplicate_of),
-        "duplicate_kind": ok_or_none(kind),
-        "duplicate_distance": ok_or_none(distance),
+        **{
+            name: unless_failed(outcome[name])
+            for name in ("duplicate_of", "duplicate_kind", "duplicate_distance")
+        },
         "uploaded_at": _timestamps(events["uploaded_at"][idx]),
-        "processed_at": _timestamps(processed_at[idx]),
+        "processed_at": _timestamps(outcome["processed_at"][idx] + delay_s),
         "batch_id": np.full(k, bid),
     }
     schema = SCHEMAS["image_metadata"]

@@ -29,6 +29,12 @@ def _ms(series: pd.Series) -> pd.Series:
     return series.astype("datetime64[us, UTC]").astype("int64") // 1000
 
 
+def _seconds(start: pd.Series, finish: pd.Series) -> np.ndarray:
+    """Seconds from ``start`` to ``finish`` in whole milliseconds; NaN where ``finish`` is missing."""
+    known = finish.notna()
+    return np.where(known, (_ms(finish.where(known, start)) - _ms(start)) / 1000.0, np.nan)
+
+
 def _day(series: pd.Series) -> pd.Series:
     return series.dt.tz_convert("UTC").dt.date
 
@@ -52,13 +58,7 @@ def images(lake_root: Path) -> pd.DataFrame:
         for column in ("status", "processed_at", "duplicate_of", "duplicate_kind", "duplicate_distance"):
             events[column] = None
     events["status"] = events["status"].fillna("pending")
-    processed = events["processed_at"].notna()
-    events["seconds_to_processed"] = np.where(
-        processed,
-        (_ms(events["processed_at"].where(processed, events["uploaded_at"])) - _ms(events["uploaded_at"]))
-        / 1000.0,
-        np.nan,
-    )
+    events["seconds_to_processed"] = _seconds(events["uploaded_at"], events["processed_at"])
     derivatives = read_table(lake_root, "derivatives")
     if not derivatives.empty:
         derivatives["format"] = derivatives["format"].str.lower()
@@ -73,13 +73,7 @@ def images(lake_root: Path) -> pd.DataFrame:
     else:
         events["derivative_bytes"], events["derivatives_ready_at"] = 0, pd.NaT
     events["derivative_bytes"] = events["derivative_bytes"].fillna(0).astype("int64")
-    ready = events["derivatives_ready_at"].notna()
-    events["seconds_to_derivatives"] = np.where(
-        ready,
-        (_ms(events["derivatives_ready_at"].where(ready, events["uploaded_at"])) - _ms(events["uploaded_at"]))
-        / 1000.0,
-        np.nan,
-    )
+    events["seconds_to_derivatives"] = _seconds(events["uploaded_at"], events["derivatives_ready_at"])
     events["format"] = events["format"].str.lower()
     return events.reset_index()
 

@@ -1,7 +1,5 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='upload_date',
         dist='image_id',
         sort=['upload_date'],

@@ -1,7 +1,5 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='upload_date',
         dist='all',
         sort=['upload_date']
@@ -10,8 +8,9 @@
 
 -- Per upload date: how long images took from upload to processed (metadata in the
 -- curated zone; failed and pending images are left out) and from upload to all
--- their derivatives written; p50, p95, max in seconds. Each percentile set has its own CTE: Redshift wants every
--- percentile of one query to order by the same column. An aggregate: kept.
+-- their derivatives written; p50, p95, max in seconds. Each percentile set has its
+-- own CTE: Redshift wants every percentile of one query to order by the same
+-- column. An aggregate: kept.
 with
 
 images as (
@@ -26,9 +25,7 @@ to_processed as (
     select
         upload_date,
         count(*) as processed_images,
-        cast({{ percentile('seconds_to_processed', 0.5) }} as decimal(18, 3)) as processed_p50_s,
-        cast({{ percentile('seconds_to_processed', 0.95) }} as decimal(18, 3)) as processed_p95_s,
-        cast(max(seconds_to_processed) as decimal(18, 3)) as processed_max_s
+        {{ duration_percentiles('seconds_to_processed', 'processed') }}
 
     from images
     where status = 'processed'
@@ -41,9 +38,7 @@ to_derivatives as (
     select
         upload_date,
         count(*) as images_with_derivatives,
-        cast({{ percentile('seconds_to_derivatives', 0.5) }} as decimal(18, 3)) as derivatives_p50_s,
-        cast({{ percentile('seconds_to_derivatives', 0.95) }} as decimal(18, 3)) as derivatives_p95_s,
-        cast(max(seconds_to_derivatives) as decimal(18, 3)) as derivatives_max_s
+        {{ duration_percentiles('seconds_to_derivatives', 'derivatives') }}
 
     from images
     where seconds_to_derivatives is not null

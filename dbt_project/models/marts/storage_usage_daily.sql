@@ -1,7 +1,5 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='usage_date',
         dist='all',
         sort=['usage_date', 'zone']

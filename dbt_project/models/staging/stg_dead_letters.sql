@@ -20,30 +20,11 @@ renamed as (
 
     from source
 
-),
-
--- A message is one (topic, partition, offset); a re-run batch or a compacted file shows it again.
-deduplicated as (
-
-    select
-        *,
-        row_number() over (
-            partition by received_date, topic, kafka_partition, kafka_offset
-            order by batch_id
-        ) as copy_rank
-
-    from renamed
-
 )
 
-select
-    topic,
-    kafka_partition,
-    kafka_offset,
-    kafka_timestamp,
-    received_date,
-    reason,
-    batch_id
-
-from deduplicated
-where copy_rank = 1
+-- A message is one (topic, partition, offset); a re-run batch or a compacted file shows it again.
+select * from renamed
+qualify row_number() over (
+        partition by received_date, topic, kafka_partition, kafka_offset
+        order by batch_id
+    ) = 1

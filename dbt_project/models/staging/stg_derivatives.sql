@@ -26,37 +26,11 @@ renamed as (
 
     from source
 
-),
-
--- A forced re-run writes a derivative again: the latest attempt per image, size and format wins.
-deduplicated as (
-
-    select
-        *,
-        row_number() over (
-            partition by upload_date, image_id, target_size, derivative_format
-            order by created_at desc, run_id desc
-        ) as attempt_rank
-
-    from renamed
-
 )
 
-select
-    image_id,
-    target_size,
-    derivative_format,
-    derivative_key,
-    width,
-    height,
-    size_bytes,
-    status,
-    failure_reason,
-    source_sha256,
-    uploaded_at,
-    upload_date,
-    created_at,
-    run_id
-
-from deduplicated
-where attempt_rank = 1
+-- A forced re-run writes a derivative again: the latest attempt per image, size and format wins.
+select * from renamed
+qualify row_number() over (
+        partition by upload_date, image_id, target_size, derivative_format
+        order by created_at desc, run_id desc
+    ) = 1

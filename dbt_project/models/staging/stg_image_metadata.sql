@@ -42,53 +42,11 @@ renamed as (
 
     from source
 
-),
-
--- An image processed in two batches (a redelivered event) keeps its first result.
-deduplicated as (
-
-    select
-        *,
-        row_number() over (
-            partition by upload_date, image_id
-            order by processed_at, batch_id
-        ) as result_rank
-
-    from renamed
-
 )
 
-select
-    image_id,
-    client_id,
-    raw_key,
-    status,
-    failure_reason,
-    sha256,
-    size_bytes,
-    image_format,
-    width,
-    height,
-    pixel_mode,
-    bit_depth,
-    frame_count,
-    orientation,
-    has_icc,
-    has_gps,
-    exif_captured_at,
-    camera_make,
-    camera_model,
-    phash,
-    brightness_mean,
-    contrast,
-    colourfulness,
-    duplicate_of,
-    duplicate_kind,
-    duplicate_distance,
-    uploaded_at,
-    upload_date,
-    processed_at,
-    batch_id
-
-from deduplicated
-where result_rank = 1
+-- An image processed in two batches (a redelivered event) keeps its first result.
+select * from renamed
+qualify row_number() over (
+        partition by upload_date, image_id
+        order by processed_at, batch_id
+    ) = 1

@@ -19,35 +19,14 @@ renamed as (
 
     from source
 
-),
+)
 
 -- The garbage collector lists the lake once a day; a re-run lists it again. A day's
 -- usage is its latest listing, and a row seen twice (compaction) counts once.
-ranked as (
-
-    select
-        *,
-        dense_rank() over (
-            partition by usage_date
-            order by snapshot_at desc
-        ) as snapshot_rank,
-        row_number() over (
-            partition by usage_date, snapshot_at, zone, prefix, data_date
-            order by objects
-        ) as copy_rank
-
-    from renamed
-
-)
-
-select
-    snapshot_at,
-    usage_date,
-    zone,
-    prefix,
-    data_date,
-    objects,
-    stored_bytes
-
-from ranked
-where snapshot_rank = 1 and copy_rank = 1
+select * from renamed
+qualify
+    dense_rank() over (partition by usage_date order by snapshot_at desc) = 1
+    and row_number() over (
+        partition by usage_date, snapshot_at, zone, prefix, data_date
+        order by objects
+    ) = 1

@@ -24,38 +24,14 @@ renamed as (
 
     from source
 
-),
+)
 
 -- Kafka delivers at least once and compaction may briefly show a row in two files:
 -- an image counts once, its first delivery wins. An image's upload date never
 -- changes, so partitioning by it too is the same ranking and lets a filter on
 -- upload_date reach the Parquet scan.
-deduplicated as (
-
-    select
-        *,
-        row_number() over (
-            partition by upload_date, image_id
-            order by kafka_partition, kafka_offset, batch_id
-        ) as delivery_rank
-
-    from renamed
-
-)
-
-select
-    image_id,
-    client_id,
-    raw_key,
-    sha256,
-    size_bytes,
-    image_format,
-    uploaded_at,
-    upload_date,
-    kafka_partition,
-    kafka_offset,
-    kafka_timestamp,
-    batch_id
-
-from deduplicated
-where delivery_rank = 1
+select * from renamed
+qualify row_number() over (
+        partition by upload_date, image_id
+        order by kafka_partition, kafka_offset, batch_id
+    ) = 1
