@@ -126,13 +126,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run
 
-    full_times, incremental_times = [], []
+    empty_day = today - timedelta(days=60)  # no data: what any build costs before it reads a row
+    empty = DayWindow(empty_day, empty_day)
+    full_times, incremental_times, empty_times = [], [], []
     for _ in range(args.repeat):
         full_times.append(timed(dbt("--full-refresh")))
         before = fingerprint(settings)
         print(f"full build: {full_times[-1]:.2f}s", flush=True)
         incremental_times.append(timed(dbt(window_env=window.dbt_env())))
         print(f"incremental build of {window}: {incremental_times[-1]:.2f}s", flush=True)
+        empty_times.append(timed(dbt(window_env=empty.dbt_env())))
+        print(f"build of an empty day: {empty_times[-1]:.2f}s", flush=True)
         if fingerprint(settings) != before:
             raise SystemExit("the incremental build changed the warehouse: re-running a day must not")
 
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: subprocess.run(command, env={**env, **window.dbt_env()}, check=True)
         )
 
-    full, incremental = min(full_times), min(incremental_times)
+    full, incremental, fixed = min(full_times), min(incremental_times), min(empty_times)
     rows = fingerprint(settings)
     print()
     print(
@@ -160,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{'incremental, one day (ours)':<34}{incremental:>9.2f}{statistics.median(incremental_times):>10.2f}"
         f"{len(incremental_times):>6}"
     )
+    print(
+        f"{'empty day (fixed cost of a build)':<34}{fixed:>9.2f}{statistics.median(empty_times):>10.2f}"
+        f"{len(empty_times):>6}"
+    )
+    if incremental > fixed:
+        print(
+            f"work beyond the fixed cost: full {full - fixed:.2f}s, one day {incremental - fixed:.2f}s, "
+            f"ratio {(full - fixed) / (incremental - fixed):.2f}"
+        )
     if cli:
         print(
             f"dbt command line, once each: full {cli['full']:.2f}s, incremental {cli['incremental']:.2f}s, "

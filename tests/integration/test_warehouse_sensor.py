@@ -67,18 +67,27 @@ def test_data_whose_writer_names_no_day_refreshes_the_lookback_window():
     assert days(request) == ((TODAY - timedelta(days=WAREHOUSE_LOOKBACK_DAYS)).isoformat(), TODAY.isoformat())
 
 
-def test_no_second_run_is_queued_while_one_is_waiting_and_nothing_is_lost():
+def test_runs_do_not_pile_up_behind_a_running_build_and_nothing_is_lost():
+    def add_run(instance, n: int, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+        return instance.add_run(dg.DagsterRun(job_name=warehouse_job.name, run_id=f"{n:036d}", status=status))
+
     with dg.instance_for_test() as instance:
         report(instance, "upload_events", [f"raw/events/dt={TODAY}/b.parquet"], "image-uploads-1-0-0")
-        run = dg.DagsterRun(
-            job_name=warehouse_job.name, run_id="a" * 36, status=dg.DagsterRunStatus.NOT_STARTED
-        )
-        instance.add_run(run)
+        waiting = add_run(instance, 1, dg.DagsterRunStatus.NOT_STARTED)
         skipped = tick(instance, None)
         assert isinstance(skipped, dg.SkipReason) and "already waiting" in skipped.skip_message
-        instance.delete_run(run.run_id)
-        [request] = tick(instance, None).run_requests  # the data is still picked up, later
+        instance.delete_run(waiting.run_id)
+
+        running = add_run(instance, 2, dg.DagsterRunStatus.STARTED)
+        [request] = tick(instance, None).run_requests  # one build runs: the next may queue behind it
         assert days(request) == (TODAY.isoformat(), TODAY.isoformat())
+        behind = add_run(instance, 3, dg.DagsterRunStatus.STARTED)  # started, waiting for the pool
+        assert isinstance(tick(instance, None), dg.SkipReason)  # so no third one
+
+        instance.delete_run(running.run_id)
+        instance.delete_run(behind.run_id)
+        [again] = tick(instance, None).run_requests  # the data is still picked up, later
+        assert days(again) == (TODAY.isoformat(), TODAY.isoformat())
 
 
 def test_the_hourly_schedule_rebuilds_today_and_the_lookback_days():

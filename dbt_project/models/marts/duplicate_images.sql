@@ -27,6 +27,19 @@ duplicates as (
 
 ),
 
+-- Only the originals the window's duplicates point at: a semi-join, not a join with every image.
+originals as (
+
+    select
+        image_id,
+        upload_date,
+        client_id
+
+    from images
+    where image_id in (select duplicates.duplicate_of from duplicates)
+
+),
+
 joined as (
 
     select
@@ -50,7 +63,7 @@ joined as (
         end as same_client
 
     from duplicates
-    left join images as originals
+    left join originals
         on duplicates.duplicate_of = originals.image_id
 
 )
