@@ -13,14 +13,13 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from assets.warehouse import LAKE_TABLE_ASSETS, warehouse_days, warehouse_models
+from assets.warehouse import LAKE_TABLE_ASSETS, warehouse_models
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse_days import DayWindow, days_of_materialization, lookback, refresh_window
 
 warehouse_job = dg.define_asset_job(
     "warehouse_job",
     selection=dg.AssetSelection.assets(warehouse_models),
-    partitions_def=warehouse_days,
     description="dbt build of the warehouse for a day or a range of days.",
 )
 

@@ -1,6 +1,5 @@
 {{
     config(
-        unique_key='upload_date',
         dist='client_id',
         sort=['upload_date', 'client_id']
     )

@@ -1,11 +1,3 @@
-{{
-    config(
-        unique_key='upload_date',
-        dist='all',
-        sort=['upload_date']
-    )
-}}
-
 -- One row per upload date. An aggregate: kept after the images it counts expire.
 with
 

@@ -1,6 +1,5 @@
 {{
     config(
-        unique_key='upload_date',
         dist='image_id',
         sort=['upload_date'],
         post_hook="{{ purge_expired('upload_date') }}"

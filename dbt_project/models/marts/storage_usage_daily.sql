@@ -1,7 +1,6 @@
 {{
     config(
         unique_key='usage_date',
-        dist='all',
         sort=['usage_date', 'zone']
     )
 }}
