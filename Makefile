@@ -58,6 +58,7 @@ test-e2e: setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
 format: venv
 	$(BIN)/ruff format .
@@ -87,3 +88,15 @@ bench-derivatives: venv
 # EMR's workers are x86_64 Linux with Python 3.11: build on such a machine (this one is).
 spark-package: venv
 	$(BIN)/python -m infra.spark_package --out $(SPARK_PACKAGE_DIR)
+
+# Warehouse (dbt): docs for analysts, source freshness, the marts benchmark (docs/analysts.md).
+.PHONY: docs warehouse-freshness bench-marts
+docs: dbt-parse
+	$(BIN)/python -m orchestration.dbt_prepare docs generate
+	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../$(BIN)/dbt docs serve --port 8080)"
+
+warehouse-freshness: dbt-parse
+	$(BIN)/python -m orchestration.dbt_prepare source freshness
+
+bench-marts: venv
+	$(BIN)/python -m bench.marts

@@ -50,6 +50,12 @@ COMPACTION_TARGET_BYTES = 128 * 1024 * 1024
 #: Where the prod Spark jobs' code lives: spark_jobs/*.py and the environment archive (make spark-package).
 SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
 
+#: How many days before today a routine warehouse refresh rebuilds, so late events
+#: are counted on their upload day (dbt reads it as IMAGELAKE_LOOKBACK_DAYS).
+WAREHOUSE_LOOKBACK_DAYS = 3
+#: The first day the warehouse's daily partitions cover.
+WAREHOUSE_FIRST_DAY = "2026-01-01"
+
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
 KAFKA_AUTH_MODES: tuple[str, ...] = ("none", "msk-iam")
@@ -163,6 +169,7 @@ class Settings:
 
     warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
     dbt_target: str = "local"
+    warehouse_lookback_days: int = WAREHOUSE_LOOKBACK_DAYS
 
     derivative_sizes: tuple[int, ...] = DERIVATIVE_SIZES
     derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
@@ -195,6 +202,7 @@ class Settings:
             "IMAGELAKE_WAREHOUSE_PATH": str(self.warehouse_path),
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
+            "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
         }
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -279,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         emr_job_role_arn=env.get("IMAGELAKE_EMR_JOB_ROLE_ARN", ""),
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),
         pipes_bucket=env.get("IMAGELAKE_PIPES_BUCKET", ""),
+        warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
     )
 
 
