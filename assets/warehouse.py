@@ -37,6 +37,9 @@ LAKE_TABLE_ASSETS: dict[str, str] = {
     "storage_inventory": "storage_inventory",
 }
 
+#: Lake tables written per Kafka batch (dynamic partitions of ``upload_batches``).
+BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_metadata"})
+
 #: Unit tests check SQL logic on fixed rows: CI runs them (tests/integration), refreshes do not.
 BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test"]
 
@@ -61,6 +64,17 @@ class ImagelakeDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "warehouse"
+
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        # A day of the warehouse reads every Kafka batch (a batch can carry several upload days).
+        if (
+            dbt_parent_resource_props.get("resource_type") == "source"
+            and dbt_parent_resource_props.get("name") in BATCH_PARTITIONED_TABLES
+        ):
+            return dg.AllPartitionMapping()
+        return None
 
 
 class WarehouseBuildConfig(dg.Config):
