@@ -82,7 +82,12 @@ def test_emr_job_role_may_only_update_catalog_items(built, template_json):
         if any(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
     ]
     assert dynamo == [
-        {"Sid": "CatalogDerivativeKeys", "Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table_arn}
+        {
+            "Sid": "CatalogDerivativeKeys",
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": table_arn,
+        }
     ]
 
 

@@ -30,4 +30,8 @@ def test_lineage_runs_from_the_raw_zone_to_the_marts():
                 upstream.add(parent)
                 if graph.has(parent):
                     frontier.add(parent)
-    assert {dg.AssetKey("upload_events"), dg.AssetKey("image_metadata"), dg.AssetKey("raw_images")} <= upstream
+    assert {
+        dg.AssetKey("upload_events"),
+        dg.AssetKey("image_metadata"),
+        dg.AssetKey("raw_images"),
+    } <= upstream
