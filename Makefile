@@ -58,6 +58,7 @@ test-e2e: setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
 format: venv
 	$(BIN)/ruff format .
@@ -75,6 +76,30 @@ infra-synth: venv
 
 infra-test: venv
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
+
+# -- batch jobs (issue 4): benchmark and the EMR Serverless package ------------------------------------
+SPARK_PACKAGE_DIR := .cache/spark-package
+.PHONY: bench-derivatives spark-package
+bench-derivatives: venv
+	$(BIN)/python bench/derivatives.py
+
+# The Spark jobs' environment for EMR Serverless (docs/deploy.md, section 6): a relocatable venv with
+# imagelake, spark_jobs and their runtime dependencies (no PySpark: EMR brings Spark), packed by venv-pack.
+# EMR's workers are x86_64 Linux with Python 3.11: build on such a machine (this one is).
+spark-package: venv
+	$(BIN)/python -m infra.spark_package --out $(SPARK_PACKAGE_DIR)
+
+# Warehouse (dbt): docs for analysts, source freshness, the marts benchmark (docs/analysts.md).
+.PHONY: docs warehouse-freshness bench-marts
+docs: dbt-parse
+	$(BIN)/python -m orchestration.dbt_prepare docs generate
+	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../$(BIN)/dbt docs serve --port 8080)"
+
+warehouse-freshness: dbt-parse
+	$(BIN)/python -m orchestration.dbt_prepare source freshness
+
+bench-marts: venv
+	$(BIN)/python -m bench.marts
 
 # -- real-time processing (issue 3): metadata, hashes, duplicates, catalog ------------------------
 .PHONY: bench-realtime

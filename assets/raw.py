@@ -62,3 +62,15 @@ def upload_events(
             ),
         }
     )
+
+
+dead_letters = dg.AssetSpec(
+    key="dead_letters",
+    deps=[upload_events],
+    group_name="raw",
+    kinds={"parquet"},
+    description=(
+        "Messages on the upload topic that are not valid upload events, kept verbatim with the "
+        "reason under `raw/dead_letters/`; written by each `upload_events` run, beside the events."
+    ),
+)

@@ -1,32 +1,53 @@
-"""The warehouse: dbt models (staging views and marts) as Dagster assets.
+"""The warehouse: dbt models (staging views, per-image detail, marts) as Dagster assets.
 
 Sources over the lake map onto the Dagster assets that write them, so the
-asset graph runs unbroken from the raw zone to the marts. Models refresh on
-their own after new curated data lands (declarative automation); one dbt
-build at a time, through the ``warehouse`` pool (DuckDB has a single writer).
+asset graph runs unbroken from the raw zone to the marts. The models are
+partitioned by day: a run rebuilds the days of its partition (or partition
+range) and dbt replaces those days' rows whole, so re-running a day changes
+nothing. What starts a run is in orchestration/warehouse_schedules.py.
 """
 
 import os
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from imagelake.settings import PROJECT_ROOT, Settings, get_settings
+from imagelake.locks import exclusive
+from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
+from imagelake.warehouse_days import DayWindow
 from orchestration.dbt_prepare import in_run_worker
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
-#: Refresh when anything upstream changed since the last refresh, unless a refresh is running.
-#: Unlike ``eager()`` this does not wait for every upstream batch partition to exist or finish:
-#: a failed or running batch must not hold the marts back (files land atomically).
-REFRESH_ON_NEW_DATA = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("refresh_on_new_data")
+#: One partition per day (UTC), today included: the newest day refreshes while it fills.
+warehouse_days = dg.DailyPartitionsDefinition(start_date=WAREHOUSE_FIRST_DAY, end_offset=1)
+
+#: The Dagster asset that writes each lake table dbt reads (dbt source name -> asset key).
+#: The real-time batch run writes events, dead letters and metadata; the Spark jobs write the rest.
+LAKE_TABLE_ASSETS: dict[str, str] = {
+    "upload_events": "upload_events",
+    "dead_letters": "dead_letters",
+    "image_metadata": "image_metadata",
+    "derivatives": "derivatives",
+    "storage_inventory": "storage_inventory",
+}
+
+#: Lake tables written per Kafka batch (dynamic partitions of ``upload_batches``).
+BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_metadata"})
+
+#: Unit tests check SQL logic on fixed rows: CI runs them (tests/integration), refreshes do not.
+BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test"]
+
+#: How long a build waits for another to release the local warehouse before it gives up.
+WRITER_WAIT_S = 30 * 60
+
+_env_lock = threading.Lock()
 
 
 def dbt_project(settings: Settings) -> DbtProject:
@@ -34,25 +55,74 @@ def dbt_project(settings: Settings) -> DbtProject:
 
 
 class ImagelakeDbtTranslator(DagsterDbtTranslator):
-    """Lake sources become the Dagster assets of the same name; models group by folder."""
+    """Lake sources become the Dagster assets that write them; models group by folder."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "lake":
-            return dg.AssetKey(dbt_resource_props["name"])
+            return dg.AssetKey(LAKE_TABLE_ASSETS[dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "warehouse"
 
-    def get_automation_condition(
-        self, dbt_resource_props: Mapping[str, Any]
-    ) -> dg.AutomationCondition | None:
-        return REFRESH_ON_NEW_DATA
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        # A day of the warehouse reads every Kafka batch (a batch can carry several upload days).
+        if (
+            dbt_parent_resource_props.get("resource_type") == "source"
+            and dbt_parent_resource_props.get("name") in BATCH_PARTITIONED_TABLES
+        ):
+            return dg.AllPartitionMapping()
+        return None
 
 
-_settings = get_settings()
-_project = dbt_project(_settings)
+class WarehouseBuildConfig(dg.Config):
+    """Launchpad options of a warehouse run."""
+
+    #: Rebuild every incremental table from the whole lake (after a model change).
+    full_refresh: bool = False
+
+
+@contextmanager
+def single_writer(settings: Settings, log: dg.DagsterLogManager) -> Iterator[None]:
+    """One build at a time where the warehouse needs it, and the window kept to its own build.
+
+    DuckDB has one writer, and a second one fails instead of waiting. The
+    ``warehouse`` pool already queues Dagster's runs; this file lock also holds
+    a build back while another process or thread builds (a second code server,
+    an in-process run), and says so in the run's log. Redshift takes
+    concurrent builds; there only builds in one process take turns, because
+    the window travels to dbt in the process environment.
+    """
+    if settings.dbt_target != "local":
+        with _env_lock:
+            yield
+        return
+    lock = settings.warehouse_path.with_name(settings.warehouse_path.name + ".lock")
+    with exclusive(
+        lock, WRITER_WAIT_S, on_wait=lambda: log.info(f"waiting for another build to release {lock}")
+    ):
+        yield
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (dbt reads them), then put back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+_project = dbt_project(get_settings())
 if not in_run_worker():  # the code server parsed already; a run must not pay for it again
     _project.prepare_if_dev()
 
@@ -61,15 +131,23 @@ if not in_run_worker():  # the code server parsed already; a run must not pay fo
     manifest=_project.manifest_path,
     project=_project,
     dagster_dbt_translator=ImagelakeDbtTranslator(),
+    partitions_def=warehouse_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     pool="warehouse",
 )
-def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """``dbt build``: models and their tests (surfaced as asset checks)."""
+def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: WarehouseBuildConfig):
+    """``dbt build`` of the run's days: models and their data tests (surfaced as asset checks)."""
     settings = get_settings()
-    os.environ.update(settings.dbt_env())
+    window = DayWindow.from_time_window(*context.partition_time_window)
+    args = [*BUILD_ARGS, "--full-refresh"] if config.full_refresh else BUILD_ARGS
     if settings.dbt_target == "local":
         settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    yield from dbt.cli(["build"], context=context).stream()
+    with single_writer(settings, context.log), environment({**settings.dbt_env(), **window.dbt_env()}):
+        context.log.info(f"rebuilding days {window}{' from scratch' if config.full_refresh else ''}")
+        for event in dbt.cli(args, context=context).stream():
+            if isinstance(event, dg.Output):
+                event = event.with_metadata({**event.metadata, "days": str(window)})
+            yield event
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:

@@ -12,6 +12,18 @@ Zones and their keys (DESIGN.md, "Lake layout"):
 A batch id names a contiguous offset range of one Kafka partition, which makes
 every file a batch writes deterministic: re-running the batch rewrites the
 same keys.
+
+Compaction (``spark_jobs/compaction.py``) rewrites the batch files of a closed
+day into ``<table prefix>/dt=YYYY-MM-DD/compacted-<digest>-pNNN.parquet``,
+verifies them, then deletes the files they replace. For a while both exist.
+
+**The exactly-once read rule.** Read every file of a table (``dt=*/*.parquet``)
+and keep one row per :data:`ROW_IDENTITY` of the table; where rows of one
+identity differ, keep the first by :data:`ROW_PREFERENCE`. Copies of a row
+(in a batch file and in a compacted file, or in two compacted generations)
+are identical, so a reader following the rule counts every row exactly once
+before, during and after a compaction. ``imagelake.compaction.exactly_once_sql``
+spells the rule in SQL; dbt's staging models follow it.
 """
 
 from __future__ import annotations
@@ -84,6 +96,27 @@ TABLE_PREFIXES: dict[str, str] = {
 }
 
 
+#: The columns that identify one row of each table (the exactly-once read rule, above).
+ROW_IDENTITY: dict[str, tuple[str, ...]] = {
+    "upload_events": ("topic", "kafka_partition", "kafka_offset"),
+    "dead_letters": ("topic", "kafka_partition", "kafka_offset"),
+    IMAGE_METADATA: ("batch_id", "image_id"),
+    "derivatives": ("image_id", "size", "format"),
+    "storage_inventory": ("snapshot_at", "zone", "prefix", "data_date"),
+    HASH_INDEX: ("batch_id", "image_id"),  # one sighting of an image by a batch
+}
+
+#: Which of several rows with one identity a reader keeps: first by these (column, order) pairs.
+#: Metadata keeps its first result; a derivative row describes the newest write of its object.
+ROW_PREFERENCE: dict[str, tuple[tuple[str, str], ...]] = {
+    IMAGE_METADATA: (("processed_at", "ascending"),),
+    "derivatives": (("created_at", "descending"),),
+}
+
+#: Name prefix of the files compaction writes (every other table file is a batch file).
+COMPACTED_PREFIX = "compacted-"
+
+
 def table_prefix(table: str) -> str:
     """The folder of a batch-written table (``raw/events/`` for ``upload_events``)."""
     try:
@@ -95,6 +128,20 @@ def table_prefix(table: str) -> str:
 def batch_file_key(table: str, dt: str, batch_id: str) -> str:
     """Where one batch's rows of one upload date live in a table."""
     return f"{table_prefix(table)}dt={dt}/{batch_id}.parquet"
+
+
+def day_prefix(table: str, dt: str) -> str:
+    """The folder of one upload date of a table."""
+    return f"{table_prefix(table)}dt={dt}/"
+
+
+def compacted_file_key(table: str, dt: str, digest: str, part: int) -> str:
+    """One file of a compacted day; ``digest`` names the set of files it replaces."""
+    return f"{day_prefix(table, dt)}{COMPACTED_PREFIX}{digest}-p{part:03d}.parquet"
+
+
+def is_compacted_key(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
 
 
 def derivative_key(size: int, image_id: str, ext: str) -> str:
@@ -127,3 +174,19 @@ class BatchId:
         if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]) or not parts[0]:
             raise LayoutError(f"not a batch id (<topic>-<partition>-<first>-<last>): {text!r}")
         return cls(parts[0], int(parts[1]), int(parts[2]), int(parts[3]))
+
+
+_RAW_IMAGE_KEY_RE = re.compile(rf"^{RAW_IMAGES}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/([0-9A-HJKMNP-TV-Z]{{26}})$")
+_DERIVATIVE_KEY_RE = re.compile(rf"^{DERIVATIVES}/(\d+)/([0-9A-HJKMNP-TV-Z]{{26}})\.(\w+)$")
+
+
+def parse_raw_image_key(key: str) -> tuple[str, str] | None:
+    """``(dt, image_id)`` of a raw image key, or ``None`` for anything else."""
+    match = _RAW_IMAGE_KEY_RE.match(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def parse_derivative_key(key: str) -> tuple[int, str, str] | None:
+    """``(size, image_id, ext)`` of a derivative key, or ``None`` for anything else."""
+    match = _DERIVATIVE_KEY_RE.match(key)
+    return (int(match.group(1)), match.group(2), match.group(3)) if match else None

@@ -39,6 +39,23 @@ GLUE_DATABASE = "imagelake_lake"
 #: The Redshift external schema over GLUE_DATABASE; dbt reads it as IMAGELAKE_SPECTRUM_SCHEMA.
 SPECTRUM_SCHEMA = "lake"
 
+# Batch jobs (spark_jobs/): derivatives, compaction, garbage collection.
+#: Derivative sizes (longest edge, px) and formats (webp | jpeg) made for every processed image.
+DERIVATIVE_SIZES: tuple[int, ...] = (256, 512, 1024)
+DERIVATIVE_FORMATS: tuple[str, ...] = ("webp",)
+#: Garbage collection spares anything younger than this, referenced or not.
+GC_GRACE_HOURS = 24
+#: Compaction writes files of about this size (Parquet, compressed).
+COMPACTION_TARGET_BYTES = 128 * 1024 * 1024
+#: Where the prod Spark jobs' code lives: spark_jobs/*.py and the environment archive (make spark-package).
+SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
+
+#: How many days before today a routine warehouse refresh rebuilds, so late events
+#: are counted on their upload day (dbt reads it as IMAGELAKE_LOOKBACK_DAYS).
+WAREHOUSE_LOOKBACK_DAYS = 3
+#: The first day the warehouse's daily partitions cover.
+WAREHOUSE_FIRST_DAY = "2026-01-01"
+
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
 
@@ -73,6 +90,32 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _int_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        values = tuple(int(p) for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be comma-separated integers, got {raw!r}") from None
+    if not values or min(values) < 1:
+        raise SettingsError(f"{name} must list positive integers, got {raw!r}")
+    return values
+
+
+def _choices(
+    env: Mapping[str, str], name: str, default: tuple[str, ...], allowed: tuple[str, ...]
+) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    values = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    unknown = sorted(set(values) - set(allowed))
+    if not values or unknown:
+        raise SettingsError(f"{name} must be a comma-separated subset of {', '.join(allowed)}, got {raw!r}")
+    return values
 
 
 def _duplicate_distance(env: Mapping[str, str]) -> int:
@@ -138,6 +181,20 @@ class Settings:
 
     warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
     dbt_target: str = "local"
+    warehouse_lookback_days: int = WAREHOUSE_LOOKBACK_DAYS
+
+    derivative_sizes: tuple[int, ...] = DERIVATIVE_SIZES
+    derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
+    gc_grace_hours: float = GC_GRACE_HOURS
+    compaction_target_bytes: int = COMPACTION_TARGET_BYTES
+    #: Local Spark master for ``spark-submit`` (prod runs on EMR Serverless instead).
+    spark_master: str = "local[*]"
+    #: Prod: the EMR Serverless application and job role (infra/aws processing stack outputs),
+    #: the Spark package folder (``s3://<ops bucket>/spark/<version>/``) and the Pipes bucket.
+    emr_application_id: str = ""
+    emr_job_role_arn: str = ""
+    spark_code_uri: str = ""
+    pipes_bucket: str = ""
 
     #: Near-duplicate threshold: perceptual-hash Hamming distance (0-64 bits).
     duplicate_max_distance: int = DUPLICATE_MAX_DISTANCE
@@ -163,6 +220,7 @@ class Settings:
             "IMAGELAKE_WAREHOUSE_PATH": str(self.warehouse_path),
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
+            "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
         }
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -236,6 +294,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_poll_timeout_s=_float(env, "IMAGELAKE_KAFKA_POLL_TIMEOUT_S", 10.0),
         warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / "warehouse.duckdb"),
         dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
+        derivative_sizes=_int_list(env, "IMAGELAKE_DERIVATIVE_SIZES", DERIVATIVE_SIZES),
+        derivative_formats=_choices(
+            env, "IMAGELAKE_DERIVATIVE_FORMATS", DERIVATIVE_FORMATS, allowed=("webp", "jpeg")
+        ),
+        gc_grace_hours=_float(env, "IMAGELAKE_GC_GRACE_HOURS", GC_GRACE_HOURS),
+        compaction_target_bytes=_int(env, "IMAGELAKE_COMPACTION_TARGET_BYTES", COMPACTION_TARGET_BYTES, 1),
+        spark_master=env.get("IMAGELAKE_SPARK_MASTER") or "local[*]",
+        emr_application_id=env.get("IMAGELAKE_EMR_APPLICATION_ID", ""),
+        emr_job_role_arn=env.get("IMAGELAKE_EMR_JOB_ROLE_ARN", ""),
+        spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),
+        pipes_bucket=env.get("IMAGELAKE_PIPES_BUCKET", ""),
+        warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
         duplicate_max_distance=_duplicate_distance(env),
         sensor_max_queued_runs=_int(env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", 1, 1),
     )

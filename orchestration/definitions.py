@@ -3,32 +3,56 @@
 import dagster as dg
 
 from assets.curated import image_metadata
-from assets.raw import raw_images, upload_events
+from assets.derivatives import derivatives
+from assets.maintenance import garbage_collection, lake_compaction
+from assets.raw import dead_letters, raw_images, upload_events
 from assets.warehouse import dbt_resource, warehouse_models
 from imagelake.settings import get_settings
-from orchestration.jobs import heartbeat_job, realtime_batch_job
+from orchestration.jobs import (
+    compaction_job,
+    derivatives_job,
+    garbage_collection_job,
+    heartbeat_job,
+    realtime_batch_job,
+)
 from orchestration.resources import catalog_resource, kafka_resource, lake_resource
+from orchestration.schedules import batch_schedules
 from orchestration.sensors import kafka_upload_sensor
+from orchestration.spark import spark_resource
+from orchestration.warehouse_schedules import (
+    warehouse_hourly_schedule,
+    warehouse_job,
+    warehouse_refresh_sensor,
+)
 
 settings = get_settings()
 
-#: Evaluates the warehouse's automation conditions: marts refresh after new data.
-warehouse_automation = dg.AutomationConditionSensorDefinition(
-    "warehouse_automation_sensor",
-    target=dg.AssetSelection.assets(warehouse_models),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=15,
-    description="Refreshes the dbt models after new curated data lands.",
-)
-
 defs = dg.Definitions(
-    assets=[raw_images, upload_events, image_metadata, warehouse_models],
-    jobs=[realtime_batch_job, heartbeat_job],
-    sensors=[kafka_upload_sensor, warehouse_automation],
+    assets=[
+        raw_images,
+        upload_events,
+        dead_letters,
+        image_metadata,
+        derivatives,
+        lake_compaction,
+        garbage_collection,
+        warehouse_models,
+    ],
+    jobs=[
+        realtime_batch_job,
+        derivatives_job,
+        compaction_job,
+        garbage_collection_job,
+        warehouse_job,
+        heartbeat_job,
+    ],
+    schedules=[*batch_schedules, warehouse_hourly_schedule],
+    sensors=[kafka_upload_sensor, warehouse_refresh_sensor],
     resources={
         "lake": lake_resource(settings),
         "kafka": kafka_resource(settings),
         "catalog": catalog_resource(settings),
         "dbt": dbt_resource(settings),
+        "spark": spark_resource(settings),
     },
 )

@@ -24,6 +24,10 @@ class LakeResource(dg.ConfigurableResource):
     def lake(self) -> Lake:
         return Lake(self.url, self.s3_endpoint, self.region)
 
+    def location(self) -> dict[str, str]:
+        """Where the lake is, as the batch jobs' parameters name it."""
+        return {"lake_url": self.url, "s3_endpoint": self.s3_endpoint, "region": self.region}
+
 
 class KafkaResource(dg.ConfigurableResource):
     """The brokers carrying upload events (MSK in prod)."""

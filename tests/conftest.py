@@ -142,3 +142,32 @@ def catalog(dynamodb_endpoint: str, request: pytest.FixtureRequest):
     cat = Catalog(name, dynamodb_endpoint)
     cat.ensure_table()
     return cat
+
+
+# -- batch jobs (issue 4): one local Spark for the whole session, and the Pipes launcher ---------------
+@pytest.fixture(scope="session")
+def spark():
+    """A real local Spark (2 cores) shared by every test of the session: start-ups cost ~15 s each."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    from orchestration.spark import LOCAL_CONF
+
+    builder = SparkSession.builder.master("local[2]").appName("imagelake-tests")
+    for key, value in {**LOCAL_CONF, "spark.driver.memory": "1g"}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.fixture
+def spark_local():
+    """The Spark resource as `make dev` has it (spark-submit through Pipes), sized for a test."""
+    from orchestration.spark import SparkResource
+
+    return SparkResource(mode="local", spark_master="local[2]", spark_conf={"spark.driver.memory": "1g"})

@@ -14,7 +14,8 @@
 
 {% macro duckdb__lake_source(table_name) -%}
     {%- set relation = source('lake', table_name) -%}
-    {%- if not execute -%}
+    {%- if not execute or 'sources' not in graph -%}
+        {#- parsing, or a unit test (its given rows stand in for the source) -#}
         {{ relation }}
     {%- else -%}
         {%- set node = graph.sources['source.imagelake.lake.' ~ table_name] -%}
@@ -25,9 +26,31 @@
         {%- else -%}
             (select
             {%- for column in node.columns.values() %}
-                cast(null as {{ column.data_type }}) as {{ column.name }}{{ "," if not loop.last }}
+                cast(null as {{ column.data_type }}) as {{ column.name }},
             {%- endfor %}
+                cast(null as date) as dt
             where false)
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The day a lake row belongs to. Every table file lives under dt=YYYY-MM-DD
+    (imagelake/layout.py): the upload date for upload events, metadata and
+    derivatives, the receiving date for dead letters, the listing date for the
+    storage inventory. On DuckDB that folder name is the `dt` column
+    (hive partitioning), so a filter on the day skips other days' files
+    unopened; Spectrum's tables are not partitioned, so Redshift derives the
+    same day from the row's own timestamp.
+-#}
+{% macro lake_day(timestamp_column) -%}
+    {{ return(adapter.dispatch('lake_day', 'imagelake')(timestamp_column)) }}
+{%- endmacro %}
+
+{% macro default__lake_day(timestamp_column) -%}
+    cast({{ timestamp_column }} as date)
+{%- endmacro %}
+
+{% macro duckdb__lake_day(timestamp_column) -%}
+    cast(dt as date)
 {%- endmacro %}

@@ -71,6 +71,30 @@ def test_catalog_is_on_demand_with_ttl_and_point_in_time_recovery(templates):
     templates["catalog"].has_resource("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
 
 
+def test_emr_job_role_may_only_update_catalog_items(built, template_json):
+    cfg = built.config
+    table_arn = f"arn:aws:dynamodb:{cfg.region}:{cfg.account}:table/{cfg.catalog_table}"
+    dynamo = [
+        statement
+        for resource in template_json["processing"]["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if any(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
+    ]
+    assert dynamo == [
+        {
+            "Sid": "CatalogDerivativeKeys",
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": table_arn,
+        }
+    ]
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
 def test_emr_serverless_application_has_capacity_limits_and_stops_when_idle(built, templates):
     cfg = built.config
     templates["processing"].has_resource_properties(

@@ -1,35 +1,210 @@
-"""dbt on DuckDB over the lake, run through Dagster as the code location runs it."""
+"""dbt on DuckDB over the lake, run through Dagster as the code location runs it.
+
+Most tests start from one warehouse built over three generated days
+(tests/support/lake_data.py) and work on a copy of it, so each pays for one or
+two dbt builds only. Every mart is checked against the curated data with an
+independent pandas implementation (tests/support/marts_oracle.py).
+"""
+
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
-import duckdb
+import pyarrow as pa
 import pytest
 
-from assets.warehouse import dbt_resource, warehouse_models
+from assets.warehouse import dbt_resource, environment
 from imagelake.layout import BatchId
+from imagelake.locks import is_locked
+from imagelake.settings import get_settings, load_settings
 from imagelake.store import Lake
+from imagelake.warehouse_days import DayWindow
 from orchestration.resources import KafkaResource
 from tests.integration.test_realtime import run_batch
-from tests.support import images
+from tests.support import images, lake_data, marts_oracle
+from tests.support.lake_data import DayShape
 from tests.support.uploads import producer, send, store_and_announce
+from tests.support.warehouse import assert_marts_match_lake, build, fingerprint, query
 
 pytestmark = pytest.mark.integration
 
+TODAY = datetime.now(UTC).date()
+DAYS = lake_data.days_back(TODAY, 3)
+WINDOW = DayWindow(DAYS[0], DAYS[-1])
+SHAPE = DayShape(
+    images=400, seed=5, clients=12, batch_size=60, redelivered_share=0.03, dead_letter_share=0.01
+)
 
-def build_warehouse(settings, instance) -> dg.ExecuteInProcessResult:
-    return dg.materialize([warehouse_models], instance=instance, resources={"dbt": dbt_resource(settings)})
+
+def use_data_dir(monkeypatch: pytest.MonkeyPatch, data_dir: Path):
+    """Point the process-wide settings (what the dbt asset reads) at ``data_dir``."""
+    monkeypatch.setenv("IMAGELAKE_ENV", "local")
+    monkeypatch.setenv("IMAGELAKE_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    return get_settings()
 
 
-def query(settings, sql: str) -> list[tuple]:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        return con.execute(sql).fetchall()
+def write_days(lake: Lake, days, shape: DayShape = SHAPE) -> list[lake_data.GeneratedDay]:
+    generated = [lake_data.generate_day(day, shape) for day in days]
+    for g in generated:
+        lake_data.write_day(lake, g)
+    for g in generated:  # the garbage collector's daily listing
+        lake_data.write_inventory(
+            lake, datetime.combine(g.day, datetime.min.time(), UTC) + timedelta(hours=23), generated
+        )
+    return generated
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """A warehouse built over three generated days; tests copy it before changing anything."""
+    data_dir = tmp_path_factory.mktemp("built") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        settings = use_data_dir(mp, data_dir)
+        write_days(Lake.from_settings(settings), DAYS)
+        with dg.instance_for_test() as instance:
+            result = build(settings, instance, WINDOW)
+        get_settings.cache_clear()
+    assert result.success
+    return data_dir, result
+
+
+@pytest.fixture
+def warehouse(built, tmp_path, monkeypatch):
+    """A private copy of the built warehouse and its lake, with settings pointing at it."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(built[0], data_dir)
+    settings = use_data_dir(monkeypatch, data_dir)
+    yield settings, Lake.from_settings(settings)
+    get_settings.cache_clear()
+
+
+def lake_root(settings) -> Path:
+    return Path(settings.lake_root_for_sql)
+
+
+def test_every_mart_holds_the_figures_of_the_curated_data(built):
+    data_dir, result = built
+    settings = load_settings({"IMAGELAKE_DATA_DIR": str(data_dir)})
+    assert_marts_match_lake(settings, lake_root(settings))
+    # redelivered events and dead letters are in the lake, and were each counted once
+    in_lake = len(marts_oracle.read_table(lake_root(settings), "upload_events"))
+    assert in_lake > 3 * SHAPE.images
+    assert query(settings, "select count(*) from staging.stg_upload_events") == [(3 * SHAPE.images,)]
+    assert query(settings, "select sum(dead_letters) from marts.daily_upload_stats")[0][0] == 3 * 4
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) >= 40 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    mats = result.get_asset_materialization_events()
+    assert {m.materialization.metadata["days"].value for m in mats} == {str(WINDOW)}
+
+
+def test_rerunning_a_day_changes_no_row(warehouse):
+    settings, _ = warehouse
+    before = fingerprint(settings)
+    with dg.instance_for_test() as instance:
+        assert build(settings, instance, DayWindow(DAYS[1], DAYS[1])).success
+    assert fingerprint(settings) == before
+
+
+def test_events_three_days_late_are_counted_on_their_upload_day(warehouse):
+    settings, lake = warehouse
+    late_day = TODAY - timedelta(days=3)  # before the built window, as a late batch would be
+    write_days_without_inventory(lake, [late_day], DayShape(images=25, seed=9, clients=3))
+    before = {r[0]: r[1] for r in query(settings, "select upload_date, images from marts.daily_upload_stats")}
+    assert late_day not in before
+    with dg.instance_for_test() as instance:
+        # the window the refresh sensor derives from the late batch's files (test_warehouse_sensor.py)
+        assert build(settings, instance, DayWindow(late_day, TODAY)).success
+    after = {r[0]: r[1] for r in query(settings, "select upload_date, images from marts.daily_upload_stats")}
+    assert after == {**before, late_day: 25}
+    assert_marts_match_lake(settings, lake_root(settings), days=[late_day, *DAYS])
+
+
+def write_days_without_inventory(lake: Lake, days, shape: DayShape) -> list[lake_data.GeneratedDay]:
+    generated = [lake_data.generate_day(day, shape) for day in days]
+    for g in generated:
+        lake_data.write_day(lake, g)
+    return generated
+
+
+def test_an_empty_day_gives_zero_rows_and_no_failure(warehouse):
+    settings, _ = warehouse
+    empty = [TODAY - timedelta(days=5), TODAY - timedelta(days=4)]  # nothing in the lake for these
+    before = fingerprint(settings)
+    with dg.instance_for_test() as instance:
+        result = build(settings, instance, DayWindow(empty[0], DAYS[0]))  # empty days and a full one
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    assert fingerprint(settings) == before
+    for table in ("marts.daily_upload_stats", "marts.client_usage_daily", "marts.processing_latency_daily"):
+        days = [r[0] for r in query(settings, f"select distinct upload_date from {table}")]
+        assert not set(days) & set(empty), table
+
+
+def test_a_new_nullable_column_in_the_curated_parquet_still_builds(warehouse):
+    settings, lake = warehouse
+    shape = DayShape(images=30, seed=11, clients=4, extra_metadata_columns={"aesthetic_score": pa.float32()})
+    write_days_without_inventory(lake, [TODAY], shape)
+    with dg.instance_for_test() as instance:
+        result = build(settings, instance, DayWindow(TODAY, TODAY))
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    assert_marts_match_lake(settings, lake_root(settings))
+    assert query(settings, f"select images from marts.daily_upload_stats where upload_date = '{TODAY}'") == [
+        (SHAPE.images + 30,)
+    ]
+
+
+def test_a_day_rerun_while_another_days_run_is_in_progress_loses_nothing(warehouse):
+    settings, lake = warehouse
+    extra_first = write_days_without_inventory(lake, [DAYS[0]], DayShape(images=40, seed=21, clients=5))
+    extra_last = write_days_without_inventory(lake, [DAYS[2]], DayShape(images=50, seed=22, clients=5))
+    assert extra_first and extra_last
+    lock = settings.warehouse_path.with_name(settings.warehouse_path.name + ".lock")
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+    with dg.instance_for_test() as instance:
+
+        def run(name: str, day) -> None:
+            results[name] = build(settings, instance, DayWindow(day, day), raise_on_error=False)
+
+        first = threading.Thread(target=run, args=("first", DAYS[0]))
+        first.start()
+        deadline = datetime.now(UTC) + timedelta(seconds=120)
+        while not is_locked(lock):  # the first run's dbt build is under way
+            assert first.is_alive() and datetime.now(UTC) < deadline, "the first run never started building"
+        second = threading.Thread(target=run, args=("second", DAYS[2]))
+        second.start()
+        first.join(300)
+        second.join(300)
+        assert results["first"].success and results["second"].success
+        waited = [
+            entry.user_message
+            for entry in instance.all_logs(results["second"].run_id)
+            if "waiting for another build to release" in entry.user_message
+        ]
+    assert waited, "the second run should have waited for the first one's build"
+    daily = dict(query(settings, "select upload_date, images from marts.daily_upload_stats"))
+    assert daily == {DAYS[0]: SHAPE.images + 40, DAYS[1]: SHAPE.images, DAYS[2]: SHAPE.images + 50}
+    assert_marts_match_lake(settings, lake_root(settings))
+
+
+def test_dbt_unit_tests_pass(warehouse):
+    """The unit tests (percentiles, duplicates) that refresh runs leave out; CI runs them here."""
+    settings, _ = warehouse
+    with environment(settings.dbt_env()):
+        invocation = dbt_resource(settings).cli(["test", "--select", "test_type:unit"], raise_on_error=False)
+        invocation.wait()
+    results = invocation.get_artifact("run_results.json")["results"]
+    assert len(results) == 2 and {r["status"] for r in results} == {"pass"}, results
 
 
 def test_empty_lake_builds_empty_marts(imagelake_env):
     settings = imagelake_env()
     with dg.instance_for_test() as instance:
-        result = build_warehouse(settings, instance)
+        result = build(settings, instance, DayWindow(TODAY, TODAY))
     assert result.success
-    assert query(settings, "select count(*) from marts.daily_upload_stats") == [(0,)]
+    for mart in ("daily_upload_stats", "client_usage_daily", "duplicate_images", "storage_usage_daily"):
+        assert query(settings, f"select count(*) from marts.{mart}") == [(0,)]
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
 
@@ -46,17 +221,50 @@ def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(
         store_and_announce(lake, prod, topic, images.png(seed=7), fmt="PNG", partition=0, client_id="other")
     )
     send(prod, topic, sent[0].encode(), key=sent[0].image_id, partition=0)  # at-least-once: delivered twice
+    day = datetime.fromisoformat(sent[0].dt).date()
     with dg.instance_for_test() as instance:
         batch = str(BatchId(topic, 0, 0, 4))
         assert run_batch(instance, batch, lake, kafka).success
         assert run_batch(instance, batch, lake, kafka).success  # the same batch run twice
-        assert build_warehouse(settings, instance).success
+        assert build(settings, instance, DayWindow(day, day)).success
         first = query(settings, "select * from marts.daily_upload_stats")
-        assert build_warehouse(settings, instance).success  # and the warehouse rebuilt
-    [(day, images_, bytes_, clients, jpeg, png, *_)] = first
-    assert str(day) == sent[0].dt
+        assert build(settings, instance, DayWindow(day, day)).success  # and the warehouse rebuilt
+    [(day_, images_, bytes_, clients, jpeg, png, *_)] = first
+    assert str(day_) == sent[0].dt
     assert (images_, clients, jpeg, png) == (4, 2, 3, 1)
     assert bytes_ == sum(e.size_bytes for e in sent)
     assert query(settings, "select * from marts.daily_upload_stats") == first
     shas = {r[0] for r in query(settings, "select sha256 from staging.stg_image_metadata")}
     assert shas == {e.sha256 for e in sent}
+
+
+def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse):
+    settings, _ = warehouse
+    derivatives = lake_root(settings) / "curated" / "derivatives"
+    for day in DAYS[1:]:  # the derivatives job has not run for two days
+        shutil.rmtree(derivatives / f"dt={day}")
+    with environment(settings.dbt_env()):
+        invocation = dbt_resource(settings).cli(["source", "freshness"], raise_on_error=False)
+        invocation.wait()
+    status = {
+        r["unique_id"].split(".")[-1]: r["status"] for r in invocation.get_artifact("sources.json")["results"]
+    }
+    assert status == {
+        "upload_events": "pass",
+        "image_metadata": "pass",
+        "derivatives": "error",
+        "storage_inventory": "pass",
+    }
+
+
+def test_the_analysts_example_queries_run_here_and_pass_the_redshift_gate(built):
+    from tests.support.redshift_gate import redshift_problems
+
+    data_dir, _ = built
+    settings = load_settings({"IMAGELAKE_DATA_DIR": str(data_dir)})
+    text = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text()
+    queries = [block.split("```")[0] for block in text.split("```sql")[1:]]
+    assert len(queries) >= 6
+    for sql in queries:
+        assert redshift_problems(sql) == [], sql
+        assert query(settings, sql), f"no rows from:\n{sql}"

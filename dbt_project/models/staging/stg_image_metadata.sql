@@ -19,44 +19,34 @@ renamed as (
         lower(format) as image_format,
         width,
         height,
+        mode as pixel_mode,
+        bit_depth,
+        frame_count,
+        orientation,
+        has_icc,
+        has_gps,
+        exif_captured_at,
+        camera_make,
+        camera_model,
+        phash,
+        brightness_mean,
+        contrast,
+        colourfulness,
+        duplicate_of,
+        duplicate_kind,
+        duplicate_distance,
         uploaded_at,
-        cast(uploaded_at as date) as upload_date,
+        {{ lake_day('uploaded_at') }} as upload_date,
         processed_at,
         batch_id
 
     from source
 
-),
-
--- An image processed in two batches (a redelivered event) keeps its first result.
-deduplicated as (
-
-    select
-        *,
-        row_number() over (
-            partition by image_id
-            order by processed_at, batch_id
-        ) as result_rank
-
-    from renamed
-
 )
 
-select
-    image_id,
-    client_id,
-    raw_key,
-    status,
-    failure_reason,
-    sha256,
-    size_bytes,
-    image_format,
-    width,
-    height,
-    uploaded_at,
-    upload_date,
-    processed_at,
-    batch_id
-
-from deduplicated
-where result_rank = 1
+-- An image processed in two batches (a redelivered event) keeps its first result.
+select * from renamed
+qualify row_number() over (
+        partition by upload_date, image_id
+        order by processed_at, batch_id
+    ) = 1

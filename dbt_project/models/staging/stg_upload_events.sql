@@ -16,7 +16,7 @@ renamed as (
         size_bytes,
         lower(format) as image_format,
         uploaded_at,
-        cast(uploaded_at as date) as upload_date,
+        {{ lake_day('uploaded_at') }} as upload_date,
         kafka_partition,
         kafka_offset,
         kafka_timestamp,
@@ -24,35 +24,14 @@ renamed as (
 
     from source
 
-),
-
--- Kafka delivers at least once: an event seen twice counts once (its first offset wins).
-deduplicated as (
-
-    select
-        *,
-        row_number() over (
-            partition by image_id
-            order by kafka_partition, kafka_offset
-        ) as delivery_rank
-
-    from renamed
-
 )
 
-select
-    image_id,
-    client_id,
-    raw_key,
-    sha256,
-    size_bytes,
-    image_format,
-    uploaded_at,
-    upload_date,
-    kafka_partition,
-    kafka_offset,
-    kafka_timestamp,
-    batch_id
-
-from deduplicated
-where delivery_rank = 1
+-- Kafka delivers at least once and compaction may briefly show a row in two files:
+-- an image counts once, its first delivery wins. An image's upload date never
+-- changes, so partitioning by it too is the same ranking and lets a filter on
+-- upload_date reach the Parquet scan.
+select * from renamed
+qualify row_number() over (
+        partition by upload_date, image_id
+        order by kafka_partition, kafka_offset, batch_id
+    ) = 1

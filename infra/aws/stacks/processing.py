@@ -2,7 +2,8 @@
 
 The application starts on the first job and stops when idle, so it costs
 nothing between the scheduled runs. The job role reaches the lake's zones
-and the ops bucket's code, logs and Pipes prefixes, nothing else.
+the ops bucket's code, logs and Pipes prefixes, and may only update catalog
+items (derivative keys), nothing else.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class ProcessingStack(Stack):
                 *access.prefix_statements(config.lake_bucket_name, access.EMR_LAKE, "Lake"),
                 *access.prefix_statements(config.ops_bucket_name, access.EMR_OPS, "Ops"),
                 access.kms_statement(lake_key.key_arn, config.region, access.EMR_LAKE, "LakeKey"),
+                # The derivatives job records each image's derivative keys on its catalog item.
+                iam.PolicyStatement(
+                    sid="CatalogDerivativeKeys",
+                    actions=["dynamodb:UpdateItem"],
+                    resources=[
+                        f"arn:aws:dynamodb:{config.region}:{config.account}:table/{config.catalog_table}"
+                    ],
+                ),
             ],
         )
         CfnOutput(self, "ApplicationId", value=self.application.attr_application_id)

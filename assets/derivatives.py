@@ -1,0 +1,51 @@
+"""Derivatives: every configured size and format of each processed image, made by Spark."""
+
+import dagster as dg
+
+from assets.curated import image_metadata
+from assets.partitions import upload_days
+from imagelake.derive import DeriveParams
+from imagelake.settings import get_settings
+from orchestration.resources import CatalogResource, LakeResource
+from orchestration.spark import SparkResource
+
+
+class DerivativesConfig(dg.Config):
+    """``force``: re-render every image of the day, even those whose derivatives exist."""
+
+    force: bool = False
+
+
+@dg.asset(
+    name="derivatives",
+    partitions_def=upload_days,
+    deps=[dg.AssetDep(image_metadata, partition_mapping=dg.AllPartitionMapping())],
+    group_name="derivatives",
+    kinds={"spark", "pillow", "parquet"},
+    pool="lake_maintenance",
+    description=(
+        "Resized copies of each processed image of the upload date, `derivatives/<size>/<image_id>.<ext>` "
+        "(sizes and formats from IMAGELAKE_DERIVATIVE_SIZES / _FORMATS), their manifest under "
+        "`curated/derivatives/` and their keys in the catalog. Images already done are skipped."
+    ),
+)
+def derivatives(
+    context: dg.AssetExecutionContext,
+    config: DerivativesConfig,
+    spark: SparkResource,
+    lake: LakeResource,
+    catalog: CatalogResource,
+) -> dg.MaterializeResult:
+    settings = get_settings()
+    params = DeriveParams(
+        **lake.location(),
+        dt=context.partition_key,
+        sizes=settings.derivative_sizes,
+        formats=settings.derivative_formats,
+        max_pixels=settings.max_image_pixels,
+        run_id=context.run.run_id,
+        catalog_table=catalog.table,
+        catalog_endpoint=catalog.endpoint,
+        force=config.force,
+    )
+    return spark.run(context, "derivatives", params.to_extras()).get_materialize_result()

@@ -1,0 +1,133 @@
+"""Keeping the lake tidy: compaction of closed days, garbage collection and 7-day retention.
+
+Both run Spark jobs through the ``spark`` resource and share the
+``lake_maintenance`` pool with the derivatives, so they never overlap.
+Retention also prunes Dagster's own records: the ``upload_batches``
+partitions and the runs older than the retention period.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from assets.curated import image_metadata
+from assets.derivatives import derivatives
+from assets.partitions import upload_batches, upload_days
+from assets.raw import raw_images, upload_events
+from imagelake.compaction import CompactParams
+from imagelake.gc import GcParams
+from imagelake.settings import get_settings
+from orchestration.resources import LakeResource
+from orchestration.spark import SparkResource
+
+_ALL_BATCHES = dg.AllPartitionMapping()
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+_PARTITION_TAG = "dagster/partition"
+
+
+@dg.asset(
+    partitions_def=upload_days,
+    deps=[
+        dg.AssetDep(upload_events, partition_mapping=_ALL_BATCHES),
+        dg.AssetDep(image_metadata, partition_mapping=_ALL_BATCHES),
+        derivatives,
+    ],
+    group_name="maintenance",
+    kinds={"spark", "parquet"},
+    pool="lake_maintenance",
+    description=(
+        "Rewrites the batch files of a closed upload date (raw/events, raw/dead_letters, curated/*) "
+        "into one verified file per table (a few of ~128 MB for big days), then deletes the small files. "
+        "Readers following the exactly-once rule (imagelake/layout.py) never see a row twice or miss one."
+    ),
+)
+def lake_compaction(
+    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
+) -> dg.MaterializeResult:
+    params = CompactParams(
+        **lake.location(),
+        dt=context.partition_key,
+        target_bytes=get_settings().compaction_target_bytes,
+    )
+    return spark.run(context, "compaction", params.to_extras()).get_materialize_result()
+
+
+class GarbageCollectionConfig(dg.Config):
+    """``dry_run``: list what would go (objects, Dagster partitions and runs) without deleting anything."""
+
+    dry_run: bool = False
+
+
+def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_run: bool) -> dict:
+    """Delete finished runs created before ``cutoff`` and the ``upload_batches`` partitions only they ran."""
+    old_runs = []
+    cursor = None
+    while True:
+        page = instance.get_run_records(
+            filters=dg.RunsFilter(created_before=cutoff, statuses=_FINISHED), limit=500, cursor=cursor
+        )
+        if not page:
+            break
+        old_runs += page
+        cursor = page[-1].dagster_run.run_id
+    recent = instance.get_run_records(filters=dg.RunsFilter(created_after=cutoff))
+    keep = {r.dagster_run.tags.get(_PARTITION_TAG) for r in recent}
+    batches = set(instance.get_dynamic_partitions(upload_batches.name))
+    stale = sorted(
+        {r.dagster_run.tags.get(_PARTITION_TAG) for r in old_runs} & batches - keep,
+    )
+    if not dry_run:
+        for key in stale:
+            instance.delete_dynamic_partition(upload_batches.name, key)
+        for record in old_runs:
+            instance.delete_run(record.dagster_run.run_id)
+    return {"runs": len(old_runs), "partitions": stale}
+
+
+@dg.multi_asset(
+    name="garbage_collection",
+    specs=[
+        dg.AssetSpec(
+            "storage_inventory",
+            deps=[raw_images, upload_events, image_metadata, derivatives, lake_compaction],
+            group_name="maintenance",
+            kinds={"spark", "parquet"},
+            description=(
+                "Garbage collection and retention over one snapshot of the lake: deletes everything older "
+                "than the retention period (IMAGELAKE_RETENTION_DAYS), raw images no event announced and "
+                "derivatives whose source is gone (both after a grace period), and expired dead letters; "
+                "prunes Dagster's runs and upload_batches partitions older than the retention period; "
+                "writes what remains, per zone/prefix/date, to `curated/storage_inventory/`."
+            ),
+        )
+    ],
+    pool="lake_maintenance",
+)
+def garbage_collection(
+    context: dg.AssetExecutionContext,
+    config: GarbageCollectionConfig,
+    spark: SparkResource,
+    lake: LakeResource,
+):
+    settings = get_settings()
+    params = GcParams(
+        **lake.location(),
+        retention_days=settings.retention_days,
+        grace_hours=settings.gc_grace_hours,
+        dry_run=config.dry_run,
+    )
+    result = spark.run(context, "garbage_collection", params.to_extras()).get_materialize_result()
+    cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+    pruned = prune_dagster_records(context.instance, cutoff, config.dry_run)
+    verb = "would prune" if config.dry_run else "pruned"
+    context.log.info(
+        f"{verb} {pruned['runs']} Dagster runs and {len(pruned['partitions'])} upload_batches partitions"
+    )
+    yield dg.MaterializeResult(
+        asset_key="storage_inventory",
+        metadata={
+            **result.metadata,
+            "dagster_runs_pruned": pruned["runs"],
+            "upload_batches_pruned": dg.MetadataValue.json(pruned["partitions"][:200]),
+        },
+    )

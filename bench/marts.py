@@ -1,0 +1,186 @@
+"""make bench-marts: a full warehouse build against the incremental build of one day.
+
+Generates 7 days x 150,000 images of curated data (deterministic, reused
+across runs: tests/support/lake_data.py), then in the same run times
+
+* the full build: ``dbt build --full-refresh``, every model rebuilt from the
+  whole lake and every data test run over every row (the baseline), and
+* the incremental build of one day: ``dbt build`` with the window of today,
+  as a Dagster partition run starts it.
+
+Both are timed the same way: dbt invoked in this process with the project
+parsed once beforehand, so the figures are the builds themselves, not Python
+start-up and project parsing (the same few seconds for both; the ``dbt``
+command-line figures are printed too). Best of ``--repeat`` runs, because the
+machine is shared. The incremental build must leave the warehouse exactly as
+it found it (row counts and checksums), or the benchmark fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from imagelake.settings import PROJECT_ROOT, load_settings
+from imagelake.store import Lake
+from imagelake.warehouse_days import DayWindow
+from tests.support import lake_data
+from tests.support.warehouse import fingerprint
+
+DBT_PROJECT = PROJECT_ROOT / "dbt_project"
+BUILD = ["build", "--exclude", "resource_type:unit_test"]
+
+
+def generate(root: Path, days: int, images: int) -> list[str]:
+    """Write the corpus once; a stamp names what is there, so a rerun reuses it."""
+    today = datetime.now(UTC).date()
+    stamp = root / f"corpus-{today}-{days}x{images}.done"
+    if stamp.exists():
+        return [f"reusing the corpus in {root}"]
+    if root.exists():
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+    lake = Lake((root / "lake").as_uri())
+    started = time.monotonic()
+    generated = []
+    files = 0
+    for day in lake_data.days_back(today, days):
+        g = lake_data.generate_day(day, lake_data.DayShape(images=images, seed=2026))
+        files += lake_data.write_day(lake, g)
+        generated.append(g)
+    for g in generated:
+        moment = datetime.combine(g.day, datetime.min.time(), UTC) + timedelta(hours=23)
+        lake_data.write_inventory(lake, moment, [x for x in generated if x.day <= g.day])
+    stamp.touch()
+    return [f"generated {days} days x {images:,} images ({files} files) in {time.monotonic() - started:.1f}s"]
+
+
+def release_warehouse() -> None:
+    """dbt-duckdb keeps its database open for the life of the process; close it, so this
+    process can read the warehouse between builds (timed builds pay to reopen it)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
+def timed(action: Callable[[], None]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--images", type=int, default=150_000, help="images per day")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each build (best is kept)")
+    parser.add_argument("--workdir", type=Path, default=PROJECT_ROOT / ".cache" / "bench-marts")
+    parser.add_argument("--no-cli", action="store_true", help="skip the dbt command-line figures")
+    args = parser.parse_args(argv)
+
+    for line in generate(args.workdir, args.days, args.images):
+        print(line, flush=True)
+    settings = load_settings({"IMAGELAKE_DATA_DIR": str(args.workdir)})
+    settings.warehouse_path.unlink(missing_ok=True)
+    today = datetime.now(UTC).date()
+    window = DayWindow(today, today)
+    os.environ.update(settings.dbt_env())
+    os.environ.update(
+        {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_TARGET_PATH": str(args.workdir / "target")}
+    )
+
+    from dbt.cli.main import dbtRunner  # imported after the environment is set
+
+    where = [
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target",
+        "local",
+        "--quiet",
+    ]
+    parsed = dbtRunner().invoke(["parse", *where])
+    if not parsed.success:
+        raise SystemExit(f"dbt parse failed: {parsed.exception}")
+    runner = dbtRunner(manifest=parsed.result)
+
+    def dbt(*extra: str, window_env: dict[str, str] | None = None) -> Callable[[], None]:
+        def run() -> None:
+            for name in ("IMAGELAKE_MIN_DATE", "IMAGELAKE_MAX_DATE"):
+                os.environ.pop(name, None)
+            os.environ.update(window_env or {})
+            result = runner.invoke([*BUILD, *extra, *where])
+            release_warehouse()
+            if not result.success:
+                raise SystemExit(f"dbt {' '.join(extra)} failed: {result.exception or 'see the dbt log'}")
+
+        return run
+
+    empty_day = today - timedelta(days=60)  # no data: what any build costs before it reads a row
+    empty = DayWindow(empty_day, empty_day)
+    full_times, incremental_times, empty_times = [], [], []
+    for _ in range(args.repeat):
+        full_times.append(timed(dbt("--full-refresh")))
+        before = fingerprint(settings)
+        print(f"full build: {full_times[-1]:.2f}s", flush=True)
+        incremental_times.append(timed(dbt(window_env=window.dbt_env())))
+        print(f"incremental build of {window}: {incremental_times[-1]:.2f}s", flush=True)
+        empty_times.append(timed(dbt(window_env=empty.dbt_env())))
+        print(f"build of an empty day: {empty_times[-1]:.2f}s", flush=True)
+        if fingerprint(settings) != before:
+            raise SystemExit("the incremental build changed the warehouse: re-running a day must not")
+
+    cli = {}
+    if not args.no_cli:
+        command = [str(Path(sys.executable).with_name("dbt")), *BUILD, *where]
+        env = {**os.environ}
+        env.pop("IMAGELAKE_MIN_DATE", None)
+        env.pop("IMAGELAKE_MAX_DATE", None)
+        cli["full"] = timed(lambda: subprocess.run([*command, "--full-refresh"], env=env, check=True))
+        cli["incremental"] = timed(
+            lambda: subprocess.run(command, env={**env, **window.dbt_env()}, check=True)
+        )
+
+    full, incremental, fixed = min(full_times), min(incremental_times), min(empty_times)
+    rows = fingerprint(settings)
+    print()
+    print(
+        f"corpus: {args.days} days x {args.images:,} images; warehouse rows: "
+        + ", ".join(f"{t.split('.')[-1]}={n:,}" for t, (n, _) in rows.items())
+    )
+    print(f"{'build':<34}{'best s':>9}{'median s':>10}{'runs':>6}")
+    print(f"{'full (baseline)':<34}{full:>9.2f}{statistics.median(full_times):>10.2f}{len(full_times):>6}")
+    print(
+        f"{'incremental, one day (ours)':<34}{incremental:>9.2f}{statistics.median(incremental_times):>10.2f}"
+        f"{len(incremental_times):>6}"
+    )
+    print(
+        f"{'empty day (fixed cost of a build)':<34}{fixed:>9.2f}{statistics.median(empty_times):>10.2f}"
+        f"{len(empty_times):>6}"
+    )
+    if incremental > fixed:
+        print(
+            f"work beyond the fixed cost: full {full - fixed:.2f}s, one day {incremental - fixed:.2f}s, "
+            f"ratio {(full - fixed) / (incremental - fixed):.2f}"
+        )
+    if cli:
+        print(
+            f"dbt command line, once each: full {cli['full']:.2f}s, incremental {cli['incremental']:.2f}s, "
+            f"ratio {cli['full'] / cli['incremental']:.2f} (start-up and parsing included)"
+        )
+    print(f"RESULT marts full_s={full:.2f} incremental_s={incremental:.2f} ratio={full / incremental:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+-- Each image's derivatives in one row: how many were written or failed, their
+-- bytes, and when the last one was written (the image's derivatives are ready).
+with
+
+derivatives as (
+
+    select * from {{ ref('stg_derivatives') }}
+
+),
+
+by_image as (
+
+    select
+        upload_date,
+        image_id,
+        sum(case when status = 'written' then 1 else 0 end) as derivatives_written,
+        sum(case when status = 'failed' then 1 else 0 end) as derivatives_failed,
+        sum(case when status = 'written' then size_bytes else 0 end) as derivative_bytes,
+        max(case when status = 'written' then created_at end) as derivatives_ready_at
+
+    from derivatives
+    group by upload_date, image_id
+
+)
+
+select * from by_image

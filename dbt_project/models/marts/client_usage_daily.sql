@@ -1,0 +1,37 @@
+{{
+    config(
+        dist='client_id',
+        sort=['upload_date', 'client_id']
+    )
+}}
+
+-- One row per client (API key) and upload date: what the client sent and what became of it.
+with
+
+images as (
+
+    select * from {{ ref('int_images') }}
+    where {{ in_window('upload_date') }}
+
+),
+
+client_daily as (
+
+    select
+        upload_date,
+        client_id,
+        count(*) as uploads,
+        sum(size_bytes) as bytes_uploaded,
+        sum(case when duplicate_of is not null then 1 else 0 end) as duplicate_uploads,
+        sum(case when duplicate_kind = 'exact' then 1 else 0 end) as exact_duplicates,
+        sum(case when duplicate_kind = 'near' then 1 else 0 end) as near_duplicates,
+        sum(case when status = 'processed' then 1 else 0 end) as processed,
+        sum(case when status = 'failed' then 1 else 0 end) as failures,
+        sum(derivative_bytes) as derivative_bytes
+
+    from images
+    group by upload_date, client_id
+
+)
+
+select * from client_daily

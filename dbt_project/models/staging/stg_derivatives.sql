@@ -1,0 +1,36 @@
+with
+
+source as (
+
+    select * from {{ lake_source('derivatives') }}
+
+),
+
+renamed as (
+
+    select
+        image_id,
+        size as target_size,
+        lower(format) as derivative_format,
+        key as derivative_key,
+        width,
+        height,
+        size_bytes,
+        status,
+        error as failure_reason,
+        source_sha256,
+        uploaded_at,
+        {{ lake_day('uploaded_at') }} as upload_date,
+        created_at,
+        run_id
+
+    from source
+
+)
+
+-- A forced re-run writes a derivative again: the latest attempt per image, size and format wins.
+select * from renamed
+qualify row_number() over (
+        partition by upload_date, image_id, target_size, derivative_format
+        order by created_at desc, run_id desc
+    ) = 1

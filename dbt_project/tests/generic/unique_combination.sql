@@ -1,0 +1,12 @@
+{#- Fails with every combination of `columns` that occurs more than once (a grain check). -#}
+{% test unique_combination(model, columns) %}
+
+select
+    {{ columns | join(', ') }},
+    count(*) as occurrences
+
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+
+{% endtest %}

@@ -1,0 +1,263 @@
+"""The derivatives job for one upload date: what to make, making it, and the manifest.
+
+- To do: the ``processed`` images of the day (``curated/image_metadata``,
+  read by the exactly-once rule) that the day's manifest
+  (``curated/derivatives``) does not yet show as done in every configured
+  size and format. A forced run takes them all.
+- Per image (in a Spark task): if every output object exists and the run is
+  not forced, they are kept as they are (a re-run after a crash);
+  otherwise the source is decoded once and every output written under its
+  deterministic key. Then the catalog gets the keys. A source that is
+  missing, empty or corrupt gives ``failed`` rows with the reason.
+- Manifest: one file per source metadata batch,
+  ``curated/derivatives/dt=<day>/<batch_id>.parquet``, written after the
+  objects and the catalog, merged with what the file already holds. It is the
+  job's commit record: an image without manifest rows is done again by the
+  next run, reusing whatever objects a killed run left.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from imagelake import layout
+from imagelake.catalog import Catalog, CatalogUnavailable
+from imagelake.compaction import exactly_once
+from imagelake.derivatives import EXTENSIONS, DerivativeError, DerivativeSpec, render, target_dimensions
+from imagelake.parquet import WrittenFile, from_parquet_bytes, rows_to_table, write_batch_table
+from imagelake.schemas import SCHEMAS
+from imagelake.store import Lake, ObjectMissing
+
+#: Failures worth retrying on the next run (the image itself was fine).
+TRANSIENT_ERRORS: tuple[str, ...] = ("catalog unavailable",)
+
+
+@dataclass(frozen=True)
+class DeriveParams:
+    """Everything a derivatives run needs; travels to Spark as Pipes extras (plain JSON)."""
+
+    lake_url: str
+    dt: str
+    sizes: tuple[int, ...]
+    formats: tuple[str, ...]
+    max_pixels: int
+    run_id: str
+    s3_endpoint: str = ""
+    region: str = "us-east-1"
+    catalog_table: str = ""
+    catalog_endpoint: str = ""
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        layout.parse_dt(f"dt={self.dt}")
+
+    @property
+    def spec(self) -> DerivativeSpec:
+        return DerivativeSpec(sizes=tuple(self.sizes), formats=tuple(self.formats))
+
+    def lake(self) -> Lake:
+        return Lake(self.lake_url, self.s3_endpoint, self.region)
+
+    def catalog(self) -> Catalog | None:
+        return Catalog(self.catalog_table, self.catalog_endpoint, self.region) if self.catalog_table else None
+
+    def to_extras(self) -> dict:
+        return {**asdict(self), "sizes": list(self.sizes), "formats": list(self.formats)}
+
+    @classmethod
+    def from_extras(cls, extras: dict) -> DeriveParams:
+        fields = {k: extras[k] for k in cls.__dataclass_fields__ if k in extras}
+        return cls(**{**fields, "sizes": tuple(fields["sizes"]), "formats": tuple(fields["formats"])})
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    image_id: str
+    key: str
+    sha256: str
+    width: int
+    height: int
+    uploaded_at: datetime
+    batch_id: str
+
+
+def read_day(lake: Lake, table_name: str, dt: str) -> pa.Table:
+    """Every row of one day of a table, by the exactly-once read rule."""
+    keys = [o.key for o in lake.list(layout.day_prefix(table_name, dt)) if o.key.endswith(".parquet")]
+    schema = SCHEMAS[table_name]
+    if not keys:
+        return schema.empty_table()
+    tables = [from_parquet_bytes(lake.get(k)).select(schema.names).cast(schema) for k in keys]
+    return exactly_once(pa.concat_tables(tables), table_name)
+
+
+def processed_images(metadata: pa.Table) -> list[SourceImage]:
+    """The day's processed images, one per image id (its first result, as dbt staging keeps it)."""
+    first: dict[str, dict] = {}
+    for row in sorted(metadata.to_pylist(), key=lambda r: (r["processed_at"], r["batch_id"])):
+        first.setdefault(row["image_id"], row)
+    return [
+        SourceImage(
+            r["image_id"], r["key"], r["sha256"], r["width"], r["height"], r["uploaded_at"], r["batch_id"]
+        )
+        for r in first.values()
+        if r["status"] == "processed" and r["width"] and r["height"]
+    ]
+
+
+def done_images(manifest: pa.Table, spec: DerivativeSpec) -> set[str]:
+    """Images whose manifest rows cover every size and format (written, or failed for good)."""
+    covered: dict[str, set[tuple[int, str]]] = defaultdict(set)
+    for row in manifest.to_pylist():
+        transient = row["status"] == "failed" and (row["error"] or "").startswith(TRANSIENT_ERRORS)
+        if not transient:
+            covered[row["image_id"]].add((row["size"], row["format"]))
+    wanted = {(s, f) for s in spec.sizes for f in spec.formats}
+    return {image_id for image_id, have in covered.items() if wanted <= have}
+
+
+def images_to_derive(lake: Lake, dt: str, spec: DerivativeSpec, force: bool) -> list[SourceImage]:
+    images = processed_images(read_day(lake, layout.IMAGE_METADATA, dt))
+    if force:
+        return images
+    done = done_images(read_day(lake, "derivatives", dt), spec)
+    return [image for image in images if image.image_id not in done]
+
+
+def _row(image: SourceImage, size: int, fmt: str, now: datetime, run_id: str, **values: object) -> dict:
+    return {
+        "image_id": image.image_id,
+        "size": size,
+        "format": fmt,
+        "key": None,
+        "width": None,
+        "height": None,
+        "size_bytes": None,
+        "status": "written",
+        "error": None,
+        "source_sha256": image.sha256,
+        "uploaded_at": image.uploaded_at,
+        "created_at": now,
+        "run_id": run_id,
+        "reused": False,  # not a manifest column: True when a previous run had written the object
+        **values,
+    }
+
+
+def _existing(lake: Lake, image: SourceImage, spec: DerivativeSpec) -> dict[tuple[int, str], int] | None:
+    """Sizes in bytes of every output if all exist (a previous, maybe killed, run wrote them)."""
+    found = {}
+    for size in spec.sizes:
+        for fmt in spec.formats:
+            info = lake.head(layout.derivative_key(size, image.image_id, EXTENSIONS[fmt]))
+            if info is None:
+                return None
+            found[(size, fmt)] = info.size
+    return found
+
+
+def derive_image(
+    lake: Lake, catalog: Catalog | None, image: SourceImage, params: DeriveParams, now: datetime
+) -> list[dict]:
+    """Manifest rows for one image, after writing its derivatives and catalog entry."""
+    spec = params.spec
+    existing = None if params.force else _existing(lake, image, spec)
+    if existing is not None:
+        rows = []
+        for (size, fmt), nbytes in existing.items():
+            width, height = target_dimensions(image.width, image.height, size)
+            key = layout.derivative_key(size, image.image_id, EXTENSIONS[fmt])
+            rows.append(
+                _row(
+                    image,
+                    size,
+                    fmt,
+                    now,
+                    params.run_id,
+                    key=key,
+                    width=width,
+                    height=height,
+                    size_bytes=nbytes,
+                    reused=True,
+                )
+            )
+    else:
+        try:
+            rendered = render(lake.get(image.key), spec, max_pixels=params.max_pixels)
+        except ObjectMissing:
+            reason = "missing: the raw object was deleted before its derivatives were made"
+            return [
+                _failed(image, s, f, now, params.run_id, reason) for s in spec.sizes for f in spec.formats
+            ]
+        except DerivativeError as exc:
+            return [
+                _failed(image, s, f, now, params.run_id, exc.reason) for s in spec.sizes for f in spec.formats
+            ]
+        rows = []
+        for item in rendered:
+            key = layout.derivative_key(item.size, image.image_id, item.ext)
+            lake.put(key, item.data)
+            rows.append(
+                _row(
+                    image,
+                    item.size,
+                    item.format,
+                    now,
+                    params.run_id,
+                    key=key,
+                    width=item.width,
+                    height=item.height,
+                    size_bytes=len(item.data),
+                )
+            )
+    if catalog is not None:
+        try:
+            catalog.update(image.image_id, {"derivatives": catalog_derivatives(rows)})
+        except CatalogUnavailable as exc:
+            reason = f"catalog unavailable: {exc}"
+            return [{**r, "status": "failed", "error": reason} for r in rows]
+    return rows
+
+
+def _failed(image: SourceImage, size: int, fmt: str, now: datetime, run_id: str, reason: str) -> dict:
+    return _row(image, size, fmt, now, run_id, status="failed", error=reason)
+
+
+def catalog_derivatives(rows: Iterable[dict]) -> dict[str, dict[str, str]]:
+    """The catalog's ``derivatives`` attribute: ``{"<size>": {"<format>": "<key>"}}``."""
+    entry: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in rows:
+        if row["status"] == "written":
+            entry[str(row["size"])][row["format"]] = row["key"]
+    return dict(entry)
+
+
+def derive_partition(params_extras: dict, images: Iterable[dict]) -> Iterator[dict]:
+    """One Spark task: derivatives of a slice of the day's images (runs on an executor)."""
+    params = DeriveParams.from_extras(params_extras)
+    lake, catalog = params.lake(), params.catalog()
+    now = datetime.now(UTC)
+    for image in images:
+        yield from derive_image(lake, catalog, SourceImage(**image), params, now)
+
+
+def write_manifests(lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, str]) -> list[WrittenFile]:
+    """One manifest file per source metadata batch, merged with the rows it already holds."""
+    by_batch: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_batch[batch_of[row["image_id"]]].append(row)
+    written = []
+    for batch_id, batch_rows in sorted(by_batch.items()):
+        key = layout.batch_file_key("derivatives", dt, batch_id)
+        merged = rows_to_table("derivatives", batch_rows)
+        if lake.exists(key):
+            previous = from_parquet_bytes(lake.get(key)).select(merged.schema.names).cast(merged.schema)
+            merged = pa.concat_tables([merged, previous])
+        table = exactly_once(merged, "derivatives")
+        written += write_batch_table(lake, "derivatives", batch_id, table.to_pylist(), [dt] * table.num_rows)
+    return written

@@ -1,0 +1,192 @@
+"""The one place that decides how a Spark job runs: local ``spark-submit`` or EMR Serverless.
+
+Both run the same file of ``spark_jobs/`` with the same Pipes extras and get
+the same report back:
+
+- local: ``PipesSubprocessClient`` runs ``spark-submit --master local[*]``
+  with this interpreter as the Python of the driver and the workers; the
+  context and messages travel through temp files.
+- prod: ``PipesEMRServerlessClient`` starts a job run on the application
+  (infra/aws processing stack) with the code and the packed environment
+  from ``spark_code_uri`` (``make spark-package``); messages come back
+  through the ops bucket's ``pipes/`` prefix (``PipesS3MessageReader``).
+"""
+
+import os
+import random
+import string
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+from dagster._core.pipes.client import PipesClientCompletedInvocation
+from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3MessageReader
+
+from imagelake.settings import PROJECT_ROOT, SPARK_PACKAGE_NAME, Settings
+
+#: The Spark jobs, each a file ``spark_jobs/<name>.py``.
+SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection")
+
+#: Where Pipes messages go in the ops bucket (the EMR job role may write only there).
+PIPES_PREFIX = "pipes"
+
+#: Local Spark: bind to loopback, no UI, quiet.
+LOCAL_CONF: dict[str, str] = {
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.python.worker.reuse": "true",
+    "spark.log.level": "WARN",
+}
+
+
+class PrefixedS3MessageReader(PipesS3MessageReader):
+    """Pipes' S3 reader, with its per-run message folder under a fixed prefix of the bucket."""
+
+    def __init__(self, *, prefix: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prefix = prefix.strip("/")
+
+    @contextmanager
+    def get_params(self) -> Iterator[dict]:
+        with super().get_params() as params:
+            yield {**params, "key_prefix": f"{self.prefix}/{params['key_prefix']}"}
+
+
+def _random_suffix() -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+
+
+class SparkResource(dg.ConfigurableResource):
+    """Runs a ``spark_jobs/`` file through Dagster Pipes, locally or on EMR Serverless."""
+
+    mode: str = "local"  # local | emr
+    spark_master: str = "local[*]"
+    #: Local: extra ``--conf`` pairs (tests shrink Spark's memory, for instance).
+    spark_conf: dict[str, str] = {}
+    region: str = "us-east-1"
+    emr_application_id: str = ""
+    emr_job_role_arn: str = ""
+    #: ``s3://<ops bucket>/spark/<version>``: spark_jobs/*.py and the environment archive.
+    spark_code_uri: str = ""
+    pipes_bucket: str = ""
+    #: An S3/EMR endpoint override (moto in tests); empty for AWS.
+    aws_endpoint: str = ""
+
+    # -- local ------------------------------------------------------------------
+    def local_command(self, job: str) -> list[str]:
+        """``spark-submit`` for one job, with this interpreter for the driver and the workers."""
+        _check_job(job)
+        python = sys.executable
+        conf = {**LOCAL_CONF, "spark.pyspark.python": python, "spark.pyspark.driver.python": python}
+        conf.update(self.spark_conf)
+        command = [str(Path(python).with_name("spark-submit")), "--master", self.spark_master]
+        for key, value in conf.items():
+            command += ["--conf", f"{key}={value}"]
+        return [*command, str(PROJECT_ROOT / "spark_jobs" / f"{job}.py")]
+
+    def local_env(self) -> dict[str, str]:
+        """The driver and the workers import this checkout's ``imagelake`` and ``spark_jobs``."""
+        path = [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": os.pathsep.join(path),
+        }
+
+    # -- EMR Serverless ---------------------------------------------------------
+    def emr_request(self, job: str, run_id: str) -> dict[str, Any]:
+        """The ``StartJobRun`` request for one job (Pipes adds its bootstrap ``--conf``s)."""
+        _check_job(job)
+        missing = [
+            name
+            for name in ("emr_application_id", "emr_job_role_arn", "spark_code_uri", "pipes_bucket")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise dg.DagsterInvariantViolationError(
+                f"Spark on EMR Serverless needs {', '.join('IMAGELAKE_' + m.upper() for m in missing)}: "
+                "take them from the processing stack's outputs (docs/deploy.md, section 6)"
+            )
+        code = self.spark_code_uri.rstrip("/")
+        python = "./environment/bin/python"
+        conf = {
+            "spark.archives": f"{code}/{SPARK_PACKAGE_NAME}#environment",
+            "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": python,
+            "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": python,
+            "spark.executorEnv.PYSPARK_PYTHON": python,
+        }
+        return {
+            "applicationId": self.emr_application_id,
+            "executionRoleArn": self.emr_job_role_arn,
+            "name": f"imagelake-{job}-{run_id[:8]}",
+            # One job run per Dagster run and job: a retried StartJobRun does not start a second one.
+            "clientToken": f"{run_id}-{job}"[:64],
+            "jobDriver": {
+                "sparkSubmit": {
+                    "entryPoint": f"{code}/spark_jobs/{job}.py",
+                    "entryPointArguments": [],
+                    "sparkSubmitParameters": " ".join(f"--conf {k}={v}" for k, v in conf.items()),
+                }
+            },
+            "configurationOverrides": {
+                "monitoringConfiguration": {
+                    "s3MonitoringConfiguration": {"logUri": f"s3://{self.pipes_bucket}/emr-logs/"}
+                }
+            },
+            "tags": {"imagelake/job": job},
+        }
+
+    def _aws(self, service: str):
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        if self.aws_endpoint:
+            kwargs["endpoint_url"] = self.aws_endpoint
+        return boto3.client(service, **kwargs)
+
+    def emr_client(self) -> PipesEMRServerlessClient:
+        reader = PrefixedS3MessageReader(
+            prefix=PIPES_PREFIX, bucket=self.pipes_bucket, client=self._aws("s3"), interval=10
+        )
+        return PipesEMRServerlessClient(
+            client=self._aws("emr-serverless"), message_reader=reader, poll_interval=15
+        )
+
+    # -- either -----------------------------------------------------------------
+    def run(
+        self, context: dg.AssetExecutionContext, job: str, extras: dict[str, Any]
+    ) -> PipesClientCompletedInvocation:
+        """Run ``spark_jobs/<job>.py`` and wait; its report arrives through Pipes."""
+        if self.mode == "local":
+            context.log.info(f"spark-submit {job} on {self.spark_master}")
+            client = dg.PipesSubprocessClient(env=self.local_env(), cwd=str(PROJECT_ROOT))
+            return client.run(context=context, command=self.local_command(job), extras=extras)
+        if self.mode == "emr":
+            request = self.emr_request(job, context.run.run_id)
+            context.log.info(f"EMR Serverless job run {request['name']} on {self.emr_application_id}")
+            return self.emr_client().run(context=context, start_job_run_params=request, extras=extras)
+        raise dg.DagsterInvariantViolationError(
+            f"SparkResource.mode must be 'local' or 'emr', got {self.mode!r}"
+        )
+
+
+def _check_job(job: str) -> None:
+    if job not in SPARK_JOBS:
+        raise dg.DagsterInvariantViolationError(f"unknown Spark job {job!r}; known: {', '.join(SPARK_JOBS)}")
+
+
+def spark_resource(settings: Settings) -> SparkResource:
+    """Local Spark everywhere except prod, which runs on EMR Serverless."""
+    return SparkResource(
+        mode="emr" if settings.is_prod else "local",
+        spark_master=settings.spark_master,
+        region=settings.aws_region,
+        emr_application_id=settings.emr_application_id,
+        emr_job_role_arn=settings.emr_job_role_arn,
+        spark_code_uri=settings.spark_code_uri,
+        pipes_bucket=settings.pipes_bucket,
+    )

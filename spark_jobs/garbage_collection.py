@@ -1,0 +1,127 @@
+"""Spark job: garbage collection and retention over one snapshot of the whole lake.
+
+The driver lists every zone once (the snapshot) and plans; executors read the
+upload events that decide which old raw images were never announced, and
+delete in parallel. A dry run plans and reports without deleting or writing.
+The storage inventory (what remains, per zone, prefix and date) is written
+from the same listing.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from imagelake import gc, layout
+from imagelake.gc import GcParams
+from imagelake.parquet import write_batch_table
+from imagelake.store import ObjectMissing
+from spark_jobs.common import run_job, slices
+
+#: How many keys a dry run lists in its report.
+PREVIEW_KEYS = 200
+
+
+def _announced(extras: dict, candidates: frozenset[str], keys) -> list[tuple[str, bool]]:
+    """(image id, True) for candidates an events file names; ("", False) if a file vanished."""
+    lake = GcParams.from_extras(extras).lake()
+    found: list[tuple[str, bool]] = []
+    for key in keys:
+        try:
+            data = lake.get(key)
+        except ObjectMissing:
+            found.append(("", False))  # compacted away meanwhile: references are incomplete
+            continue
+        ids = pq.read_table(pa.BufferReader(data), columns=["image_id"])["image_id"].to_pylist()
+        found.extend((i, True) for i in set(ids) & candidates)
+    return found
+
+
+def _delete(extras: dict, keys) -> list[int]:
+    lake = GcParams.from_extras(extras).lake()
+    deleted = 0
+    for key in keys:
+        lake.delete(key)
+        deleted += 1
+    return [deleted]
+
+
+def run(spark, params: GcParams, log) -> dict:
+    started = time.monotonic()
+    policy = params.policy()
+    lake = params.lake()
+    objects = [info for prefix in gc.GC_PREFIXES for info in lake.list(prefix)]
+    log.info(f"snapshot: {len(objects)} objects; retention cutoff {policy.cutoff}, grace {policy.grace}")
+
+    context = spark.sparkContext
+    candidates = frozenset(gc.failed_upload_candidates(objects, policy))
+    references_complete = True
+    unannounced: set[str] = set()
+    if candidates:
+        # Listed after the snapshot: batches archived meanwhile count as references too.
+        events = [
+            o.key for o in lake.list(layout.table_prefix("upload_events")) if o.key.endswith(".parquet")
+        ]
+        found = (
+            context.parallelize(events, slices(len(events), context.defaultParallelism))
+            .mapPartitions(partial(_announced, params.to_extras(), candidates))
+            .collect()
+            if events
+            else []
+        )
+        references_complete = all(ok for _, ok in found)
+        unannounced = set(candidates) - {i for i, ok in found if ok}
+        if not references_complete:
+            log.warning(
+                "an events file vanished while it was read (compaction?): no failed upload is collected"
+            )
+            unannounced = set()
+
+    doomed = gc.plan(objects, unannounced, policy)
+    if doomed and not params.dry_run:
+        keys = [d.key for d in doomed]
+        context.parallelize(keys, slices(len(keys), context.defaultParallelism)).mapPartitions(
+            partial(_delete, params.to_extras())
+        ).collect()
+    summary = gc.summarize(doomed)
+    for reason, counts in summary.items():
+        if counts["objects"]:
+            verb = "would delete" if params.dry_run else "deleted"
+            log.info(f"{reason}: {verb} {counts['objects']} objects, {counts['bytes']} bytes")
+
+    inventory_file = None
+    if not params.dry_run:
+        gone = {d.key for d in doomed}
+        rows = gc.inventory_rows(objects, gone, policy.now)
+        if rows:
+            files = write_batch_table(
+                lake,
+                "storage_inventory",
+                gc.snapshot_id(policy.now),
+                rows,
+                [layout.dt_of(policy.now)] * len(rows),
+            )
+            inventory_file = files[0].key
+    return {
+        "dry_run": params.dry_run,
+        "listed_objects": len(objects),
+        "listed_bytes": sum(o.size for o in objects),
+        "deleted_objects": 0 if params.dry_run else len(doomed),
+        "deleted_bytes": 0 if params.dry_run else sum(d.size for d in doomed),
+        "would_delete_objects": len(doomed),
+        "would_delete_bytes": sum(d.size for d in doomed),
+        "by_reason": summary,
+        "retention_cutoff": policy.cutoff.isoformat(),
+        "grace_hours": params.grace_hours,
+        "references_complete": references_complete,
+        "inventory_file": inventory_file,
+        "keys": [{"key": d.key, "reason": d.reason, "bytes": d.size} for d in doomed[:PREVIEW_KEYS]],
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+
+
+if __name__ == "__main__":
+    run_job("garbage-collection", GcParams, run)

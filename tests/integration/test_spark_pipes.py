@@ -1,0 +1,204 @@
+"""The batch assets end to end: Dagster -> Pipes -> a real ``spark-submit`` -> the lake, the catalog, metadata."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import httpx
+import psutil
+import pytest
+
+from assets.derivatives import derivatives
+from assets.maintenance import garbage_collection, lake_compaction, prune_dagster_records
+from imagelake import gc, layout
+from imagelake.api.app import create_app
+from imagelake.derive import read_day
+from imagelake.parquet import write_batch_table
+from imagelake.store import Lake
+from orchestration.resources import CatalogResource, KafkaResource, LakeResource
+from orchestration.spark import SparkResource
+from tests.integration.test_realtime import run_batch, tick
+from tests.support import images
+from tests.support.lakerows import image_id_at, metadata_row, seed_batch, seed_gc_lake
+from tests.support.servers import serve
+
+pytestmark = pytest.mark.integration
+
+
+def materialize(assets, instance, resources, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize(assets, instance=instance, resources=resources, raise_on_error=False, **kwargs)
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, node: str) -> dict:
+    [mat] = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_uploads_through_the_api_get_every_derivative_and_the_catalog_lists_them(
+    imagelake_env, kafka_bootstrap, topic, catalog, spark_local
+):
+    settings = imagelake_env(
+        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        IMAGELAKE_UPLOADS_TOPIC=topic,
+        IMAGELAKE_DERIVATIVE_FORMATS="webp,jpeg",
+    )
+    lake = Lake.from_settings(settings)
+    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
+    uploads = [images.jpeg(1600, 1200, seed=1), images.png(700, 500, seed=2), images.jpeg(200, 150, seed=3)]
+    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        ids = [
+            client.post("/v1/images", headers={"X-API-Key": "dev-key"}, files={"file": ("i", data)}).json()[
+                "image_id"
+            ]
+            for data in uploads
+        ]
+    with dg.instance_for_test() as instance:
+        requests, _ = tick(instance, kafka, None)
+        for request in requests.run_requests:
+            assert run_batch(instance, request.partition_key, lake, kafka).success
+        today = layout.dt_of(datetime.now(UTC))
+        result = materialize(
+            [derivatives],
+            instance,
+            {
+                "spark": spark_local,
+                "lake": LakeResource(url=lake.url),
+                "catalog": CatalogResource(table=catalog.table, endpoint=catalog.endpoint),
+            },
+            partition_key=today,
+        )
+        assert result.success
+    meta = metadata_of(result, "derivatives")
+    assert meta["images"] == 3 and meta["images_failed"] == 0 and meta["derivatives_written"] == 3 * 3 * 2
+    assert meta["by_size"] == {"256": 6, "512": 6, "1024": 6} and meta["derivative_bytes"] > 0
+    for image_id in ids:
+        entry = catalog.get(image_id)["derivatives"]
+        assert set(entry) == {"256", "512", "1024"}
+        for size, keys in entry.items():
+            assert keys == {
+                "webp": layout.derivative_key(int(size), image_id, "webp"),
+                "jpeg": layout.derivative_key(int(size), image_id, "jpg"),
+            }
+            assert all(lake.exists(k) for k in keys.values())
+
+
+def job_processes(job: str) -> list[psutil.Process]:
+    """The spark-submit of one job (its JVM, Python driver and workers), not the tests' shared Spark."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if f"spark_jobs/{job}.py" in " ".join(child.cmdline()):
+                found += [child, *child.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_job_killed_half_way_and_run_again_leaves_every_derivative_exactly_once(imagelake_env, spark_local):
+    settings = imagelake_env()
+    lake = Lake.from_settings(settings)
+    now = datetime.now(UTC)
+    uploads = [(image_id_at(now, i), now, images.jpeg(2400, 1800, seed=i)) for i in range(24)]
+    batch = seed_batch(lake, "t", 0, 0, uploads)
+    rows = [metadata_row(i, now, batch, width=2400, height=1800, data=d) for i, _, d in uploads]
+    write_batch_table(lake, "image_metadata", batch, rows, [layout.dt_of(now)] * len(rows))
+    single = SparkResource(mode="local", spark_master="local[1]", spark_conf={"spark.driver.memory": "1g"})
+    resources = {"spark": single, "lake": LakeResource(url=lake.url), "catalog": CatalogResource(table="")}
+    day = layout.dt_of(now)
+
+    with dg.instance_for_test() as instance:
+        outcome = {}
+        runner = threading.Thread(
+            target=lambda: outcome.update(
+                result=materialize([derivatives], instance, resources, partition_key=day)
+            )
+        )
+        runner.start()
+        deadline = time.monotonic() + 240
+        while len(list(lake.list("derivatives"))) < 9:
+            assert time.monotonic() < deadline and runner.is_alive(), "the job never got going"
+            time.sleep(0.05)
+        killed = job_processes("derivatives")
+        assert killed, "no spark-submit of the derivatives job was running"
+        for process in killed:
+            process.kill()
+        runner.join(120)
+        assert not outcome["result"].success
+        partial_objects = {o.key for o in lake.list("derivatives")}
+        assert 9 <= len(partial_objects) < 72, "the kill came too late to test a half-done job"
+        assert read_day(lake, "derivatives", day).num_rows == 0  # no manifest: the run did not finish
+
+        again = materialize([derivatives], instance, resources, partition_key=day)
+        assert again.success
+    meta = metadata_of(again, "derivatives")
+    assert meta["images"] == 24 and meta["images_failed"] == 0 and meta["reused"] > 0
+    objects = {o.key for o in lake.list("derivatives")}
+    expected = {layout.derivative_key(s, i, "webp") for i, _, _ in uploads for s in (256, 512, 1024)}
+    assert objects == expected  # each exactly once, nothing else
+    manifest = read_day(lake, "derivatives", day).to_pylist()
+    assert sorted(r["key"] for r in manifest) == sorted(expected)  # no derivative without its manifest row
+    stray = [p for p in (lake.root / "derivatives").rglob("*") if p.is_file() and p.suffix != ".webp"]
+    assert stray == [], f"a killed write left files behind: {stray}"
+
+
+def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelake_env, spark_local):
+    settings = imagelake_env(IMAGELAKE_GC_GRACE_HOURS=str(1 / 3600), IMAGELAKE_RETENTION_DAYS="7")
+    lake = Lake.from_settings(settings)
+    expected = seed_gc_lake(lake, datetime.now(UTC))
+    doomed = set().union(*(keys for reason, keys in expected.items() if reason != "stay"))
+    time.sleep(1.2)
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            [garbage_collection], instance, {"spark": spark_local, "lake": LakeResource(url=lake.url)}
+        )
+        assert result.success
+    meta = metadata_of(result, "garbage_collection")
+    remaining = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    assert remaining - {meta["inventory_file"]} == expected["stay"]
+    assert meta["deleted_objects"] == len(doomed) and meta["deleted_bytes"] > 0
+    assert meta["by_reason"]["failed_upload"] == {"objects": 1, "bytes": len(b"no event")}
+    assert meta["by_reason"]["orphan_derivative"] == {"objects": 1, "bytes": len(b"source gone")}
+    assert meta["dagster_runs_pruned"] == 0  # nothing in this instance is older than the retention
+
+
+def test_compaction_asset_compacts_a_closed_day(imagelake_env, spark_local):
+    settings = imagelake_env()
+    lake = Lake.from_settings(settings)
+    day = datetime.now(UTC) - timedelta(days=1)
+    for b in range(3):
+        seed_batch(
+            lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(3)]
+        )
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            [lake_compaction],
+            instance,
+            {"spark": spark_local, "lake": LakeResource(url=lake.url)},
+            partition_key=layout.dt_of(day),
+        )
+        assert result.success
+    meta = metadata_of(result, "lake_compaction")
+    assert meta["tables_compacted"] == 2 and meta["files_deleted"] == 6 and meta["rows"] == 18
+    assert [layout.is_compacted_key(o.key) for o in lake.list("raw/events")] == [True]
+
+
+def test_retention_prunes_dagster_runs_and_upload_batches_partitions_older_than_the_cutoff():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("upload_batches", ["t-0-0-1", "t-0-2-3", "t-0-4-5"])
+
+        @dg.asset(partitions_def=dg.DynamicPartitionsDefinition(name="upload_batches"))
+        def batch_step() -> None:
+            return None
+
+        for key in ("t-0-0-1", "t-0-2-3"):
+            assert dg.materialize([batch_step], instance=instance, partition_key=key).success
+        cutoff = datetime.now(UTC) + timedelta(seconds=1)  # everything so far counts as old
+        dry = prune_dagster_records(instance, cutoff, dry_run=True)
+        assert dry == {"runs": 2, "partitions": ["t-0-0-1", "t-0-2-3"]}
+        assert len(instance.get_runs()) == 2
+        pruned = prune_dagster_records(instance, cutoff, dry_run=False)
+        assert pruned == dry
+        assert instance.get_runs() == []
+        # A partition no run has touched yet (the sensor just added it) stays.
+        assert instance.get_dynamic_partitions("upload_batches") == ["t-0-4-5"]

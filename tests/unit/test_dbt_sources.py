@@ -1,0 +1,49 @@
+"""The dbt sources declare the lake tables exactly as imagelake/schemas.py and layout.py do."""
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from assets.warehouse import DBT_PROJECT_DIR, LAKE_TABLE_ASSETS
+from imagelake.layout import TABLE_PREFIXES
+from imagelake.schemas import SCHEMAS
+
+
+def duckdb_type(data_type: pa.DataType) -> str:
+    """The DuckDB type a Parquet column of this Arrow type reads as."""
+    for test, name in [
+        (pa.types.is_string, "varchar"),
+        (pa.types.is_int64, "bigint"),
+        (pa.types.is_int32, "integer"),
+        (pa.types.is_boolean, "boolean"),
+        (pa.types.is_float32, "real"),
+        (pa.types.is_float64, "double"),
+        (pa.types.is_binary, "blob"),
+        (pa.types.is_date32, "date"),
+    ]:
+        if test(data_type):
+            return name
+    if pa.types.is_timestamp(data_type) and data_type.tz:
+        return "timestamptz"
+    raise AssertionError(f"add a DuckDB type for {data_type} to this test")
+
+
+def lake_tables() -> dict[str, dict]:
+    sources = yaml.safe_load((DBT_PROJECT_DIR / "models/staging/_sources.yml").read_text())["sources"]
+    [lake] = [s for s in sources if s["name"] == "lake"]
+    return {t["name"]: t for t in lake["tables"]}
+
+
+def test_every_lake_table_is_a_source_and_every_source_a_lake_table():
+    assert set(lake_tables()) == set(SCHEMAS) == set(TABLE_PREFIXES) == set(LAKE_TABLE_ASSETS)
+
+
+@pytest.mark.parametrize("table", sorted(SCHEMAS))
+def test_source_columns_match_the_parquet_schema(table: str):
+    declared = [(c["name"], c["data_type"]) for c in lake_tables()[table]["columns"]]
+    assert declared == [(f.name, duckdb_type(f.type)) for f in SCHEMAS[table]]
+
+
+@pytest.mark.parametrize("table", sorted(SCHEMAS))
+def test_source_reads_the_tables_folder(table: str):
+    assert lake_tables()[table]["config"]["meta"]["lake_prefix"] + "/" == TABLE_PREFIXES[table]

@@ -1,0 +1,107 @@
+"""Which days a warehouse refresh rebuilds (imagelake/warehouse_days.py)."""
+
+import threading
+import time
+from datetime import UTC, date, datetime
+
+import pytest
+
+from imagelake.locks import LockTimeout, exclusive, is_locked
+from imagelake.warehouse_days import (
+    DayWindow,
+    days_of_keys,
+    days_of_materialization,
+    lookback,
+    refresh_window,
+)
+
+D = date.fromisoformat
+
+
+def test_a_window_lists_its_days_and_tells_dbt_its_bounds():
+    window = DayWindow(D("2026-02-27"), D("2026-03-01"))
+    assert window.days == [D("2026-02-27"), D("2026-02-28"), D("2026-03-01")]
+    assert window.dbt_env() == {"IMAGELAKE_MIN_DATE": "2026-02-27", "IMAGELAKE_MAX_DATE": "2026-03-01"}
+    assert (
+        str(window) == "2026-02-27..2026-03-01"
+        and str(DayWindow(D("2026-03-01"), D("2026-03-01"))) == "2026-03-01"
+    )
+    with pytest.raises(ValueError, match="empty day window"):
+        DayWindow(D("2026-03-02"), D("2026-03-01"))
+
+
+def test_a_partition_time_window_covers_its_days_end_exclusive():
+    start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)
+    assert DayWindow.from_time_window(start, end) == DayWindow(D("2026-03-01"), D("2026-03-03"))
+
+
+def test_lookback_is_today_and_the_days_before():
+    assert lookback(D("2026-03-10"), 3) == DayWindow(D("2026-03-07"), D("2026-03-10"))
+    assert lookback(D("2026-03-10"), 0).days == [D("2026-03-10")]
+    with pytest.raises(ValueError):
+        lookback(D("2026-03-10"), -1)
+
+
+def test_days_come_from_the_dt_folders_of_the_files_a_run_wrote():
+    files = [
+        "raw/events/dt=2026-03-07/image-uploads-0-10-20.parquet",  # a late event's day
+        "raw/events/dt=2026-03-10/image-uploads-0-10-20.parquet",
+        "curated/image_metadata/dt=2026-03-10/image-uploads-0-10-20.parquet",
+        "derivatives/256/01J0000000000000000000000.webp",  # no day in the key
+    ]
+    assert days_of_keys(files) == {D("2026-03-07"), D("2026-03-10")}
+    assert days_of_materialization({"files": files, "events": 3}, "image-uploads-0-10-20") == {
+        D("2026-03-07"),
+        D("2026-03-10"),
+    }
+
+
+def test_a_daily_partition_names_its_day_and_a_batch_with_no_files_names_none():
+    assert days_of_materialization({}, "2026-03-09") == {D("2026-03-09")}
+    assert days_of_materialization({"files": []}, "image-uploads-2-0-0") == set()
+    assert days_of_materialization({"files": "not a list"}, None) == set()
+
+
+def test_refresh_window_spans_the_days_within_the_warehouse_and_today():
+    first, today = D("2026-01-01"), D("2026-03-10")
+    assert refresh_window({D("2026-03-07"), D("2026-03-10")}, today, first) == DayWindow(
+        D("2026-03-07"), today
+    )
+    # a clock a little ahead of ours names tomorrow: it is rebuilt as today
+    assert refresh_window({D("2026-03-11")}, today, first) == DayWindow(today, today)
+    assert refresh_window({D("2025-12-30")}, today, first) is None
+    assert refresh_window(set(), today, first) is None
+
+
+def test_the_build_lock_makes_a_second_holder_wait_and_says_so(tmp_path):
+    lock = tmp_path / "warehouse.duckdb.lock"
+    order: list[str] = []
+    told: list[str] = []
+    holding = threading.Event()
+
+    def first() -> None:
+        with exclusive(lock, 10):
+            holding.set()
+            order.append("first in")
+            time.sleep(0.5)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    holding.wait(5)
+    assert is_locked(lock)
+    with exclusive(lock, 10, on_wait=lambda: told.append("waiting"), poll_s=0.05):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"] and told == ["waiting"]
+    assert not is_locked(lock)
+
+
+def test_the_build_lock_gives_up_with_a_clear_error(tmp_path):
+    lock = tmp_path / "warehouse.duckdb.lock"
+    with (
+        exclusive(lock, 1),
+        pytest.raises(LockTimeout, match="locked by another build"),
+        exclusive(lock, 0.2, poll_s=0.05),
+    ):
+        pass
