@@ -202,7 +202,8 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
         metadata={
             "entries_written": sum(f.rows for f in settled.index_files),
             "window_entries": settled.index_entries,
-            "window_segments": settled.index_segments,
+            "window_files": settled.index_segments,
+            "merged_into": dg.MetadataValue.json(settled.merged_files),
             "window_days": settings.retention_days,
             "max_distance": settings.duplicate_max_distance,
             "load_s": round(settled.load_s, 3),

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from imagelake import layout
 from imagelake.duplicates import HashIndex
 from imagelake.hashing import hamming
 from imagelake.ids import new_image_id
@@ -212,7 +213,7 @@ def load_from_lake(index: HashIndex) -> float:
         lake = Lake(Path(tmp).as_uri())
         for day in pc.unique(days).to_pylist():
             part = table.filter(pc.equal(days, day))
-            lake.put(f"curated/hash_index/dt={day}/compacted.parquet", to_parquet_bytes(part))
+            lake.put(layout.hash_index_key(day, "merged-bench"), to_parquet_bytes(part))
         started = time.perf_counter()
         loaded = HashIndex.load(lake, (NOW - timedelta(days=8)).date().isoformat())
         elapsed = time.perf_counter() - started

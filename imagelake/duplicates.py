@@ -1,9 +1,9 @@
 """The duplicate index: every image of the retention window, searched by perceptual hash.
 
-The index lives in the lake as the ``hash_index`` table
-(``curated/hash_index/dt=<upload date>/<batch_id>.parquet``): each real-time
-batch writes the images it has seen, failed ones included (without a hash),
-before it looks for duplicates. A run loads the window into a
+The index lives in the lake under ``curated/hash_index/dt=<upload date>/``:
+each real-time batch writes the images it has seen, failed ones included
+(without a hash), as ``<batch_id>.parquet`` before it looks for duplicates, and
+runs merge a day's files once there are more than ``MERGE_FAN_IN``. A run loads the window into a
 :class:`HashIndex`: numpy arrays sorted by image id. Image ids are ULIDs, so
 that order is upload order, and "earlier than X within the window" is one
 contiguous slice found by binary search. A query is then one vectorised pass
@@ -25,7 +25,8 @@ How concurrent and late batches converge on these answers:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,13 +38,19 @@ import pyarrow.compute as pc
 from imagelake import layout
 from imagelake.hashing import distances, from_hex
 from imagelake.ids import new_image_id
-from imagelake.layout import HASH_INDEX, BatchId
-from imagelake.parquet import WrittenFile, from_parquet_bytes, write_batch_table
-from imagelake.schemas import SCHEMAS
+from imagelake.layout import BatchId
+from imagelake.parquet import WrittenFile, from_parquet_bytes, to_parquet_bytes
+from imagelake.schemas import HASH_INDEX as HASH_INDEX_SCHEMA
 from imagelake.store import Lake, ObjectMissing
 
 _ID_LEN = 26
 _SIGN = 1 << 63
+#: A day's index files are merged into one once there are more than this many.
+MERGE_FAN_IN = 32
+#: Name prefix of merged index files (the others are named after their batch).
+MERGED_PREFIX = "merged-"
+#: How often a reader re-lists when files vanish under it before it gives up.
+MAX_LISTINGS = 20
 
 
 @dataclass(frozen=True)
@@ -86,23 +93,29 @@ def index_rows(rows: Iterable[dict]) -> list[dict]:
 
 def write_segment(lake: Lake, batch_id: str, rows: list[dict]) -> list[WrittenFile]:
     """Write a batch's index segment(s): one file per upload date, keyed by the batch id."""
-    entries = index_rows(rows)
-    return write_batch_table(
-        lake, HASH_INDEX, batch_id, entries, [layout.dt_of(e["uploaded_at"]) for e in entries]
-    )
+    by_dt: dict[str, list[dict]] = {}
+    for entry in index_rows(rows):
+        by_dt.setdefault(layout.dt_of(entry["uploaded_at"]), []).append(entry)
+    written = []
+    for dt, entries in sorted(by_dt.items()):
+        data = to_parquet_bytes(pa.Table.from_pylist(entries, schema=HASH_INDEX_SCHEMA))
+        key = layout.hash_index_key(dt, batch_id)
+        lake.put(key, data)
+        written.append(WrittenFile(key, len(entries), len(data)))
+    return written
 
 
 def segment_keys(lake: Lake, since_dt: str) -> set[str]:
     """The index files of upload dates from ``since_dt`` on (one listing)."""
     keys = set()
-    for info in lake.list(layout.table_prefix(HASH_INDEX)):
+    for info in lake.list(layout.HASH_INDEX_PREFIX):
         if info.key.endswith(".parquet") and layout.parse_dt(info.key).isoformat() >= since_dt:
             keys.add(info.key)
     return keys
 
 
-def _read_segments(lake: Lake, keys: Iterable[str]) -> Iterator[tuple[str, pa.Table]]:
-    """Read index files in parallel; a file removed meanwhile (retention) is skipped."""
+def _read_files(lake: Lake, keys: Iterable[str]) -> tuple[dict[str, pa.Table], set[str]]:
+    """Read index files in parallel: the tables, and the keys that were gone (merged or expired)."""
 
     def read(key: str) -> tuple[str, pa.Table | None]:
         try:
@@ -111,9 +124,58 @@ def _read_segments(lake: Lake, keys: Iterable[str]) -> Iterator[tuple[str, pa.Ta
             return key, None
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for key, table in pool.map(read, sorted(keys)):
-            if table is not None:
-                yield key, table
+        results = list(pool.map(read, sorted(keys)))
+    return {k: t for k, t in results if t is not None}, {k for k, t in results if t is None}
+
+
+def read_window(lake: Lake, since_dt: str, known: Iterable[str] = ()) -> dict[str, pa.Table]:
+    """Every index file of the window not in ``known``, as one consistent snapshot.
+
+    A file can vanish between the listing and the read when a run merges it
+    away. Mergers write the merged file before deleting what it replaces, so a
+    fresh listing then holds the merged file: list again until nothing read
+    was missing, and no entry written before the first listing is lost.
+    """
+    known = set(known)
+    tables: dict[str, pa.Table] = {}
+    for _ in range(MAX_LISTINGS):
+        found, missing = _read_files(lake, segment_keys(lake, since_dt) - known - tables.keys())
+        tables.update(found)
+        if not missing:
+            return tables
+    raise RuntimeError(f"the duplicate index kept changing under {MAX_LISTINGS} listings; re-run the batch")
+
+
+def merge_day(lake: Lake, dt: str, fan_in: int = MERGE_FAN_IN) -> str | None:
+    """Merge a day's index files into one once there are more than ``fan_in`` of them.
+
+    Every batch adds a file, so a busy day would otherwise cost every run
+    thousands of reads. The merged file is written before the files it
+    replaces are deleted (readers re-list, see :func:`read_window`); two runs
+    merging at once write two files holding the same entries, which readers
+    de-duplicate and the next merge folds. Returns the merged file's key.
+    """
+    prefix = f"{layout.HASH_INDEX_PREFIX}dt={dt}/"
+    keys = {i.key for i in lake.list(prefix) if i.key.endswith(".parquet")}
+    if len(keys) <= fan_in:
+        return None
+    tables, _gone = _read_files(lake, keys)
+    if not tables:
+        return None
+    merged = pa.concat_tables(
+        [t.select(HASH_INDEX_SCHEMA.names).cast(HASH_INDEX_SCHEMA) for t in tables.values()]
+    )
+    merged = merged.sort_by([("image_id", "ascending"), ("batch_id", "ascending")])
+    ids, batches = merged.column("image_id").to_pylist(), merged.column("batch_id").to_pylist()
+    keep = [i == 0 or (ids[i], batches[i]) != (ids[i - 1], batches[i - 1]) for i in range(len(ids))]
+    merged = merged.filter(pa.array(keep))
+    digest = hashlib.sha256("\n".join(sorted(tables)).encode()).hexdigest()[:16]
+    key = layout.hash_index_key(dt, f"{MERGED_PREFIX}{digest}")
+    lake.put(key, to_parquet_bytes(merged))
+    for old in tables:
+        if old != key:
+            lake.delete(old)
+    return key
 
 
 def _fixed_ids(column: pa.ChunkedArray) -> np.ndarray:
@@ -145,7 +207,7 @@ class HashIndex:
     tables: dict[str, pa.Table] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        schema = SCHEMAS[HASH_INDEX]
+        schema = HASH_INDEX_SCHEMA
         parts = [t.select(schema.names).cast(schema) for t in self.tables.values()]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         ids = _fixed_ids(table.column("image_id"))
@@ -190,14 +252,14 @@ class HashIndex:
     # -- loading ----------------------------------------------------------------
     @classmethod
     def load(cls, lake: Lake, since_dt: str) -> HashIndex:
-        return cls(dict(_read_segments(lake, segment_keys(lake, since_dt))))
+        return cls(read_window(lake, since_dt))
 
     def refreshed(self, lake: Lake, since_dt: str) -> tuple[HashIndex, set[str]]:
         """The index with the files written since this one was read, and their keys."""
-        new = segment_keys(lake, since_dt) - self.tables.keys()
+        new = read_window(lake, since_dt, known=self.tables.keys())
         if not new:
             return self, set()
-        return HashIndex({**self.tables, **dict(_read_segments(lake, new))}), new
+        return HashIndex({**self.tables, **new}), set(new)
 
     @property
     def keys(self) -> frozenset[str]:

@@ -5,7 +5,8 @@ Zones and their keys (DESIGN.md, "Lake layout"):
     raw/images/dt=YYYY-MM-DD/<image_id>                    uploaded bytes, write-once
     raw/events/dt=YYYY-MM-DD/<batch_id>.parquet             the Kafka batch, archived
     raw/dead_letters/dt=YYYY-MM-DD/<batch_id>.parquet       messages that could not be parsed
-    curated/<table>/dt=YYYY-MM-DD/<batch_id>.parquet        curated tables (image_metadata, hash_index, ...)
+    curated/<table>/dt=YYYY-MM-DD/<batch_id>.parquet        curated tables (image_metadata, ...)
+    curated/hash_index/dt=YYYY-MM-DD/<batch_id|merged-…>.parquet   the duplicate index (internal)
     derivatives/<size>/<image_id>.<ext>                     resized copies
 
 ``dt`` is always the upload date in UTC, so a late event lands on its own day.
@@ -41,7 +42,10 @@ DERIVATIVES = "derivatives"
 #: Curated tables, each a folder under ``curated/``.
 IMAGE_METADATA = "image_metadata"
 #: The duplicate index: every image a batch has seen, with its hashes (imagelake/duplicates.py).
+#: Internal to the real-time path, so not in TABLE_PREFIXES (no warehouse source, no Glue table,
+#: not compacted by the batch jobs: the real-time runs merge its files themselves).
 HASH_INDEX = "hash_index"
+HASH_INDEX_PREFIX = f"{CURATED}/{HASH_INDEX}/"
 
 ZONES: tuple[str, ...] = ("raw", "curated", "derivatives")
 
@@ -92,7 +96,6 @@ TABLE_PREFIXES: dict[str, str] = {
     IMAGE_METADATA: f"{CURATED}/{IMAGE_METADATA}/",
     "derivatives": f"{CURATED}/derivatives/",
     "storage_inventory": f"{CURATED}/storage_inventory/",
-    HASH_INDEX: f"{CURATED}/{HASH_INDEX}/",
 }
 
 
@@ -103,7 +106,6 @@ ROW_IDENTITY: dict[str, tuple[str, ...]] = {
     IMAGE_METADATA: ("batch_id", "image_id"),
     "derivatives": ("image_id", "size", "format"),
     "storage_inventory": ("snapshot_at", "zone", "prefix", "data_date"),
-    HASH_INDEX: ("batch_id", "image_id"),  # one sighting of an image by a batch
 }
 
 #: Which of several rows with one identity a reader keeps: first by these (column, order) pairs.
@@ -142,6 +144,11 @@ def compacted_file_key(table: str, dt: str, digest: str, part: int) -> str:
 
 def is_compacted_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
+
+
+def hash_index_key(dt: str, name: str) -> str:
+    """A file of the duplicate index: a batch's segment (``name`` = batch id) or a merge of them."""
+    return f"{HASH_INDEX_PREFIX}dt={dt}/{name}.parquet"
 
 
 def derivative_key(size: int, image_id: str, ext: str) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from imagelake import layout
-from imagelake.duplicates import HashIndex, write_segment
+from imagelake.duplicates import HashIndex, merge_day, write_segment
 from imagelake.hashing import from_hex
 from imagelake.layout import IMAGE_METADATA
 from imagelake.parquet import WrittenFile, from_parquet_bytes, rows_to_table, to_parquet_bytes
@@ -122,6 +122,7 @@ class Settlement:
     index: HashIndex = field(default_factory=HashIndex)  # the index as the run last read it
     corrected: list[dict] = field(default_factory=list)  # other batches' rows this run rewrote
     corrected_files: list[str] = field(default_factory=list)
+    merged_files: list[str] = field(default_factory=list)  # index files this run merged a day into
     rounds: int = 0
     index_entries: int = 0
     index_segments: int = 0
@@ -183,6 +184,8 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
         load_s += time.monotonic() - started
         if not new_segments:
             break
+    # Keep the index cheap to read: fold a crowded day's files into one (imagelake.duplicates).
+    merged = [key for f in index_files if (key := merge_day(lake, layout.parse_dt(f.key).isoformat()))]
     final = [row for key in own for row in written[key]]
     corrected_keys = sorted(k for k in written if k not in own)
     return Settlement(
@@ -193,6 +196,7 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
         corrected=[row for key in corrected_keys for row in written[key]],
         corrected_files=corrected_keys,
         rounds=rounds,
+        merged_files=merged,
         index_entries=len(index),
         index_segments=len(index.keys),
         load_s=load_s,

@@ -116,7 +116,9 @@ STORAGE_INVENTORY = pa.schema(
 
 #: ``curated/hash_index``: every image a real-time batch has seen, the duplicate index.
 #: Written by the batch before it looks for duplicates; one file per batch and upload date, so
-#: concurrent batches never write the same object (imagelake/duplicates.py, docs/design.md).
+#: concurrent batches never write the same object, merged per day by the runs themselves
+#: (imagelake/duplicates.py, docs/design.md). Internal to the real-time path: not in SCHEMAS,
+#: which lists the lake's tables for the warehouse.
 HASH_INDEX = pa.schema(
     [
         pa.field("image_id", pa.string(), nullable=False),
@@ -136,5 +138,4 @@ SCHEMAS: dict[str, pa.Schema] = {
     "image_metadata": IMAGE_METADATA,
     "derivatives": DERIVATIVES,
     "storage_inventory": STORAGE_INVENTORY,
-    "hash_index": HASH_INDEX,
 }

@@ -1,14 +1,24 @@
 """The duplicate index: definitions, vectorised search against a brute-force oracle, ownership."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from imagelake.duplicates import HashIndex, index_rows, segment_keys, to_signed, write_segment
+from imagelake.duplicates import (
+    MERGE_FAN_IN,
+    HashIndex,
+    index_rows,
+    merge_day,
+    segment_keys,
+    to_signed,
+    write_segment,
+)
 from imagelake.hashing import hamming, to_hex
 from imagelake.ids import new_image_id
-from imagelake.parquet import rows_to_table
+from imagelake.schemas import HASH_INDEX
 from imagelake.store import Lake
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -37,7 +47,7 @@ def index_of(*rows: dict) -> HashIndex:
     tables: dict[str, list[dict]] = {}
     for r in rows:
         tables.setdefault(r["batch_id"], []).append(r)
-    return HashIndex({b: rows_to_table("hash_index", index_rows(rs)) for b, rs in tables.items()})
+    return HashIndex({b: pa.Table.from_pylist(index_rows(rs), schema=HASH_INDEX) for b, rs in tables.items()})
 
 
 def earliest(index: HashIndex, r: dict, threshold: int = 6):
@@ -149,3 +159,78 @@ def test_an_empty_or_tiny_index_answers_nothing(n):
     query = row(T0 + timedelta(seconds=1), 0x5, n=2)
     index = index_of(*rows) if rows else HashIndex()
     assert (earliest(index, query) is None) == (n == 0)
+
+
+def crowded_day(lake: Lake, batches: int) -> list[dict]:
+    rows = []
+    for b in range(batches):
+        batch = [row(T0 + timedelta(seconds=b), 0x1000 + b, batch=f"t-0-{b}-{b}", n=b)]
+        write_segment(lake, f"t-0-{b}-{b}", batch)
+        rows += batch
+    return rows
+
+
+def test_a_crowded_day_is_merged_into_one_file_and_nothing_is_lost(tmp_path):
+    lake = Lake((tmp_path / "lake").as_uri())
+    rows = crowded_day(lake, MERGE_FAN_IN + 8)
+    merged = merge_day(lake, "2026-11-24")
+    assert merged is not None and merged.rsplit("/", 1)[1].startswith("merged-")
+    assert segment_keys(lake, "2026-11-24") == {merged}
+    index = HashIndex.load(lake, "2026-11-24")
+    assert sorted(index.ids.astype(str)) == sorted(r["image_id"] for r in rows)
+    assert merge_day(lake, "2026-11-24") is None  # one file: nothing to merge
+    write_segment(lake, "t-0-0-0", [rows[0]])  # a re-run writes its segment again
+    assert len(HashIndex.load(lake, "2026-11-24")) == len(rows)  # the copy is read once
+
+
+class MergeMidRead(Lake):
+    """A real local lake whose reader is overtaken by a merge between listing and reading."""
+
+    def __init__(self, url: str, trigger: str) -> None:
+        super().__init__(url)
+        self.trigger, self.fired = trigger, False
+
+    def get(self, key):
+        if key == self.trigger and not self.fired:
+            self.fired = True
+            merge_day(Lake(self.url), "2026-11-24")  # merges and deletes what the reader listed
+        return super().get(key)
+
+
+def test_a_reader_overtaken_by_a_merge_lists_again_and_misses_nothing(tmp_path):
+    plain = Lake((tmp_path / "lake").as_uri())
+    rows = crowded_day(plain, MERGE_FAN_IN + 4)
+    racing = MergeMidRead(plain.url, trigger=sorted(segment_keys(plain, "2026-11-24"))[0])
+    index = HashIndex.load(racing, "2026-11-24")
+    assert racing.fired and len(index) == len(rows)
+
+
+class HoldDeletes(Lake):
+    """A real local lake whose deletes wait until the test opens the gate."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.reached, self.gate = threading.Event(), threading.Event()
+
+    def delete(self, key):
+        self.reached.set()
+        assert self.gate.wait(30), "gate never opened"
+        super().delete(key)
+
+
+def test_two_runs_merging_at_once_keep_every_entry_once(tmp_path):
+    lake = Lake((tmp_path / "lake").as_uri())
+    rows = crowded_day(lake, MERGE_FAN_IN + 2)
+    slow = HoldDeletes(lake.url)
+    first = threading.Thread(target=merge_day, args=(slow, "2026-11-24", 0))
+    first.start()
+    assert slow.reached.wait(30)  # merged file written, nothing deleted yet
+    late = row(T0 + timedelta(hours=1), 0xBEEF, batch="t-1-0-0", n=999)
+    write_segment(lake, "t-1-0-0", [late])
+    assert merge_day(lake, "2026-11-24", fan_in=0) is not None  # a second run merges meanwhile
+    during = HashIndex.load(lake, "2026-11-24")
+    slow.gate.set()
+    first.join(30)
+    after = HashIndex.load(lake, "2026-11-24")
+    for index in (during, after):
+        assert len(index) == len(rows) + 1 and index.owner(late["image_id"]) == "t-1-0-0"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from imagelake import layout
+from imagelake.duplicates import MERGE_FAN_IN
 from imagelake.hashing import hamming, to_hex
 from imagelake.ids import new_image_id
 from imagelake.parquet import read_batch_table
@@ -256,3 +257,26 @@ def test_an_image_delivered_in_two_batches_has_one_row(lake, order):
 def test_a_batch_of_dead_letters_only_writes_nothing(lake):
     settled = run(lake, "t-0-0-0", [])
     assert settled.rows == [] and settled.files == [] and list(lake.list("curated")) == []
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_many_concurrent_batches_converge_while_runs_merge_the_index(tmp_path, seed):
+    """More batches than MERGE_FAN_IN: runs merge the day's index files while others read it."""
+    rng = random.Random(100 + seed)
+    originals = [rng.getrandbits(64) for _ in range(5)]
+    rows_by_batch = {}
+    for n in range(MERGE_FAN_IN + 12):
+        batch = f"t-{n % 3}-{n}-{n}"
+        at = T0 + timedelta(seconds=rng.randint(0, 600))
+        rows_by_batch[batch] = [meta(at, rng.choice(originals) ^ (1 << rng.randrange(64)), batch, n)]
+    lake = JitteryLake((tmp_path / "lake").as_uri(), seed)
+    threads = [threading.Thread(target=run, args=(lake, b, rows)) for b, rows in rows_by_batch.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert lake_answers(lake, list(rows_by_batch)) == oracle(
+        [r for rows in rows_by_batch.values() for r in rows]
+    )
+    files = [o.key for o in lake.list(layout.HASH_INDEX_PREFIX)]
+    assert len(files) < len(rows_by_batch) and any("/merged-" in k for k in files)
