@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from imagelake import layout
 from imagelake.duplicates import (
     MERGE_FAN_IN,
     HashIndex,
@@ -234,3 +235,12 @@ def test_two_runs_merging_at_once_keep_every_entry_once(tmp_path):
     after = HashIndex.load(lake, "2026-11-24")
     for index in (during, after):
         assert len(index) == len(rows) + 1 and index.owner(late["image_id"]) == "t-1-0-0"
+
+
+def test_the_storage_inventory_counts_the_index_under_its_folder():
+    from imagelake.gc import inventory_prefix
+
+    assert inventory_prefix(layout.hash_index_key("2026-11-24", "t-0-0-1")) == (
+        "curated",
+        "curated/hash_index",
+    )
