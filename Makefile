@@ -100,3 +100,8 @@ warehouse-freshness: dbt-parse
 
 bench-marts: venv
 	$(BIN)/python -m bench.marts
+
+# -- real-time processing (issue 3): metadata, hashes, duplicates, catalog ------------------------
+.PHONY: bench-realtime
+bench-realtime: setup
+	$(BIN)/python -m bench.realtime $(BENCH_ARGS)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.curated import image_metadata
+from assets.curated import IMAGE_METADATA
 from assets.partitions import upload_days
 from imagelake.derive import DeriveParams
 from imagelake.settings import get_settings
@@ -19,7 +19,7 @@ class DerivativesConfig(dg.Config):
 @dg.asset(
     name="derivatives",
     partitions_def=upload_days,
-    deps=[dg.AssetDep(image_metadata, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(IMAGE_METADATA, partition_mapping=dg.AllPartitionMapping())],
     group_name="derivatives",
     kinds={"spark", "pillow", "parquet"},
     pool="lake_maintenance",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.curated import image_metadata
+from assets.curated import IMAGE_METADATA
 from assets.derivatives import derivatives
 from assets.partitions import upload_batches, upload_days
 from assets.raw import raw_images, upload_events
@@ -29,7 +29,7 @@ _PARTITION_TAG = "dagster/partition"
     partitions_def=upload_days,
     deps=[
         dg.AssetDep(upload_events, partition_mapping=_ALL_BATCHES),
-        dg.AssetDep(image_metadata, partition_mapping=_ALL_BATCHES),
+        dg.AssetDep(IMAGE_METADATA, partition_mapping=_ALL_BATCHES),
         derivatives,
     ],
     group_name="maintenance",
@@ -89,7 +89,7 @@ def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_ru
     specs=[
         dg.AssetSpec(
             "storage_inventory",
-            deps=[raw_images, upload_events, image_metadata, derivatives, lake_compaction],
+            deps=[raw_images, upload_events, IMAGE_METADATA, derivatives, lake_compaction],
             group_name="maintenance",
             kinds={"spark", "parquet"},
             description=(

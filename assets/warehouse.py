@@ -21,6 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from imagelake.locks import exclusive
 from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
 from imagelake.warehouse_days import DayWindow
+from orchestration.dbt_prepare import in_run_worker
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -122,7 +123,8 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 _project = dbt_project(get_settings())
-_project.prepare_if_dev()
+if not in_run_worker():  # the code server parsed already; a run must not pay for it again
+    _project.prepare_if_dev()
 
 
 @dbt_assets(

@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from imagelake import layout
 from imagelake.events import EventDecodeError, UploadEvent, decode_event
-from imagelake.imaging import ImageRejected, describe
+from imagelake.hashing import to_hex
+from imagelake.imaging import ImageFacts, ImageRejected, describe
 from imagelake.kafka import Message
 from imagelake.layout import BatchId
 from imagelake.store import ObjectMissing
@@ -117,10 +118,60 @@ def unique_events(events: Iterable[UploadEvent]) -> list[UploadEvent]:
     return list(seen.values())
 
 
+#: Columns of ``image_metadata`` filled from :class:`~imagelake.imaging.ImageFacts` (null when failed).
+FACT_COLUMNS = (
+    "format",
+    "width",
+    "height",
+    "mode",
+    "bit_depth",
+    "frame_count",
+    "orientation",
+    "has_icc",
+    "has_gps",
+    "exif_captured_at",
+    "camera_make",
+    "camera_model",
+    "phash",
+    "brightness_mean",
+    "contrast",
+    "colourfulness",
+)
+
+#: Why a row failed when its raw object is not in the lake.
+MISSING = "missing: the raw object does not exist (never stored, or deleted before its batch ran)"
+
+
+def fact_values(facts: ImageFacts) -> dict:
+    """The ``image_metadata`` columns of one image's facts."""
+    return {
+        "format": facts.format,
+        "width": facts.width,
+        "height": facts.height,
+        "mode": facts.mode,
+        "bit_depth": facts.bit_depth,
+        "frame_count": facts.frame_count,
+        "orientation": facts.orientation,
+        "has_icc": facts.has_icc,
+        "has_gps": facts.has_gps,
+        "exif_captured_at": facts.captured_at,
+        "camera_make": facts.camera_make,
+        "camera_model": facts.camera_model,
+        "phash": to_hex(facts.phash),
+        "brightness_mean": facts.brightness_mean,
+        "contrast": facts.contrast,
+        "colourfulness": facts.colourfulness,
+    }
+
+
 def metadata_row(
     event: UploadEvent, data: bytes | None, processed_at: datetime, batch_id: str, max_pixels: int
 ) -> dict:
-    """The curated metadata row of one image: ``processed``, or ``failed`` with the reason."""
+    """The curated metadata row of one image: ``processed``, or ``failed`` with the reason.
+
+    Duplicate columns are left empty here: they depend on other images and
+    are filled by :mod:`imagelake.resolution`.
+    """
     row = {
         "image_id": event.image_id,
         "client_id": event.client_id,
@@ -129,24 +180,29 @@ def metadata_row(
         "error": None,
         "sha256": event.sha256,
         "size_bytes": event.size_bytes,
-        "format": None,
-        "width": None,
-        "height": None,
+        **dict.fromkeys(FACT_COLUMNS),
+        "duplicate_of": None,
+        "duplicate_kind": None,
+        "duplicate_distance": None,
         "uploaded_at": event.uploaded_at,
         "processed_at": processed_at,
         "batch_id": batch_id,
     }
     if data is None:
-        return {**row, "status": "failed", "error": "missing: the raw object does not exist"}
+        return {**row, "status": "failed", "error": MISSING}
     digest = hashlib.sha256(data).hexdigest()
     row["sha256"], row["size_bytes"] = digest, len(data)
     if digest != event.sha256:
-        return {**row, "status": "failed", "error": f"sha256 mismatch: event says {event.sha256}"}
+        return {
+            **row,
+            "status": "failed",
+            "error": f"sha256 mismatch: the stored bytes are not the upload the event announced ({event.sha256})",
+        }
     try:
-        facts = describe(data, max_pixels=max_pixels)
+        facts = describe(data, max_pixels=max_pixels, uploaded_at=event.uploaded_at)
     except ImageRejected as exc:
         return {**row, "status": "failed", "error": f"undecodable: {exc.reason}"}
-    return {**row, "format": facts.format, "width": facts.width, "height": facts.height}
+    return {**row, **fact_values(facts)}
 
 
 def build_metadata_rows(

@@ -13,7 +13,8 @@ so a repeated write leaves the same item.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from imagelake.batches import FACT_COLUMNS
 from imagelake.events import UploadEvent
 from imagelake.settings import CATALOG_PARTITION_KEY, CATALOG_TTL_ATTRIBUTE
 
@@ -64,6 +66,34 @@ def _from_dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]
     return value
+
+
+#: Item attributes holding a run's duplicate answer (the same names as the image_metadata columns).
+DUPLICATE_ATTRIBUTES = ("duplicate_of", "duplicate_kind", "duplicate_distance")
+
+#: image_metadata columns a run writes to the item, beside status and duplicates.
+OUTCOME_COLUMNS = (
+    "client_id",
+    "key",
+    "error",
+    "sha256",
+    "size_bytes",
+    *FACT_COLUMNS,
+    "uploaded_at",
+    "processed_at",
+    "batch_id",
+)
+
+
+def outcome_attributes(row: Mapping[str, Any], retention_days: int) -> dict[str, Any]:
+    """The item attributes of an image_metadata row (``None`` removes an attribute)."""
+    values = {c: row[c] for c in OUTCOME_COLUMNS}
+    return {
+        "status": row["status"],
+        # Statistics are float32 in Parquet; three decimals say all they know.
+        **{c: round(v, 3) if isinstance(v, float) else v for c, v in values.items()},
+        TTL_ATTRIBUTE: expires_at(row["uploaded_at"], retention_days),
+    }
 
 
 @dataclass
@@ -154,8 +184,21 @@ class Catalog:
                 ConditionExpression="attribute_not_exists(image_id)",
             )
 
-    def update(self, image_id: str, attributes: Mapping[str, Any]) -> None:
-        """Set attributes of an item (creating it if needed); ``None`` values are removed."""
+    def update(
+        self,
+        image_id: str,
+        attributes: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set attributes of an item (creating it if needed); ``None`` values are removed.
+
+        ``condition`` is a DynamoDB condition expression over the item, its
+        attribute names written as they are and its values as ``:name`` keys
+        of ``condition_values``; when it is false, botocore's
+        ``ConditionalCheckFailedException`` is raised and nothing changes.
+        """
         sets = {k: v for k, v in attributes.items() if v is not None and k != KEY_ATTRIBUTE}
         removes = [k for k, v in attributes.items() if v is None and k != KEY_ATTRIBUTE]
         names = {f"#a{i}": k for i, k in enumerate([*sets, *removes])}
@@ -173,11 +216,84 @@ class Catalog:
             "UpdateExpression": " ".join(expression),
             "ExpressionAttributeNames": names,
         }
-        if sets:
-            kwargs["ExpressionAttributeValues"] = {
-                f":v{i}": _SER.serialize(_to_dynamo(v)) for i, v in enumerate(sets.values())
-            }
+        values = {f":v{i}": _SER.serialize(_to_dynamo(v)) for i, v in enumerate(sets.values())}
+        if condition:
+            values.update({k: _SER.serialize(_to_dynamo(v)) for k, v in (condition_values or {}).items()})
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
         self._call("update_item", **kwargs)
+
+    def record_outcome(self, row: Mapping[str, Any], retention_days: int) -> None:
+        """Write what a run made of an image: its status, metadata and duplicate info.
+
+        One atomic update per item, so an item never says ``processed``
+        without its metadata. ``duplicate_of`` only ever moves earlier: a run
+        that saw fewer images never replaces an earlier original another run
+        found (see imagelake/resolution.py), so the item converges whatever
+        order runs finish in.
+        """
+        attributes = outcome_attributes(row, retention_days)
+        if row.get("duplicate_of") is None:
+            self.update(row["image_id"], attributes)
+            return
+        duplicate = {c: row[c] for c in DUPLICATE_ATTRIBUTES}
+        try:
+            self.update(
+                row["image_id"],
+                {**attributes, **duplicate},
+                condition="attribute_not_exists(duplicate_of) OR duplicate_of >= :earliest",
+                condition_values={":earliest": row["duplicate_of"]},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            self.update(row["image_id"], attributes)  # an earlier original is already recorded
+
+    def record_outcomes(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        retention_days: int,
+        *,
+        workers: int = 8,
+        on_written: Callable[[str], None] | None = None,
+    ) -> int:
+        """:meth:`record_outcome` for many rows in parallel; the first failure stops the rest and raises.
+
+        ``on_written`` is called with each image id once its item is written (progress).
+        """
+        rows = list(rows)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(self.record_outcome, row, retention_days): row["image_id"] for row in rows}
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    if on_written is not None:
+                        on_written(futures[future])
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return len(rows)
+
+    def discard_accepted(self, image_id: str) -> bool:
+        """Delete an item that is still only ``accepted`` (an upload refused after all).
+
+        Returns whether it was deleted; an item a run has already written is kept.
+        """
+        try:
+            self._call(
+                "delete_item",
+                TableName=self.table,
+                Key={KEY_ATTRIBUTE: {"S": image_id}},
+                ConditionExpression="#s = :accepted",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":accepted": {"S": "accepted"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     # -- reads ----------------------------------------------------------------
     def get(self, image_id: str) -> dict[str, Any] | None:

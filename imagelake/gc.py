@@ -157,7 +157,7 @@ def summarize(doomed: list[Doomed]) -> dict[str, dict[str, int]]:
 
 def inventory_prefix(key: str) -> tuple[str, str]:
     """``(zone, prefix)`` an object is counted under in the storage inventory."""
-    for prefix in layout.TABLE_PREFIXES.values():
+    for prefix in (*layout.TABLE_PREFIXES.values(), layout.HASH_INDEX_PREFIX):
         if key.startswith(prefix):
             return prefix.split("/", 1)[0], prefix.rstrip("/")
     if key.startswith(layout.RAW_IMAGES + "/"):

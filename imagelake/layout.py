@@ -6,6 +6,7 @@ Zones and their keys (DESIGN.md, "Lake layout"):
     raw/events/dt=YYYY-MM-DD/<batch_id>.parquet             the Kafka batch, archived
     raw/dead_letters/dt=YYYY-MM-DD/<batch_id>.parquet       messages that could not be parsed
     curated/<table>/dt=YYYY-MM-DD/<batch_id>.parquet        curated tables (image_metadata, ...)
+    curated/hash_index/dt=YYYY-MM-DD/<batch_id|merged-…>.parquet   the duplicate index (internal)
     derivatives/<size>/<image_id>.<ext>                     resized copies
 
 ``dt`` is always the upload date in UTC, so a late event lands on its own day.
@@ -40,6 +41,11 @@ DERIVATIVES = "derivatives"
 
 #: Curated tables, each a folder under ``curated/``.
 IMAGE_METADATA = "image_metadata"
+#: The duplicate index: every image a batch has seen, with its hashes (imagelake/duplicates.py).
+#: Internal to the real-time path, so not in TABLE_PREFIXES (no warehouse source, no Glue table,
+#: not compacted by the batch jobs: the real-time runs merge its files themselves).
+HASH_INDEX = "hash_index"
+HASH_INDEX_PREFIX = f"{CURATED}/{HASH_INDEX}/"
 
 ZONES: tuple[str, ...] = ("raw", "curated", "derivatives")
 
@@ -138,6 +144,11 @@ def compacted_file_key(table: str, dt: str, digest: str, part: int) -> str:
 
 def is_compacted_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
+
+
+def hash_index_key(dt: str, name: str) -> str:
+    """A file of the duplicate index: a batch's segment (``name`` = batch id) or a merge of them."""
+    return f"{HASH_INDEX_PREFIX}dt={dt}/{name}.parquet"
 
 
 def derivative_key(size: int, image_id: str, ext: str) -> str:

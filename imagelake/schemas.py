@@ -114,6 +114,24 @@ STORAGE_INVENTORY = pa.schema(
     ]
 )
 
+#: ``curated/hash_index``: every image a real-time batch has seen, the duplicate index.
+#: Written by the batch before it looks for duplicates; one file per batch and upload date, so
+#: concurrent batches never write the same object, merged per day by the runs themselves
+#: (imagelake/duplicates.py, docs/design.md). Internal to the real-time path: not in SCHEMAS,
+#: which lists the lake's tables for the warehouse.
+HASH_INDEX = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("client_id", pa.string(), nullable=False),
+        pa.field("uploaded_at", _TS, nullable=False),
+        pa.field("sha256", pa.string()),  # of the stored bytes (null unless the image was processed)
+        #: The 64-bit perceptual hash as a signed integer (Glue and Spectrum have no unsigned
+        #: 64-bit type); null when the image could not be decoded.
+        pa.field("phash", pa.int64()),
+        pa.field("batch_id", pa.string(), nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "upload_events": UPLOAD_EVENTS,
     "dead_letters": DEAD_LETTERS,

@@ -56,6 +56,9 @@ WAREHOUSE_LOOKBACK_DAYS = 3
 #: The first day the warehouse's daily partitions cover.
 WAREHOUSE_FIRST_DAY = "2026-01-01"
 
+#: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
+DUPLICATE_MAX_DISTANCE = 6
+
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
 KAFKA_AUTH_MODES: tuple[str, ...] = ("none", "msk-iam")
@@ -113,6 +116,15 @@ def _choices(
     if not values or unknown:
         raise SettingsError(f"{name} must be a comma-separated subset of {', '.join(allowed)}, got {raw!r}")
     return values
+
+
+def _duplicate_distance(env: Mapping[str, str]) -> int:
+    value = _int(env, "IMAGELAKE_DUPLICATE_MAX_DISTANCE", DUPLICATE_MAX_DISTANCE, minimum=0)
+    if value > 32:
+        raise SettingsError(
+            f"IMAGELAKE_DUPLICATE_MAX_DISTANCE must be at most 32 of the hash's 64 bits, got {value}"
+        )
+    return value
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -183,6 +195,12 @@ class Settings:
     emr_job_role_arn: str = ""
     spark_code_uri: str = ""
     pipes_bucket: str = ""
+
+    #: Near-duplicate threshold: perceptual-hash Hamming distance (0-64 bits).
+    duplicate_max_distance: int = DUPLICATE_MAX_DISTANCE
+    #: The Kafka sensor starts no new batches while this many batch runs wait in the run queue:
+    #: their events join the next tick's (larger) batches instead of queueing more runs.
+    sensor_max_queued_runs: int = 1
 
     @property
     def is_prod(self) -> bool:
@@ -288,6 +306,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),
         pipes_bucket=env.get("IMAGELAKE_PIPES_BUCKET", ""),
         warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
+        duplicate_max_distance=_duplicate_distance(env),
+        sensor_max_queued_runs=_int(env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", 1, 1),
     )
 
 

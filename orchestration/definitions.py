@@ -8,7 +8,13 @@ from assets.maintenance import garbage_collection, lake_compaction
 from assets.raw import dead_letters, raw_images, upload_events
 from assets.warehouse import dbt_resource, warehouse_models
 from imagelake.settings import get_settings
-from orchestration.jobs import compaction_job, derivatives_job, garbage_collection_job, realtime_batch_job
+from orchestration.jobs import (
+    compaction_job,
+    derivatives_job,
+    garbage_collection_job,
+    heartbeat_job,
+    realtime_batch_job,
+)
 from orchestration.resources import catalog_resource, kafka_resource, lake_resource
 from orchestration.schedules import batch_schedules
 from orchestration.sensors import kafka_upload_sensor
@@ -32,7 +38,14 @@ defs = dg.Definitions(
         garbage_collection,
         warehouse_models,
     ],
-    jobs=[realtime_batch_job, derivatives_job, compaction_job, garbage_collection_job, warehouse_job],
+    jobs=[
+        realtime_batch_job,
+        derivatives_job,
+        compaction_job,
+        garbage_collection_job,
+        warehouse_job,
+        heartbeat_job,
+    ],
     schedules=[*batch_schedules, warehouse_hourly_schedule],
     sensors=[kafka_upload_sensor, warehouse_refresh_sensor],
     resources={

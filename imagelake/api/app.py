@@ -1,14 +1,17 @@
 """The upload API: ``POST /v1/images``, ``GET /v1/images/{image_id}``, ``GET /healthz``.
 
 An upload is accepted only once it is durable: the bytes are in the raw zone
-(create-only, under a server-generated key) and Kafka has acknowledged the
-event. If Kafka does not, the object is removed again and the client gets a
-503 to retry, so no image exists without its event.
+(create-only, under a server-generated key), the catalog holds an
+``accepted`` item and Kafka has acknowledged the event. If the catalog or
+Kafka refuses, what was written is removed again and the client gets a 503 to
+retry, so no image exists without its event and no ``accepted`` item stays
+behind for an upload the client was told failed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,6 +22,8 @@ from fastapi.concurrency import run_in_threadpool
 from imagelake import layout
 from imagelake.api.multipart import BodyError, read_file_field
 from imagelake.api.publisher import EventPublisher, PublishError
+from imagelake.api.status import ImageStatus, image_status
+from imagelake.catalog import Catalog, CatalogUnavailable
 from imagelake.events import UploadEvent
 from imagelake.ids import new_image_id
 from imagelake.imaging import ImageRejected, check_upload
@@ -37,10 +42,12 @@ def create_app(
     *,
     lake: Lake | None = None,
     publisher: EventPublisher | None = None,
+    catalog: Catalog | None = None,
 ) -> FastAPI:
-    """Build the app; the lake and the publisher default to the ones the settings name."""
+    """Build the app; the lake, the publisher and the catalog default to the ones the settings name."""
     settings = settings or get_settings()
     lake = lake or Lake.from_settings(settings)
+    catalog = catalog or Catalog.from_settings(settings)
     state: dict[str, EventPublisher] = {}
 
     @asynccontextmanager
@@ -114,10 +121,19 @@ def create_app(
         )
         await lake.put_async(key, upload.data, create_only=True)
         try:
+            await run_in_threadpool(catalog.put_accepted, event, settings.retention_days)
+        except CatalogUnavailable as exc:
+            await lake.delete_async(key)
+            log.warning("upload %s refused, raw object removed: %s", image_id, exc)
+            raise HTTPException(
+                503, "the image catalog is unavailable, so the upload was not stored; retry in a few seconds"
+            ) from None
+        try:
             partition, offset = await state["publisher"].publish(image_id, event.encode())
         except PublishError as exc:
             await lake.delete_async(key)
-            log.warning("upload %s refused, raw object removed: %s", image_id, exc)
+            await run_in_threadpool(discard_accepted, catalog, image_id)
+            log.warning("upload %s refused, raw object and catalog item removed: %s", image_id, exc)
             raise HTTPException(
                 503, "the event log is unavailable, so the upload was not stored; retry in a few seconds"
             ) from None
@@ -135,4 +151,41 @@ def create_app(
         )
         return {"image_id": image_id, "sha256": upload.sha256, "status": "accepted"}
 
+    @app.get("/v1/images/{image_id}", response_model=ImageStatus, response_model_exclude_none=False)
+    async def image_status_of(image_id: str, x_api_key: str | None = Header(default=None)) -> ImageStatus:
+        """What became of an upload: status, metadata, duplicate info and derivative keys."""
+        client_id = client_for(x_api_key)
+        not_found = HTTPException(404, f"no image {image_id!r} for this API key")
+        try:
+            layout.check_image_id(image_id)
+        except layout.LayoutError:
+            raise not_found from None
+        try:
+            item = await run_in_threadpool(catalog.get, image_id)
+        except CatalogUnavailable as exc:
+            log.warning("catalog read for %s failed: %s", image_id, exc)
+            raise HTTPException(503, "the image catalog is unavailable; retry in a few seconds") from None
+        if item is None or item.get("client_id") != client_id:
+            raise not_found  # another client's image is answered exactly like a missing one
+        return image_status(item)
+
     return app
+
+
+def discard_accepted(catalog: Catalog, image_id: str, attempts: int = 3) -> None:
+    """Remove the ``accepted`` item of an upload that was refused, retrying briefly.
+
+    If DynamoDB stays unreachable the item is left, logged, and expires with
+    its TTL; the client never learnt its image id, so nobody is told it exists.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            catalog.discard_accepted(image_id)
+            return
+        except CatalogUnavailable as exc:
+            if attempt == attempts:
+                log.error(
+                    "could not remove the accepted catalog item of refused upload %s: %s", image_id, exc
+                )
+                return
+            time.sleep(0.2 * attempt)

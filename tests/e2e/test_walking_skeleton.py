@@ -3,7 +3,9 @@
 Starts `python -m infra.local.dev` (Kafka, DynamoDB Local, the upload API and
 `dagster dev`) on free ports in a temp dir, uploads 20 images (two of them
 identical), waits for the sensor-launched runs and the automatic dbt refresh,
-then stops it the way a user does (Ctrl-C) and checks nothing is left running.
+checks every upload's catalog entry (processed, its size, the copy pointing to
+the original), then stops it the way a user does (Ctrl-C) and checks nothing is
+left running.
 """
 
 import os
@@ -85,6 +87,7 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
         bodies = [images.jpeg(96, 64, seed=i) for i in range(19)]
         bodies.append(bodies[0])  # two identical uploads
         sha256s = set()
+        ids = []
         with httpx.Client(base_url=api, timeout=30) as client:
             for i, body in enumerate(bodies):
                 response = client.post(
@@ -94,6 +97,7 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
                 )
                 assert response.status_code == 202, response.text
                 sha256s.add(response.json()["sha256"])
+                ids.append(response.json()["image_id"])
         assert len(sha256s) == 19
         today = datetime.now(UTC).date()
 
@@ -108,6 +112,16 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
         curated = pq.read_table(tmp_path / "data" / "lake" / "curated" / "image_metadata").to_pylist()
         assert {r["sha256"] for r in curated} == sha256s
         assert len(curated) == 20 and {r["status"] for r in curated} == {"processed"}
+
+        # The catalog tells each uploader what became of the image (GET /v1/images/{id}).
+        with httpx.Client(base_url=api, timeout=30, headers={"X-API-Key": "dev-key"}) as client:
+            items = [client.get(f"/v1/images/{image_id}").json() for image_id in ids]
+        assert [i["status"] for i in items] == ["processed"] * 20, [i.get("error") for i in items]
+        assert {
+            (i["metadata"]["format"], i["metadata"]["width"], i["metadata"]["height"]) for i in items
+        } == {("JPEG", 96, 64)}
+        assert items[0]["duplicate"] is None  # the first upload is the original
+        assert items[19]["duplicate"] == {"of": ids[0], "kind": "exact", "distance": 0}
         assert httpx.get(f"http://127.0.0.1:{ports['ui']}/server_info", timeout=10).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does

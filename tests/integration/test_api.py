@@ -3,14 +3,17 @@
 import hashlib
 import json
 import socket
+import time
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from imagelake.api.app import create_app
+from imagelake.catalog import Catalog
 from imagelake.events import decode_event
-from imagelake.kafka import KafkaConnection, consumer_config
+from imagelake.kafka import KafkaConnection, KafkaUnavailable, consumer_config, fetch_watermarks
 from imagelake.store import Lake
 from tests.conftest import dead_endpoint
 from tests.support import images
@@ -20,12 +23,28 @@ pytestmark = pytest.mark.integration
 KEY = {"X-API-Key": "dev-key"}
 
 
+def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """Offsets of a topic created moments ago: its partitions may take a moment to have leaders."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            marks = fetch_watermarks(consumer, topic, timeout_s=10)
+            if len(marks) == 3:
+                return marks
+        except KafkaUnavailable:
+            if time.monotonic() > deadline:
+                raise
+        assert time.monotonic() < deadline, f"topic {topic} never showed its 3 partitions"
+        time.sleep(0.2)
+
+
 def all_messages(bootstrap: str, topic: str) -> list[bytes]:
     consumer = Consumer(consumer_config(KafkaConnection(bootstrap)))
     try:
         values = []
+        marks = watermarks(consumer, topic)
         for partition in range(3):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = marks[partition]
             if high == low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
@@ -54,11 +73,20 @@ def raw_objects(lake: Lake) -> list[str]:
     return [o.key for o in lake.list("raw/images")]
 
 
+def catalog_items(catalog: Catalog) -> list[dict]:
+    return catalog._client.scan(TableName=catalog.table, ConsistentRead=True)["Items"]
+
+
 @pytest.fixture
-def api(settings_factory, kafka_bootstrap, topic):
-    settings = settings_factory(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
+def api(settings_factory, kafka_bootstrap, topic, catalog):
+    settings = settings_factory(
+        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        IMAGELAKE_UPLOADS_TOPIC=topic,
+        IMAGELAKE_API_KEYS="dev-key:dev,other-key:other",
+    )
     lake = Lake.from_settings(settings)
-    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+    app = create_app(settings, lake=lake, catalog=catalog)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client, lake, settings
 
 
@@ -160,7 +188,7 @@ def test_huge_png_is_refused_before_decoding(api):
     assert raw_objects(lake) == []
 
 
-def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstrap, topic):
+def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstrap, topic, catalog):
     settings = settings_factory(
         IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
         IMAGELAKE_UPLOADS_TOPIC=topic,
@@ -178,7 +206,8 @@ def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstra
             yield chunk
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+    app = create_app(settings, lake=lake, catalog=catalog)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         try:
             response = client.post(
                 "/v1/images",
@@ -211,12 +240,12 @@ def test_filename_with_path_traversal_is_ignored(api, tmp_path):
     assert not any(p.name == "passwd" for p in tmp_path.rglob("*"))
 
 
-def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_factory, topic):
+def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_factory, topic, catalog):
     settings = settings_factory(
         IMAGELAKE_KAFKA_BOOTSTRAP=dead_endpoint(), IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="2"
     )
     lake = Lake.from_settings(settings)
-    with serve(create_app(settings, lake=lake)) as url:
+    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
         response = httpx.post(
             f"{url}/v1/images",
             headers=KEY,
@@ -226,6 +255,7 @@ def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_fact
     assert response.status_code == 503
     assert "retry" in response.json()["detail"]
     assert raw_objects(lake) == []
+    assert catalog_items(catalog) == []  # the accepted item was withdrawn with the upload
 
 
 def test_every_upload_gets_its_own_key(api):
@@ -240,3 +270,69 @@ def test_every_upload_gets_its_own_key(api):
     assert len(ids) == 3
     assert len(raw_objects(lake)) == 3
     assert json.dumps(sorted(ids))  # ids are plain strings
+
+
+def test_the_catalog_holds_accepted_at_once_and_get_answers_it(api, catalog):
+    client, _, settings = api
+    data = images.photo(120, 80, seed=1)
+    body = client.post("/v1/images", headers=KEY, files={"file": ("a.jpg", data, "image/jpeg")}).json()
+    item = catalog.get(body["image_id"])
+    assert (item["status"], item["client_id"], item["sha256"]) == ("accepted", "dev", body["sha256"])
+    answer = client.get(f"/v1/images/{body['image_id']}", headers=KEY)
+    assert answer.status_code == 200, answer.text
+    status = answer.json()
+    assert (status["image_id"], status["status"], status["duplicate"]) == (body["image_id"], "accepted", None)
+    assert status["metadata"]["sha256"] == body["sha256"] and status["metadata"]["width"] is None
+    expires = datetime.fromisoformat(status["expires_at"])
+    uploaded = datetime.fromisoformat(status["uploaded_at"])
+    assert expires - uploaded == timedelta(days=settings.retention_days) - timedelta(
+        microseconds=uploaded.microsecond
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "image_id", "status"),
+    [
+        ("other-key", None, 404),  # another client's image is answered like a missing one
+        ("dev-key", "01" + "Z" * 24, 404),  # well-formed, never uploaded
+        ("dev-key", "../../etc/passwd", 404),
+        ("dev-key", "not-an-id", 404),
+        ("wrong-key", None, 401),
+    ],
+    ids=["other-client", "unknown", "traversal", "malformed", "bad-key"],
+)
+def test_get_refuses_what_the_caller_may_not_see(api, key, image_id, status):
+    client, _, _ = api
+    uploaded = client.post(
+        "/v1/images", headers=KEY, files={"file": ("a.jpg", images.photo(64, 48), "image/jpeg")}
+    ).json()["image_id"]
+    response = client.get(f"/v1/images/{image_id or uploaded}", headers={"X-API-Key": key})
+    assert response.status_code == status, response.text
+    if status == 404:
+        # Answered by the route, or for a path with slashes by the router: either way, nothing leaks.
+        assert response.json()["detail"].startswith("no image") or image_id.startswith("..")
+        assert "sha256" not in response.text
+
+
+def test_catalog_down_at_upload_time_is_503_with_nothing_left_behind(
+    settings_factory, kafka_bootstrap, topic
+):
+    settings = settings_factory(
+        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        IMAGELAKE_UPLOADS_TOPIC=topic,
+        IMAGELAKE_DYNAMODB_ENDPOINT=f"http://{dead_endpoint()}",
+    )
+    lake = Lake.from_settings(settings)
+    unreachable = Catalog("images", settings.dynamodb_endpoint, timeout_s=1)
+    with serve(create_app(settings, lake=lake, catalog=unreachable)) as url:
+        response = httpx.post(
+            f"{url}/v1/images",
+            headers=KEY,
+            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
+            timeout=60,
+        )
+        status = httpx.get(f"{url}/v1/images/{'01' + 'Z' * 24}", headers=KEY, timeout=60)
+    assert response.status_code == 503 and "catalog" in response.json()["detail"]
+    assert status.status_code == 503 and "retry" in status.json()["detail"]
+    assert raw_objects(lake) == []
+    assert all_messages(kafka_bootstrap, topic) == []

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from imagelake.batches import metadata_row
 from imagelake.catalog import TTL_ATTRIBUTE, Catalog, CatalogUnavailable
 from tests.conftest import dead_endpoint
 from tests.unit.test_events import make_event
@@ -53,3 +54,78 @@ def test_get_many_and_ensure_table_twice(catalog):
 def test_unreachable_dynamodb_is_a_clear_error():
     with pytest.raises(CatalogUnavailable, match="unreachable"):
         Catalog("t", f"http://{dead_endpoint()}", timeout_s=1).get("x")
+
+
+def outcome(event, **changes):
+    """An image_metadata row for an event, as a run writes it (a processed 64x48 JPEG)."""
+    row = metadata_row(event, None, event.uploaded_at + timedelta(seconds=3), "t-0-0-0", 10**8)
+    processed = {"status": "processed", "error": None, "format": "JPEG", "width": 64, "height": 48}
+    return {**row, **processed, "phash": "00ff00ff00ff00ff", "brightness_mean": 127.12345678, **changes}
+
+
+def test_duplicate_of_only_moves_earlier_whatever_order_runs_write_in(catalog):
+    event = make_event()
+    earliest, later = "01" + "A" * 24, "01" + "B" * 24
+    catalog.put_accepted(event, 7)
+    catalog.record_outcome(outcome(event, duplicate_of=later, duplicate_kind="near", duplicate_distance=5), 7)
+    catalog.record_outcome(
+        outcome(event, duplicate_of=earliest, duplicate_kind="exact", duplicate_distance=0), 7
+    )
+    catalog.record_outcome(outcome(event, duplicate_of=later, duplicate_kind="near", duplicate_distance=5), 7)
+    catalog.record_outcome(outcome(event), 7)  # a run that saw no original at all
+    item = catalog.get(event.image_id)
+    assert (item["duplicate_of"], item["duplicate_kind"], item["duplicate_distance"]) == (
+        earliest,
+        "exact",
+        0,
+    )
+    assert (item["status"], item["width"], item["format"], item["brightness_mean"]) == (
+        "processed",
+        64,
+        "JPEG",
+        127.123,
+    )
+    assert item[TTL_ATTRIBUTE] == int((event.uploaded_at + timedelta(days=7)).timestamp())
+
+
+def test_an_outcome_keeps_derivative_keys_and_a_failure_clears_stale_metadata(catalog):
+    event = make_event()
+    catalog.put_accepted(event, 7)
+    catalog.update(event.image_id, {"derivatives": {"256": "derivatives/256/x.webp"}})
+    catalog.record_outcome(outcome(event), 7)
+    catalog.record_outcome(outcome(event, status="failed", error="undecodable: broken", width=None), 7)
+    item = catalog.get(event.image_id)
+    assert (item["status"], item["error"]) == ("failed", "undecodable: broken")
+    assert "width" not in item and item["derivatives"] == {"256": "derivatives/256/x.webp"}
+
+
+def test_outcomes_are_written_in_parallel_and_reported_one_by_one(catalog):
+    events = [
+        make_event(image_id=f"01{str(i).zfill(24)}", key=f"raw/images/dt=2026-11-24/01{str(i).zfill(24)}")
+        for i in range(30)
+    ]
+    seen = []
+    assert catalog.record_outcomes([outcome(e) for e in events], 7, on_written=seen.append) == 30
+    assert sorted(seen) == sorted(e.image_id for e in events)
+    assert {i["status"] for i in catalog.get_many(seen).values()} == {"processed"}
+
+
+def test_an_item_created_by_a_run_without_an_accepted_write_still_expires(catalog):
+    event = make_event()
+    catalog.record_outcome(outcome(event, status="failed", error="missing: the raw object does not exist"), 7)
+    item = catalog.get(event.image_id)
+    assert item["status"] == "failed" and item["client_id"] == "dev" and item[TTL_ATTRIBUTE] > 0
+
+
+def test_discard_accepted_removes_only_an_untouched_item(catalog):
+    refused, processed = (
+        make_event(),
+        make_event(image_id="01" + "C" * 24, key="raw/images/dt=2026-11-24/01" + "C" * 24),
+    )
+    for e in (refused, processed):
+        catalog.put_accepted(e, 7)
+    catalog.record_outcome(outcome(processed), 7)
+    assert catalog.discard_accepted(refused.image_id) is True
+    assert catalog.discard_accepted(processed.image_id) is False
+    assert catalog.get(refused.image_id) is None and catalog.get(processed.image_id)["status"] == "processed"
+    assert catalog.discard_accepted(refused.image_id) is False  # already gone

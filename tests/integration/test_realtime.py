@@ -6,49 +6,19 @@ import time
 import dagster as dg
 import pytest
 
-from assets.curated import image_metadata
-from assets.raw import upload_events
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
-from imagelake.store import Lake
-from orchestration.resources import KafkaResource, LakeResource
-from orchestration.sensors import kafka_upload_sensor
+from orchestration.resources import KafkaResource
 from tests.conftest import dead_endpoint
 from tests.support import images
-from tests.support.uploads import producer, send, store_and_announce
+from tests.support.realtime import run_batch, tick
+from tests.support.uploads import send, store_and_announce
 
 pytestmark = pytest.mark.integration
 
 
-def tick(instance: dg.DagsterInstance, kafka: KafkaResource, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka})
-    return kafka_upload_sensor(context), context
-
-
-def run_batch(
-    instance: dg.DagsterInstance, batch_id: str, lake: Lake, kafka: KafkaResource
-) -> dg.ExecuteInProcessResult:
-    if not instance.has_dynamic_partition("upload_batches", batch_id):
-        instance.add_dynamic_partitions("upload_batches", [batch_id])
-    return dg.materialize(
-        [upload_events, image_metadata],
-        partition_key=batch_id,
-        instance=instance,
-        resources={"lake": LakeResource(url=lake.url), "kafka": kafka},
-    )
-
-
-@pytest.fixture
-def stack(imagelake_env, kafka_bootstrap, topic):
-    settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
-    lake = Lake.from_settings(settings)
-    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
-    with dg.instance_for_test() as instance:
-        yield lake, kafka, instance, producer(kafka_bootstrap)
-
-
 def test_sensor_requests_one_run_per_offset_range_and_advances_its_cursor(stack):
-    lake, kafka, instance, prod = stack
+    lake, kafka, instance, prod, _ = stack
     for i in range(4):
         store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=i), partition=i % 2)
     result, _ = tick(instance, kafka, None)
@@ -69,7 +39,7 @@ def test_sensor_requests_one_run_per_offset_range_and_advances_its_cursor(stack)
 
 
 def test_sensor_skips_with_a_reason_when_kafka_is_down(stack):
-    _, kafka, instance, _ = stack
+    _, kafka, instance, _, _ = stack
     down = KafkaResource(bootstrap=dead_endpoint(), topic=kafka.topic)
     cursor = json.dumps({"0": 5, "1": 0, "2": 0})
     started = time.monotonic()
@@ -81,19 +51,19 @@ def test_sensor_skips_with_a_reason_when_kafka_is_down(stack):
 
 
 def test_unreadable_cursor_is_an_error_not_a_silent_reset(stack):
-    _, kafka, instance, _ = stack
+    _, kafka, instance, _, _ = stack
     with pytest.raises(Exception, match="cursor"):
         tick(instance, kafka, "not json")
 
 
 def test_batch_run_archives_events_and_writes_metadata(stack):
-    lake, kafka, instance, prod = stack
+    lake, kafka, instance, prod, catalog = stack
     sent = [
         store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=i), partition=0)
         for i in range(3)
     ]
     batch_id = str(BatchId(kafka.topic, 0, 0, 2))
-    result = run_batch(instance, batch_id, lake, kafka)
+    result = run_batch(instance, batch_id, lake, kafka, catalog)
     assert result.success
     events = read_batch_table(lake, "upload_events", batch_id)
     assert events["image_id"].to_pylist() == [e.image_id for e in sent]
@@ -102,12 +72,17 @@ def test_batch_run_archives_events_and_writes_metadata(stack):
         ("processed", 80, 60, "JPEG")
     ] * 3
     assert {m["sha256"] for m in meta} == {e.sha256 for e in sent}
-    mats = result.asset_materializations_for_node("image_metadata")
-    assert mats[0].metadata["processed"].value == 3 and mats[0].metadata["failed"].value == 0
+    [mat] = [
+        m
+        for m in result.asset_materializations_for_node("image_metadata")
+        if m.asset_key.path == ["image_metadata"]
+    ]
+    assert mat.metadata["processed"].value == 3 and mat.metadata["failed"].value == 0
+    assert {catalog.get(e.image_id)["status"] for e in sent} == {"processed"}
 
 
 def test_malformed_message_is_dead_lettered_and_the_partition_keeps_flowing(stack):
-    lake, kafka, instance, prod = stack
+    lake, kafka, instance, prod, catalog = stack
     good = store_and_announce(lake, prod, kafka.topic, images.png(seed=1), fmt="PNG", partition=1)
     send(prod, kafka.topic, b'{"image_id": "not valid"}', partition=1)
     send(prod, kafka.topic, b"\x00\x01binary junk", partition=1)
@@ -115,7 +90,7 @@ def test_malformed_message_is_dead_lettered_and_the_partition_keeps_flowing(stac
 
     first, _ = tick(instance, kafka, None)
     [request] = first.run_requests
-    assert run_batch(instance, request.partition_key, lake, kafka).success
+    assert run_batch(instance, request.partition_key, lake, kafka, catalog).success
     dead = read_batch_table(lake, "dead_letters", request.partition_key).to_pylist()
     assert [d["kafka_offset"] for d in dead] == [1, 2]
     assert all(d["reason"].startswith("invalid upload event") for d in dead)
@@ -127,39 +102,58 @@ def test_malformed_message_is_dead_lettered_and_the_partition_keeps_flowing(stac
     second, _ = tick(instance, kafka, first.cursor)
     [request2] = second.run_requests
     assert request2.partition_key == f"{kafka.topic}-1-4-4"
-    assert run_batch(instance, request2.partition_key, lake, kafka).success
+    assert run_batch(instance, request2.partition_key, lake, kafka, catalog).success
     assert read_batch_table(lake, "upload_events", request2.partition_key)["image_id"].to_pylist() == [
         newest.image_id
     ]
 
 
 def test_the_same_batch_run_twice_rewrites_identical_files(stack):
-    lake, kafka, instance, prod = stack
+    lake, kafka, instance, prod, catalog = stack
     for i in range(3):
         store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=20 + i), partition=2)
     batch_id = str(BatchId(kafka.topic, 2, 0, 2))
-    assert run_batch(instance, batch_id, lake, kafka).success
+    assert run_batch(instance, batch_id, lake, kafka, catalog).success
     before = {o.key: lake.get(o.key) for o in lake.list("raw/events")} | {
         o.key: lake.get(o.key) for o in lake.list("curated")
     }
-    assert run_batch(instance, batch_id, lake, kafka).success
+    assert run_batch(instance, batch_id, lake, kafka, catalog).success
     after = {o.key: lake.get(o.key) for o in lake.list("raw/events")} | {
         o.key: lake.get(o.key) for o in lake.list("curated")
     }
-    assert after == before and len(before) == 2
+    assert after == before and len(before) == 3  # events, metadata, hash index
 
 
 def test_failures_are_recorded_and_the_rest_of_the_batch_is_processed(stack):
-    lake, kafka, instance, prod = stack
+    lake, kafka, instance, prod, catalog = stack
     ok = store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=1), partition=0)
     never_stored = store_and_announce(None, prod, kafka.topic, images.jpeg(seed=2), partition=0)
     corrupt = images.jpeg(200, 100, seed=3)
     broken = store_and_announce(lake, prod, kafka.topic, corrupt[: len(corrupt) // 3], partition=0)
     batch_id = str(BatchId(kafka.topic, 0, 0, 2))
-    assert run_batch(instance, batch_id, lake, kafka).success
+    assert run_batch(instance, batch_id, lake, kafka, catalog).success
     rows = {r["image_id"]: r for r in read_batch_table(lake, "image_metadata", batch_id).to_pylist()}
     assert rows[ok.image_id]["status"] == "processed"
     assert rows[never_stored.image_id]["status"] == "failed"
     assert rows[never_stored.image_id]["error"].startswith("missing")
     assert rows[broken.image_id]["status"] == "failed"
     assert "truncated" in rows[broken.image_id]["error"]
+
+
+def test_while_batch_runs_wait_for_a_slot_the_sensor_starts_nothing_and_then_cuts_larger_batches(stack):
+    from dagster._core.test_utils import create_run_for_test
+
+    lake, kafka, instance, prod, _ = stack
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=1), partition=0)
+    first, _ = tick(instance, kafka, None)
+    waiting = create_run_for_test(
+        instance, job_name="realtime_batch_job", status=dg.DagsterRunStatus.NOT_STARTED
+    )
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=2), partition=0)
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=3), partition=0)
+    held, context = tick(instance, kafka, first.cursor)
+    assert isinstance(held, dg.SkipReason) and "wait for a run slot" in held.skip_message
+    assert context.cursor == first.cursor  # nothing read past, nothing lost
+    instance.delete_run(waiting.run_id)  # the queue drains
+    after, _ = tick(instance, kafka, first.cursor)
+    assert [r.run_key for r in after.run_requests] == [f"{kafka.topic}-0-1-2"]  # one run for both events

@@ -1,4 +1,5 @@
 import tracemalloc
+from datetime import UTC, datetime
 
 import pytest
 
@@ -87,5 +88,5 @@ def test_describe_applies_exif_orientation():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees: displayed as 48 x 64
     data = images.jpeg(64, 48, exif=exif.tobytes())
-    facts = describe(data, max_pixels=CAP)
-    assert (facts.format, facts.width, facts.height) == ("JPEG", 48, 64)
+    facts = describe(data, max_pixels=CAP, uploaded_at=datetime.now(UTC))
+    assert (facts.format, facts.width, facts.height, facts.orientation) == ("JPEG", 48, 64, 6)

@@ -56,3 +56,19 @@ def test_dbt_env_exports_the_resolved_locations(tmp_path):
     assert env["IMAGELAKE_LAKE_ROOT"] == str(tmp_path / "lake")
     assert env["IMAGELAKE_WAREHOUSE_PATH"] == str(tmp_path / "warehouse.duckdb")
     assert env["IMAGELAKE_RETENTION_DAYS"] == "7"
+
+
+def test_near_duplicate_threshold_is_a_setting_with_a_sane_range():
+    assert load_settings({}).duplicate_max_distance == 6
+    assert load_settings({"IMAGELAKE_DUPLICATE_MAX_DISTANCE": "0"}).duplicate_max_distance == 0
+    with pytest.raises(SettingsError, match="IMAGELAKE_DUPLICATE_MAX_DISTANCE must be at most 32"):
+        load_settings({"IMAGELAKE_DUPLICATE_MAX_DISTANCE": "40"})
+    with pytest.raises(SettingsError, match="IMAGELAKE_DUPLICATE_MAX_DISTANCE must be >= 0"):
+        load_settings({"IMAGELAKE_DUPLICATE_MAX_DISTANCE": "-1"})
+
+
+def test_sensor_backpressure_setting():
+    assert load_settings({}).sensor_max_queued_runs == 1
+    assert load_settings({"IMAGELAKE_SENSOR_MAX_QUEUED_RUNS": "3"}).sensor_max_queued_runs == 3
+    with pytest.raises(SettingsError, match="IMAGELAKE_SENSOR_MAX_QUEUED_RUNS must be >= 1"):
+        load_settings({"IMAGELAKE_SENSOR_MAX_QUEUED_RUNS": "0"})

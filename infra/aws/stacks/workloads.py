@@ -60,7 +60,13 @@ class WorkloadsStack(Stack):
                     actions=["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
                     resources=[topic_arn],
                 ),
-                iam.PolicyStatement(sid="CatalogRead", actions=["dynamodb:GetItem"], resources=[table_arn]),
+                # GET /v1/images/{id} reads an item; an upload writes its `accepted` item and, if
+                # Kafka then refuses the event, deletes it again (both conditional writes).
+                iam.PolicyStatement(
+                    sid="CatalogAccepted",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                    resources=[table_arn],
+                ),
             ],
         )
 

@@ -1,0 +1,73 @@
+"""What ``GET /v1/images/{image_id}`` answers: the catalog item, shaped for clients."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from imagelake.batches import FACT_COLUMNS
+from imagelake.catalog import TTL_ATTRIBUTE
+
+
+class ImageMetadata(BaseModel):
+    """Facts the real-time run found (all null until it has run, or when it failed)."""
+
+    sha256: str | None = None
+    size_bytes: int | None = None
+    format: str | None = None
+    width: int | None = Field(None, description="as displayed: EXIF orientation applied")
+    height: int | None = None
+    mode: str | None = None
+    bit_depth: int | None = None
+    frame_count: int | None = None
+    orientation: int | None = None
+    has_icc: bool | None = None
+    has_gps: bool | None = Field(None, description="a flag only: coordinates are never stored")
+    exif_captured_at: datetime | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    phash: str | None = Field(None, description="64-bit perceptual hash, 16 hex digits")
+    brightness_mean: float | None = None
+    contrast: float | None = None
+    colourfulness: float | None = None
+
+
+class Duplicate(BaseModel):
+    of: str = Field(description="the earliest image this one duplicates")
+    kind: str = Field(description="exact (same bytes) or near (similar perceptual hash)")
+    distance: int = Field(description="perceptual-hash Hamming distance, 0 for exact copies")
+
+
+class ImageStatus(BaseModel):
+    image_id: str
+    status: str = Field(description="accepted, then processed or failed")
+    error: str | None = Field(None, description="why processing failed")
+    uploaded_at: datetime | None = None
+    processed_at: datetime | None = None
+    expires_at: datetime | None = Field(None, description="when the catalog forgets the image")
+    metadata: ImageMetadata
+    duplicate: Duplicate | None = None
+    derivatives: dict[str, Any] = Field(default_factory=dict, description="keys of resized copies")
+
+
+def image_status(item: dict[str, Any]) -> ImageStatus:
+    """The client's view of a catalog item."""
+    duplicate = None
+    if item.get("duplicate_of"):
+        duplicate = Duplicate(
+            of=item["duplicate_of"], kind=item["duplicate_kind"], distance=item["duplicate_distance"]
+        )
+    expires = item.get(TTL_ATTRIBUTE)
+    return ImageStatus(
+        image_id=item["image_id"],
+        status=item.get("status", "accepted"),
+        error=item.get("error"),
+        uploaded_at=item.get("uploaded_at"),
+        processed_at=item.get("processed_at"),
+        expires_at=datetime.fromtimestamp(expires, tz=UTC) if isinstance(expires, int) else None,
+        metadata=ImageMetadata(**{c: item.get(c) for c in ("sha256", "size_bytes", *FACT_COLUMNS)}),
+        duplicate=duplicate,
+        derivatives=item.get("derivatives") or {},
+    )

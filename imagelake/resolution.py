@@ -1,0 +1,204 @@
+"""Duplicate resolution that converges, however batches interleave.
+
+Several batch runs (one per Kafka offset range) run at once, and a batch can
+be late: its images may be earlier than images another batch has already
+processed. The answer for an image (its ``duplicate_of``, see
+:mod:`imagelake.duplicates`) depends only on the set of images in the index,
+and only ever moves earlier as that set grows. Each run therefore:
+
+1. writes its index segment *before* it reads the index, so of two batches
+   running at once at least one sees the other (each writes, then reads);
+2. computes its own rows from the index it read, and also recomputes the
+   ``image_metadata`` files of other batches holding *later* images that its
+   own images are earlier duplicates of (the run that sees a pair fixes both
+   sides; a file not written yet is left to its own batch, which will see
+   this segment);
+3. after writing, lists the index again: if segments appeared that change
+   what it wrote, it recomputes and rewrites, until a listing changes nothing.
+
+So the last write of any file is computed from an index that holds every
+segment written before that write, and a segment written after it is
+written by a run that will itself fix the file. Re-runs recompute the same
+answers from the same index, and rewrite identical bytes.
+The catalog gets the same answers through conditional updates that only
+ever move ``duplicate_of`` earlier (:meth:`imagelake.catalog.Catalog.record_duplicate`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from imagelake import layout
+from imagelake.duplicates import HashIndex, merge_day, write_segment
+from imagelake.hashing import from_hex
+from imagelake.layout import IMAGE_METADATA
+from imagelake.parquet import WrittenFile, from_parquet_bytes, rows_to_table, to_parquet_bytes
+from imagelake.store import Lake, ObjectMissing
+
+#: A run that keeps finding new relevant segments gives up after this many rounds (and fails).
+MAX_ROUNDS = 50
+
+_DUPLICATE_COLUMNS = ("duplicate_of", "duplicate_kind", "duplicate_distance")
+
+
+class ResolutionError(RuntimeError):
+    """Duplicate resolution did not settle; re-running the batch resumes it."""
+
+
+def normalise(rows: list[dict]) -> list[dict]:
+    """Rows exactly as the ``image_metadata`` file holds them (float32 statistics, UTC timestamps)."""
+    return rows_to_table(IMAGE_METADATA, rows).to_pylist() if rows else []
+
+
+def resolve_rows(index: HashIndex, rows: list[dict], threshold: int, window: timedelta) -> list[dict]:
+    """A file's rows with duplicate columns from ``index``, without images another batch owns."""
+    out = []
+    for row in rows:
+        owner = index.owner(row["image_id"])
+        if owner is not None and owner != row["batch_id"]:
+            continue  # delivered again: the smaller batch holds this image's row
+        match = None
+        if row["status"] == "processed" and row["phash"]:
+            match = index.earliest_match(
+                row["image_id"], row["uploaded_at"], from_hex(row["phash"]), row["sha256"], threshold, window
+            )
+        out.append(
+            {
+                **row,
+                "duplicate_of": match.duplicate_of if match else None,
+                "duplicate_kind": match.kind if match else None,
+                "duplicate_distance": match.distance if match else None,
+            }
+        )
+    return out
+
+
+def metadata_key(batch_id: str, dt: str) -> str:
+    return layout.batch_file_key(IMAGE_METADATA, dt, batch_id)
+
+
+def _by_file(batch_id: str, rows: list[dict]) -> dict[str, list[dict]]:
+    files: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        files[metadata_key(batch_id, layout.dt_of(row["uploaded_at"]))].append(row)
+    return dict(sorted(files.items()))
+
+
+def _affected_files(
+    index: HashIndex, rows: list[dict], batch_id: str, threshold: int, window: timedelta
+) -> set[str]:
+    """Files of other batches whose rows this batch's images change.
+
+    Those holding later images this batch's images may be the original of, and
+    those holding a second delivery of an image this batch owns.
+    """
+    keys = set()
+    for row in rows:
+        if index.owner(row["image_id"]) != batch_id:
+            continue
+        dt = layout.dt_of(row["uploaded_at"])
+        keys.update(metadata_key(other, dt) for other in index.also_seen_by(row["image_id"]))
+        if row["status"] != "processed" or not row["phash"]:
+            continue
+        for later in index.later_matches(
+            row["image_id"], row["uploaded_at"], from_hex(row["phash"]), threshold, window
+        ):
+            if later.batch_id != batch_id:
+                keys.add(metadata_key(later.batch_id, layout.dt_of(later.uploaded_at)))
+    return keys
+
+
+@dataclass
+class Settlement:
+    """What a batch's resolution wrote."""
+
+    rows: list[dict]  # this batch's rows, as its files now hold them
+    files: list[WrittenFile]  # this batch's image_metadata files
+    index_files: list[WrittenFile]  # this batch's hash_index segments
+    index: HashIndex = field(default_factory=HashIndex)  # the index as the run last read it
+    corrected: list[dict] = field(default_factory=list)  # other batches' rows this run rewrote
+    corrected_files: list[str] = field(default_factory=list)
+    merged_files: list[str] = field(default_factory=list)  # index files this run merged a day into
+    rounds: int = 0
+    index_entries: int = 0
+    index_segments: int = 0
+    load_s: float = 0.0
+    search_s: float = 0.0
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for r in self.rows if r["duplicate_of"])
+
+
+def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, window: timedelta) -> Settlement:
+    """Index a batch's images, resolve duplicates and write ``image_metadata`` until it converges.
+
+    ``rows`` are the batch's metadata rows (one per image, duplicate columns
+    unset). Returns the rows as written plus the other batches' rows this run
+    corrected, for the catalog.
+    """
+    rows = normalise(rows)
+    index_files = write_segment(lake, batch_id, rows)
+    if not rows:
+        return Settlement([], [], index_files)
+    since = layout.dt_of(min(r["uploaded_at"] for r in rows) - window)
+    started = time.monotonic()
+    index = HashIndex.load(lake, since)
+    load_s = time.monotonic() - started
+    search_s = 0.0
+    own = _by_file(batch_id, rows)
+    others: dict[str, list[dict]] = {}
+    written: dict[str, list[dict]] = {}
+    sizes: dict[str, int] = {}
+    rounds = 0
+    while True:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise ResolutionError(
+                f"{batch_id}: duplicate resolution still changing after {MAX_ROUNDS} rounds; re-run the batch"
+            )
+        started = time.monotonic()
+        for key in _affected_files(index, rows, batch_id, threshold, window) - others.keys():
+            # A file not written yet is left to its own batch, which will see this batch's segment.
+            with contextlib.suppress(ObjectMissing):
+                others[key] = from_parquet_bytes(lake.get(key)).to_pylist()
+        plans = {key: resolve_rows(index, src, threshold, window) for key, src in {**others, **own}.items()}
+        search_s += time.monotonic() - started
+        changed = False
+        for key, new in plans.items():
+            previous = written.get(key, None if key in own else others[key])
+            if new == previous:
+                continue
+            data = to_parquet_bytes(rows_to_table(IMAGE_METADATA, new))
+            lake.put(key, data)
+            written[key], sizes[key] = new, len(data)
+            changed = True
+        if rounds > 1 and not changed:
+            break
+        started = time.monotonic()
+        index, new_segments = index.refreshed(lake, since)
+        load_s += time.monotonic() - started
+        if not new_segments:
+            break
+    # Keep the index cheap to read: fold a crowded day's files into one (imagelake.duplicates).
+    merged = [key for f in index_files if (key := merge_day(lake, layout.parse_dt(f.key).isoformat()))]
+    final = [row for key in own for row in written[key]]
+    corrected_keys = sorted(k for k in written if k not in own)
+    return Settlement(
+        rows=final,
+        files=[WrittenFile(key, len(written[key]), sizes[key]) for key in own],
+        index_files=index_files,
+        index=index,
+        corrected=[row for key in corrected_keys for row in written[key]],
+        corrected_files=corrected_keys,
+        rounds=rounds,
+        merged_files=merged,
+        index_entries=len(index),
+        index_segments=len(index.keys),
+        load_s=load_s,
+        search_s=search_s,
+    )
