@@ -46,7 +46,10 @@ def test_uploads_through_the_api_get_every_derivative_and_the_catalog_lists_them
     lake = Lake.from_settings(settings)
     kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
     uploads = [images.jpeg(1600, 1200, seed=1), images.png(700, 500, seed=2), images.jpeg(200, 150, seed=3)]
-    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        serve(create_app(settings, lake=lake, catalog=catalog)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
         ids = [
             client.post("/v1/images", headers={"X-API-Key": "dev-key"}, files={"file": ("i", data)}).json()[
                 "image_id"
@@ -56,7 +59,7 @@ def test_uploads_through_the_api_get_every_derivative_and_the_catalog_lists_them
     with dg.instance_for_test() as instance:
         requests, _ = tick(instance, kafka, None)
         for request in requests.run_requests:
-            assert run_batch(instance, request.partition_key, lake, kafka).success
+            assert run_batch(instance, request.partition_key, lake, kafka, catalog).success
         today = layout.dt_of(datetime.now(UTC))
         result = materialize(
             [derivatives],

@@ -30,7 +30,7 @@ from tests.support.warehouse import assert_marts_match_lake, build, query
 pytestmark = pytest.mark.integration
 
 
-def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap, topic):
+def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap, topic, catalog):
     settings = imagelake_env(
         IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
         IMAGELAKE_UPLOADS_TOPIC=topic,
@@ -41,7 +41,10 @@ def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap
     uploads = [("key-a", images.jpeg(160, 120, seed=i), "image/jpeg") for i in range(6)]
     uploads += [("key-b", images.png(90, 60, seed=i), "image/png") for i in range(3)]
     uploads.append(("key-b", uploads[0][1], "image/jpeg"))  # the same bytes again, by another client
-    with serve(create_app(settings, lake=lake)) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        serve(create_app(settings, lake=lake, catalog=catalog)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
         accepted = []
         for i, (key, data, mime) in enumerate(uploads):
             response = client.post(
@@ -57,7 +60,7 @@ def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap
     with dg.instance_for_test() as instance:
         planned, _ = tick(instance, kafka, None)
         for request in planned.run_requests:
-            assert run_batch(instance, request.partition_key, lake, kafka).success
+            assert run_batch(instance, request.partition_key, lake, kafka, catalog).success
             metadata = read_batch_table(lake, "image_metadata", request.partition_key)
             derivatives = lake_data.derivatives_for(metadata, run_id=f"derivatives-{request.partition_key}")
             for key, size in zip(
