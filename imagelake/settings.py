@@ -55,6 +55,9 @@ SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
 WAREHOUSE_LOOKBACK_DAYS = 3
 #: The first day the warehouse's daily partitions cover.
 WAREHOUSE_FIRST_DAY = "2026-01-01"
+#: A warehouse run lowers its CPU priority by this much (dbt inherits it): the marts refresh
+#: is background work, and on a shared machine the real-time runs' latency comes first.
+WAREHOUSE_BUILD_NICENESS = 10
 
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
@@ -182,6 +185,10 @@ class Settings:
     warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
     dbt_target: str = "local"
     warehouse_lookback_days: int = WAREHOUSE_LOOKBACK_DAYS
+    #: The warehouse refresh sensor looks for new lake data at most this often. A refresh is a
+    #: `dbt build` of a dozen models (~10 CPU-seconds): refreshing after every 5-second batch would
+    #: keep a core busy and slow the real-time runs it shares the machine with.
+    warehouse_refresh_interval_s: int = 30
 
     derivative_sizes: tuple[int, ...] = DERIVATIVE_SIZES
     derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
@@ -306,6 +313,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),
         pipes_bucket=env.get("IMAGELAKE_PIPES_BUCKET", ""),
         warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
+        warehouse_refresh_interval_s=_int(env, "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S", 30, 1),
         duplicate_max_distance=_duplicate_distance(env),
         sensor_max_queued_runs=_int(env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", 1, 1),
     )

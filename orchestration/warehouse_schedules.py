@@ -49,7 +49,7 @@ def today_utc() -> date:
 
 @dg.sensor(
     job=warehouse_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=get_settings().warehouse_refresh_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Refreshes the warehouse for the upload days that new lake data touched "

@@ -35,3 +35,11 @@ def test_lineage_runs_from_the_raw_zone_to_the_marts():
         dg.AssetKey("image_metadata"),
         dg.AssetKey("raw_images"),
     } <= upstream
+
+
+def test_every_job_runs_in_one_process():
+    """A run is already a new process; a step subprocess on top doubles its start-up cost."""
+    jobs = [job.name for job in defs.resolve_all_job_defs() if job.name != "__ASSET_JOB"]
+    assert {"realtime_batch_job", "warehouse_job", "derivatives_job", "heartbeat_job"} <= set(jobs)
+    for name in jobs:
+        assert defs.resolve_job_def(name).executor_def.name == "in_process", name

@@ -72,3 +72,10 @@ def test_sensor_backpressure_setting():
     assert load_settings({"IMAGELAKE_SENSOR_MAX_QUEUED_RUNS": "3"}).sensor_max_queued_runs == 3
     with pytest.raises(SettingsError, match="IMAGELAKE_SENSOR_MAX_QUEUED_RUNS must be >= 1"):
         load_settings({"IMAGELAKE_SENSOR_MAX_QUEUED_RUNS": "0"})
+
+
+def test_warehouse_refresh_interval_setting():
+    assert load_settings({}).warehouse_refresh_interval_s == 30
+    assert load_settings({"IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S": "90"}).warehouse_refresh_interval_s == 90
+    with pytest.raises(SettingsError, match="IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S must be >= 1"):
+        load_settings({"IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S": "0"})
