@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-from imagelake.imaging import ImageRejected, _open, sniff_format
+from imagelake.imaging import EXIF_TRANSPOSE, ImageRejected, _open, sniff_format
 from imagelake.settings import ALLOWED_FORMATS
 
 #: Output formats: file extension and Pillow encoder of each.
@@ -126,24 +126,13 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     return colour
 
 
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
 def _orientation(im: Image.Image) -> int:
     """The EXIF orientation (1-8); a broken EXIF block counts as upright."""
     try:
         value = im.getexif().get(0x0112, 1)
     except Exception:
         return 1
-    return value if value in _TRANSPOSE else 1
+    return value if value in EXIF_TRANSPOSE else 1
 
 
 def _encode(im: Image.Image, fmt: str, spec: DerivativeSpec) -> bytes:
@@ -192,7 +181,7 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DerivativeError(f"undecodable: corrupt or truncated {fmt} image: {exc}") from None
     if orientation != 1:
-        im = im.transpose(_TRANSPOSE[orientation])
+        im = im.transpose(EXIF_TRANSPOSE[orientation])
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return _to_srgb(im, icc), width, height

@@ -128,7 +128,8 @@ BACKGROUND = (255, 255, 255)
 #: Modes Pillow can box-reduce and whose reduction means the same as that of their RGB view.
 _REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "I", "F", "YCbCr"})
 
-_TRANSPOSE = {
+#: The transpose that shows an image the way its EXIF orientation (2-8) says it is displayed.
+EXIF_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -269,7 +270,7 @@ def describe(data: bytes, *, max_pixels: int, uploaded_at: datetime) -> ImageFac
             small = to_rgb8(shrink(decoded), depth)
         else:
             small = shrink(to_rgb8(decoded, depth))
-    transpose = _TRANSPOSE.get(exif.orientation)
+    transpose = EXIF_TRANSPOSE.get(exif.orientation)
     if transpose is not None:
         small = small.transpose(transpose)
         if exif.orientation in _ROTATED:
