@@ -5,12 +5,11 @@ import dagster as dg
 from assets.curated import image_metadata
 from assets.raw import upload_events
 
-#: One run per Kafka micro-batch. The in-process executor keeps a small run
-#: to a single process: on a small machine process start-up dominates a batch.
+#: One run per Kafka micro-batch, in one process like every job here (the code location's
+#: executor, orchestration/definitions.py): on a small machine process start-up dominates a batch.
 realtime_batch_job = dg.define_asset_job(
     "realtime_batch_job",
     selection=dg.AssetSelection.assets(upload_events, image_metadata),
-    executor_def=dg.in_process_executor,
     description=(
         "Archive one Kafka batch of upload events, extract each image's metadata and perceptual hash, "
         "find duplicates over the retention window and record each outcome in the image catalog."
@@ -47,7 +46,6 @@ def heartbeat(context: dg.OpExecutionContext) -> None:
 
 
 @dg.job(
-    executor_def=dg.in_process_executor,
     description=(
         "An empty run, launched the same way as realtime_batch_job: how long a run takes to launch and "
         "finish with no work (the floor of upload-to-processed latency; `make bench-realtime`), and a "
