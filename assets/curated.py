@@ -66,10 +66,14 @@ def _failure_kinds(rows: list[dict]) -> dict[str, int]:
     return dict(Counter(r["error"].split(":", 1)[0] for r in rows if r["status"] == "failed"))
 
 
-def _check_results(batch: BatchId, store: Lake, index: HashIndex) -> list[dg.AssetCheckResult]:
-    """Checks computed from the files the run left in the lake, not from its own memory."""
+def _check_results(
+    batch: BatchId, store: Lake, index: HashIndex, events: list[str]
+) -> list[dg.AssetCheckResult]:
+    """Checks of the metadata files the run left in the lake, not of its own memory.
+
+    ``events``: the image ids of the batch's archived events, as the run read them.
+    """
     written = read_batch_table(store, layout.IMAGE_METADATA, str(batch)).to_pylist()
-    events = read_batch_table(store, "upload_events", str(batch))["image_id"].to_pylist()
     dead = read_batch_table(store, "dead_letters", str(batch)).num_rows
     verdicts = {
         "rows_match_events": quality.rows_match_events(
@@ -84,7 +88,7 @@ def _check_results(batch: BatchId, store: Lake, index: HashIndex) -> list[dg.Ass
             check_name=name,
             passed=v.passed,
             description=v.description,
-            metadata={k: v for k, v in v.figures.items()},
+            metadata=dict(v.figures),
         )
         for name, v in verdicts.items()
     ]
@@ -212,7 +216,7 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
         },
     )
     yield _metadata_result(settled, extract_s, len(received))
-    yield from _check_results(batch, store, settled.index)
+    yield from _check_results(batch, store, settled.index, [e.image_id for e in received])
 
     started = time.monotonic()
     try:

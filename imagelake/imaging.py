@@ -33,7 +33,6 @@ CONTENT_TYPES: dict[str, str] = {
     "TIFF": "image/tiff",
 }
 
-_EXIF_ORIENTATION = 0x0112
 _ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
 
 

@@ -42,8 +42,6 @@ from imagelake.store import Lake, ObjectMissing
 #: A run that keeps finding new relevant segments gives up after this many rounds (and fails).
 MAX_ROUNDS = 50
 
-_DUPLICATE_COLUMNS = ("duplicate_of", "duplicate_kind", "duplicate_distance")
-
 
 class ResolutionError(RuntimeError):
     """Duplicate resolution did not settle; re-running the batch resumes it."""
@@ -124,10 +122,16 @@ class Settlement:
     corrected_files: list[str] = field(default_factory=list)
     merged_files: list[str] = field(default_factory=list)  # index files this run merged a day into
     rounds: int = 0
-    index_entries: int = 0
-    index_segments: int = 0
     load_s: float = 0.0
     search_s: float = 0.0
+
+    @property
+    def index_entries(self) -> int:
+        return len(self.index)
+
+    @property
+    def index_segments(self) -> int:
+        return len(self.index.keys)
 
     @property
     def duplicates(self) -> int:
@@ -197,8 +201,6 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
         corrected_files=corrected_keys,
         rounds=rounds,
         merged_files=merged,
-        index_entries=len(index),
-        index_segments=len(index.keys),
         load_s=load_s,
         search_s=search_s,
     )
