@@ -49,6 +49,9 @@ GC_GRACE_HOURS = 24
 COMPACTION_TARGET_BYTES = 128 * 1024 * 1024
 #: Where the prod Spark jobs' code lives: spark_jobs/*.py and the environment archive (make spark-package).
 SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
+#: The Spark jobs, each a file ``spark_jobs/<name>.py`` (launched by orchestration/spark.py,
+#: shipped and import-checked by infra/spark_package.py).
+SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection")
 
 #: How many days before today a routine warehouse refresh rebuilds, so late events
 #: are counted on their upload day (dbt reads it as IMAGELAKE_LOOKBACK_DAYS).

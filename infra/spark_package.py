@@ -23,7 +23,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from imagelake.settings import PROJECT_ROOT, SPARK_PACKAGE_NAME
+from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME
 
 #: What the Spark jobs import at run time besides the project itself (and Spark).
 RUNTIME_LIBRARIES: tuple[str, ...] = (
@@ -35,8 +35,6 @@ RUNTIME_LIBRARIES: tuple[str, ...] = (
     "boto3",
     "pydantic",
 )
-
-JOBS = ("derivatives", "compaction", "garbage_collection")
 
 
 def pinned_requirements() -> list[str]:
@@ -78,7 +76,7 @@ def build(out: Path) -> Path:
     )
     entry_points = out / "spark_jobs"
     entry_points.mkdir()
-    for job in JOBS:
+    for job in SPARK_JOBS:
         shutil.copy(PROJECT_ROOT / "spark_jobs" / f"{job}.py", entry_points / f"{job}.py")
     shutil.rmtree(venv)
     check(archive)
@@ -90,7 +88,7 @@ def check(archive: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="fully_trusted")
-        imports = "; ".join(f"import spark_jobs.{job}" for job in JOBS)
+        imports = "; ".join(f"import spark_jobs.{job}" for job in SPARK_JOBS)
         run(str(Path(tmp) / "bin" / "python"), "-c", f"{imports}; print('spark package imports every job')")
 
 

@@ -15,7 +15,8 @@ from orchestration.jobs import compaction_job, derivatives_job, garbage_collecti
 from orchestration.resources import LakeResource
 
 
-def _scheduled_at(context: dg.ScheduleEvaluationContext) -> datetime:
+def scheduled_at(context: dg.ScheduleEvaluationContext) -> datetime:
+    """The tick's scheduled time in UTC (now, when a schedule is evaluated by hand)."""
     moment = context.scheduled_execution_time or datetime.now(UTC)
     return moment.astimezone(UTC)
 
@@ -43,7 +44,7 @@ def compaction_days(lake, today: date, retention_days: int) -> list[str]:
     description="Every hour: derivatives of today's and yesterday's new images.",
 )
 def derivatives_hourly(context: dg.ScheduleEvaluationContext):
-    moment = _scheduled_at(context)
+    moment = scheduled_at(context)
     return [
         dg.RunRequest(run_key=f"{day}@{moment:%Y-%m-%dT%H}", partition_key=day)
         for day in derivative_days(moment)
@@ -58,7 +59,7 @@ def derivatives_hourly(context: dg.ScheduleEvaluationContext):
     description="Every night: compact yesterday, and any closed day that got late files.",
 )
 def compaction_daily(context: dg.ScheduleEvaluationContext, lake: LakeResource):
-    moment = _scheduled_at(context)
+    moment = scheduled_at(context)
     days = compaction_days(lake.lake(), moment.date(), get_settings().retention_days)
     return [dg.RunRequest(run_key=f"{day}@{moment:%Y-%m-%d}", partition_key=day) for day in days]
 
@@ -71,7 +72,7 @@ def compaction_daily(context: dg.ScheduleEvaluationContext, lake: LakeResource):
     description="Every night: garbage collection and retention over the whole lake.",
 )
 def garbage_collection_daily(context: dg.ScheduleEvaluationContext):
-    return dg.RunRequest(run_key=f"gc@{_scheduled_at(context):%Y-%m-%d}")
+    return dg.RunRequest(run_key=f"gc@{scheduled_at(context):%Y-%m-%d}")
 
 
 batch_schedules = [derivatives_hourly, compaction_daily, garbage_collection_daily]

@@ -26,10 +26,7 @@ import dagster as dg
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3MessageReader
 
-from imagelake.settings import PROJECT_ROOT, SPARK_PACKAGE_NAME, Settings
-
-#: The Spark jobs, each a file ``spark_jobs/<name>.py``.
-SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection")
+from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, Settings
 
 #: Where Pipes messages go in the ops bucket (the EMR job role may write only there).
 PIPES_PREFIX = "pipes"

@@ -16,6 +16,7 @@ import dagster as dg
 from assets.warehouse import LAKE_TABLE_ASSETS, warehouse_models
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse_days import DayWindow, days_of_materialization, lookback, refresh_window
+from orchestration.schedules import scheduled_at
 
 warehouse_job = dg.define_asset_job(
     "warehouse_job",
@@ -109,6 +110,5 @@ def warehouse_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     description="Rebuilds today and the lookback days every hour, whatever data arrived.",
 )
 def warehouse_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    moment = context.scheduled_execution_time or datetime.now(UTC)
-    window = lookback(moment.astimezone(UTC).date(), get_settings().warehouse_lookback_days)
+    window = lookback(scheduled_at(context).date(), get_settings().warehouse_lookback_days)
     return window_run_request(window, run_key=None, reason="hourly")
