@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-from imagelake.imaging import EXIF_TRANSPOSE, ImageRejected, _open, sniff_format
+from imagelake.exif import read_orientation
+from imagelake.imaging import EXIF_TRANSPOSE, ROTATED, ImageRejected, _open, sniff_format
 from imagelake.settings import ALLOWED_FORMATS
 
 #: Output formats: file extension and Pillow encoder of each.
@@ -126,15 +127,6 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     return colour
 
 
-def _orientation(im: Image.Image) -> int:
-    """The EXIF orientation (1-8); a broken EXIF block counts as upright."""
-    try:
-        value = im.getexif().get(0x0112, 1)
-    except Exception:
-        return 1
-    return value if value in EXIF_TRANSPOSE else 1
-
-
 def _encode(im: Image.Image, fmt: str, spec: DerivativeSpec) -> bytes:
     if fmt == "jpeg" and im.mode == "RGBA":
         flat = Image.new("RGB", im.size, (255, 255, 255))
@@ -165,7 +157,7 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
         width, height = source.size
         if width * height > max_pixels:
             raise DerivativeError(f"undecodable: {width}x{height} is more pixels than the cap {max_pixels:,}")
-        orientation = _orientation(source)
+        orientation = read_orientation(source)
         first = target_dimensions(width, height, largest)
         try:
             if fmt == "JPEG":
@@ -182,7 +174,7 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
             raise DerivativeError(f"undecodable: corrupt or truncated {fmt} image: {exc}") from None
     if orientation != 1:
         im = im.transpose(EXIF_TRANSPOSE[orientation])
-    if orientation in (5, 6, 7, 8):
+    if orientation in ROTATED:
         width, height = height, width
     return _to_srgb(im, icc), width, height
 

@@ -111,6 +111,11 @@ def _guarded(read: Callable[[], T], default: T) -> T:
         return default
 
 
+def read_orientation(im: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1-8); a broken EXIF block counts as upright."""
+    return _guarded(lambda: parse_orientation(im.getexif().get(_ORIENTATION)), 1)
+
+
 def read_exif(im: Image.Image, not_after: datetime) -> ExifFacts:
     """The EXIF facts of an opened image; ``not_after`` bounds a believable capture time.
 

@@ -33,7 +33,8 @@ CONTENT_TYPES: dict[str, str] = {
     "TIFF": "image/tiff",
 }
 
-_ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
+#: EXIF orientations that swap width and height.
+ROTATED = frozenset({5, 6, 7, 8})
 
 
 class ImageRejected(ValueError):
@@ -272,7 +273,7 @@ def describe(data: bytes, *, max_pixels: int, uploaded_at: datetime) -> ImageFac
     transpose = EXIF_TRANSPOSE.get(exif.orientation)
     if transpose is not None:
         small = small.transpose(transpose)
-        if exif.orientation in _ROTATED:
+        if exif.orientation in ROTATED:
             width, height = height, width
     brightness, contrast, colourfulness = statistics(small)
     return ImageFacts(
