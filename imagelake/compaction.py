@@ -25,8 +25,7 @@ from datetime import date
 import pyarrow as pa
 
 from imagelake import layout
-from imagelake.parquet import from_parquet_bytes, to_parquet_bytes
-from imagelake.schemas import SCHEMAS
+from imagelake.parquet import day_files, read_table_file, to_parquet_bytes
 from imagelake.store import Lake, ObjectInfo
 
 #: Tables compaction reorganises: every batch-written table of the lake.
@@ -127,11 +126,6 @@ def is_compacted_generation(files: list[ObjectInfo]) -> bool:
     return len(digests) == 1
 
 
-def _read(lake: Lake, table_name: str, key: str) -> pa.Table:
-    schema = SCHEMAS[table_name]
-    return from_parquet_bytes(lake.get(key)).select(schema.names).cast(schema)
-
-
 def _split(table: pa.Table, parts: int) -> list[pa.Table]:
     per_part = math.ceil(table.num_rows / parts) if table.num_rows else 0
     if parts <= 1 or per_part == 0:
@@ -151,15 +145,12 @@ def compact_day(
     """Compact one closed day of one table; ``after_verify`` runs between the write and the deletes."""
     if date.fromisoformat(dt) >= today:
         return DayResult(table_name, dt, "open_day")
-    files = sorted(
-        (o for o in lake.list(layout.day_prefix(table_name, dt)) if o.key.endswith(".parquet")),
-        key=lambda o: o.key,
-    )
+    files = day_files(lake, table_name, dt)
     before = sum(f.size for f in files)
     if len(files) <= 1 or is_compacted_generation(files):
         return DayResult(table_name, dt, "unchanged", len(files), bytes_before=before, bytes_after=before)
 
-    sources = [_read(lake, table_name, f.key) for f in files]
+    sources = [read_table_file(lake, table_name, f.key) for f in files]
     combined = pa.concat_tables(sources)
     rows = exactly_once(combined, table_name)
     digest = generation_digest([f.key for f in files])
@@ -170,7 +161,7 @@ def compact_day(
         lake.put(key, to_parquet_bytes(chunk))
         written.append(key)
 
-    read_back = pa.concat_tables([_read(lake, table_name, key) for key in written])
+    read_back = pa.concat_tables([read_table_file(lake, table_name, key) for key in written])
     if not read_back.equals(rows):
         for key in written:
             lake.delete(key)

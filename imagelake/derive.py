@@ -29,7 +29,7 @@ from imagelake import layout
 from imagelake.catalog import Catalog, CatalogUnavailable
 from imagelake.compaction import exactly_once
 from imagelake.derivatives import EXTENSIONS, DerivativeError, DerivativeSpec, render, target_dimensions
-from imagelake.parquet import WrittenFile, from_parquet_bytes, rows_to_table, write_batch_table
+from imagelake.parquet import WrittenFile, day_files, read_table_file, rows_to_table, write_batch_table
 from imagelake.schemas import SCHEMAS
 from imagelake.store import Lake, ObjectMissing
 
@@ -88,11 +88,9 @@ class SourceImage:
 
 def read_day(lake: Lake, table_name: str, dt: str) -> pa.Table:
     """Every row of one day of a table, by the exactly-once read rule."""
-    keys = [o.key for o in lake.list(layout.day_prefix(table_name, dt)) if o.key.endswith(".parquet")]
-    schema = SCHEMAS[table_name]
-    if not keys:
-        return schema.empty_table()
-    tables = [from_parquet_bytes(lake.get(k)).select(schema.names).cast(schema) for k in keys]
+    tables = [read_table_file(lake, table_name, o.key) for o in day_files(lake, table_name, dt)]
+    if not tables:
+        return SCHEMAS[table_name].empty_table()
     return exactly_once(pa.concat_tables(tables), table_name)
 
 
@@ -256,7 +254,7 @@ def write_manifests(lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, s
         key = layout.batch_file_key("derivatives", dt, batch_id)
         merged = rows_to_table("derivatives", batch_rows)
         if lake.exists(key):
-            previous = from_parquet_bytes(lake.get(key)).select(merged.schema.names).cast(merged.schema)
+            previous = read_table_file(lake, "derivatives", key)
             merged = pa.concat_tables([merged, previous])
         table = exactly_once(merged, "derivatives")
         written += write_batch_table(lake, "derivatives", batch_id, table.to_pylist(), [dt] * table.num_rows)

@@ -39,7 +39,7 @@ from imagelake import layout
 from imagelake.hashing import distances, from_hex
 from imagelake.ids import new_image_id
 from imagelake.layout import BatchId
-from imagelake.parquet import WrittenFile, from_parquet_bytes, to_parquet_bytes
+from imagelake.parquet import WrittenFile, conform, from_parquet_bytes, to_parquet_bytes
 from imagelake.schemas import HASH_INDEX as HASH_INDEX_SCHEMA
 from imagelake.store import Lake, ObjectMissing
 
@@ -162,9 +162,7 @@ def merge_day(lake: Lake, dt: str, fan_in: int = MERGE_FAN_IN) -> str | None:
     tables, _gone = _read_files(lake, keys)
     if not tables:
         return None
-    merged = pa.concat_tables(
-        [t.select(HASH_INDEX_SCHEMA.names).cast(HASH_INDEX_SCHEMA) for t in tables.values()]
-    )
+    merged = pa.concat_tables([conform(t, HASH_INDEX_SCHEMA) for t in tables.values()])
     merged = merged.sort_by([("image_id", "ascending"), ("batch_id", "ascending")])
     ids, batches = merged.column("image_id").to_pylist(), merged.column("batch_id").to_pylist()
     keep = [i == 0 or (ids[i], batches[i]) != (ids[i - 1], batches[i - 1]) for i in range(len(ids))]
@@ -208,7 +206,7 @@ class HashIndex:
 
     def __post_init__(self) -> None:
         schema = HASH_INDEX_SCHEMA
-        parts = [t.select(schema.names).cast(schema) for t in self.tables.values()]
+        parts = [conform(t, schema) for t in self.tables.values()]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         ids = _fixed_ids(table.column("image_id"))
         order = np.argsort(ids, kind="stable")

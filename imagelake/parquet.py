@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from imagelake import layout
 from imagelake.schemas import SCHEMAS
-from imagelake.store import Lake
+from imagelake.store import Lake, ObjectInfo
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,23 @@ def batch_file_keys(lake: Lake, table_name: str, batch_id: str) -> list[str]:
     return keys
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A file's table in the documented schema: its columns in order, a column added later dropped."""
+    return table.select(schema.names).cast(schema)
+
+
+def read_table_file(lake: Lake, table_name: str, key: str) -> pa.Table:
+    """One Parquet file of a lake table, in the table's schema."""
+    return conform(from_parquet_bytes(lake.get(key)), SCHEMAS[table_name])
+
+
+def day_files(lake: Lake, table_name: str, dt: str) -> list[ObjectInfo]:
+    """The Parquet files of one day of a table, by key."""
+    objects = lake.list(layout.day_prefix(table_name, dt))
+    return sorted((o for o in objects if o.key.endswith(".parquet")), key=lambda o: o.key)
+
+
 def read_batch_table(lake: Lake, table_name: str, batch_id: str) -> pa.Table:
     """All rows one batch wrote to a table (an empty table if it wrote none)."""
-    tables = [from_parquet_bytes(lake.get(key)) for key in batch_file_keys(lake, table_name, batch_id)]
-    schema = SCHEMAS[table_name]
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+    tables = [read_table_file(lake, table_name, key) for key in batch_file_keys(lake, table_name, batch_id)]
+    return pa.concat_tables(tables) if tables else SCHEMAS[table_name].empty_table()
