@@ -30,7 +30,7 @@ from pathlib import Path
 
 from imagelake.settings import PROJECT_ROOT, load_settings
 from imagelake.store import Lake
-from imagelake.warehouse_days import DayWindow
+from imagelake.warehouse_days import MAX_DATE_ENV, MIN_DATE_ENV, DayWindow
 from tests.support import lake_data
 from tests.support.warehouse import fingerprint
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def dbt(*extra: str, window_env: dict[str, str] | None = None) -> Callable[[], None]:
         def run() -> None:
-            for name in ("IMAGELAKE_MIN_DATE", "IMAGELAKE_MAX_DATE"):
+            for name in (MIN_DATE_ENV, MAX_DATE_ENV):
                 os.environ.pop(name, None)
             os.environ.update(window_env or {})
             result = runner.invoke([*BUILD, *extra, *where])
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_cli:
         command = [str(Path(sys.executable).with_name("dbt")), *BUILD, *where]
         env = {**os.environ}
-        env.pop("IMAGELAKE_MIN_DATE", None)
-        env.pop("IMAGELAKE_MAX_DATE", None)
+        env.pop(MIN_DATE_ENV, None)
+        env.pop(MAX_DATE_ENV, None)
         cli["full"] = timed(lambda: subprocess.run([*command, "--full-refresh"], env=env, check=True))
         cli["incremental"] = timed(
             lambda: subprocess.run(command, env={**env, **window.dbt_env()}, check=True)

@@ -187,14 +187,14 @@ def derive_image(
     else:
         try:
             rendered = render(lake.get(image.key), spec, max_pixels=params.max_pixels)
-        except ObjectMissing:
-            reason = "missing: the raw object was deleted before its derivatives were made"
+        except (ObjectMissing, DerivativeError) as exc:
+            reason = (
+                exc.reason
+                if isinstance(exc, DerivativeError)
+                else "missing: the raw object was deleted before its derivatives were made"
+            )
             return [
                 _failed(image, s, f, now, params.run_id, reason) for s in spec.sizes for f in spec.formats
-            ]
-        except DerivativeError as exc:
-            return [
-                _failed(image, s, f, now, params.run_id, exc.reason) for s in spec.sizes for f in spec.formats
             ]
         rows = []
         for item in rendered:
