@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ import pytest
 from imagelake.kafka import KafkaConnection, ensure_topic
 from imagelake.settings import Settings, load_settings
 from imagelake.store import Lake
-from infra.local.stack import Service, free_port, start_kafka
+from infra.local.stack import Service, free_port, spawn, start_kafka, wait_for_port
 
 
 @pytest.fixture(scope="session")
@@ -70,30 +68,17 @@ def lake(tmp_path: Path) -> Lake:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server over real HTTP: the one stand-in for AWS."""
     port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError("moto server did not start")
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    service = spawn("moto", cmd, port, tmp_path_factory.mktemp("moto") / "moto.log", env=env)
     try:
+        wait_for_port(service, 30)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(10)
+        service.stop()
 
 
 @pytest.fixture
@@ -134,7 +119,7 @@ def dynamodb_endpoint(dynamodb_local: Service) -> str:
 
 
 @pytest.fixture
-def catalog(dynamodb_endpoint: str, request: pytest.FixtureRequest):
+def catalog(dynamodb_endpoint: str):
     """A fresh catalog table per test."""
     from imagelake.catalog import Catalog
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from imagelake import gc, layout
 from imagelake.ids import new_image_id
@@ -75,10 +75,6 @@ def seed_batch(
     write_batch_table(lake, "upload_events", batch_id, events, dts)
     write_batch_table(lake, layout.IMAGE_METADATA, batch_id, meta, dts)
     return batch_id
-
-
-def days_ago(n: float, now: datetime | None = None) -> datetime:
-    return (now or datetime.now(UTC)) - timedelta(days=n)
 
 
 def seed_gc_lake(lake, now: datetime) -> dict[str, set[str]]:
