@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 import pyarrow as pa
 
-from imagelake import layout
+from imagelake import gc, layout
 from imagelake.parquet import to_parquet_bytes
 from imagelake.schemas import SCHEMAS
 from imagelake.settings import UPLOADS_TOPIC
@@ -410,26 +410,8 @@ def derivatives_for(metadata: pa.Table, run_id: str, sizes: tuple[int, ...] = DE
 
 
 def listing_inventory(lake: Lake, snapshot_at: datetime) -> pa.Table:
-    """The storage inventory of one listing of the whole lake: objects and bytes per zone,
-    table prefix and dt (what the garbage collector records)."""
-    groups: dict[tuple[str, str, date | None], list[int]] = {}
-    for zone in layout.ZONES:
-        for obj in lake.list(zone):
-            parts = obj.key.split("/")
-            prefix = "/".join(parts[:2])
-            try:
-                day: date | None = layout.parse_dt(obj.key)
-            except layout.LayoutError:
-                day = None
-            groups.setdefault((zone, prefix, day), []).append(obj.size)
-    keys = sorted(groups, key=lambda k: (k[0], k[1], k[2] or date.min))
-    return pa.table(
-        {
-            "snapshot_at": [snapshot_at] * len(keys),
-            "zone": [k[0] for k in keys],
-            "prefix": [k[1] for k in keys],
-            "data_date": [k[2] for k in keys],
-            "objects": [len(groups[k]) for k in keys],
-            "bytes": [sum(groups[k]) for k in keys],
-        }
-    ).cast(SCHEMAS["storage_inventory"])
+    """The storage inventory of one listing of the whole lake, as the garbage collector records it."""
+    objects = [obj for zone in layout.ZONES for obj in lake.list(zone)]
+    return pa.Table.from_pylist(
+        gc.inventory_rows(objects, set(), snapshot_at), schema=SCHEMAS["storage_inventory"]
+    )
