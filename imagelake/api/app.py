@@ -11,7 +11,6 @@ behind for an upload the client was told failed.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -172,20 +171,13 @@ def create_app(
     return app
 
 
-def discard_accepted(catalog: Catalog, image_id: str, attempts: int = 3) -> None:
-    """Remove the ``accepted`` item of an upload that was refused, retrying briefly.
+def discard_accepted(catalog: Catalog, image_id: str) -> None:
+    """Remove the ``accepted`` item of an upload that was refused (the catalog client retries).
 
     If DynamoDB stays unreachable the item is left, logged, and expires with
     its TTL; the client never learnt its image id, so nobody is told it exists.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            catalog.discard_accepted(image_id)
-            return
-        except CatalogUnavailable as exc:
-            if attempt == attempts:
-                log.error(
-                    "could not remove the accepted catalog item of refused upload %s: %s", image_id, exc
-                )
-                return
-            time.sleep(0.2 * attempt)
+    try:
+        catalog.discard_accepted(image_id)
+    except CatalogUnavailable as exc:
+        log.error("could not remove the accepted catalog item of refused upload %s: %s", image_id, exc)
