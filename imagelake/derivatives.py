@@ -20,8 +20,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from imagelake.exif import read_orientation
-from imagelake.imaging import EXIF_TRANSPOSE, ROTATED, ImageRejected, _open, sniff_format
-from imagelake.settings import ALLOWED_FORMATS
+from imagelake.imaging import EXIF_TRANSPOSE, ROTATED, ImageRejected, open_checked
 
 #: Output formats: file extension and Pillow encoder of each.
 EXTENSIONS: dict[str, str] = {"webp": "webp", "jpeg": "jpg"}
@@ -146,17 +145,12 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
     """
     if not data:
         raise DerivativeError("empty: the raw object has zero bytes")
-    fmt = sniff_format(data[:16])
-    if fmt is None or fmt not in ALLOWED_FORMATS:
-        raise DerivativeError("undecodable: not a JPEG, PNG, WebP, GIF or TIFF image")
     try:
-        source = _open(data, fmt, max_pixels)
+        fmt, source = open_checked(data, max_pixels=max_pixels)
     except ImageRejected as exc:
         raise DerivativeError(f"undecodable: {exc.reason}") from None
     with source:
         width, height = source.size
-        if width * height > max_pixels:
-            raise DerivativeError(f"undecodable: {width}x{height} is more pixels than the cap {max_pixels:,}")
         orientation = read_orientation(source)
         first = target_dimensions(width, height, largest)
         try:

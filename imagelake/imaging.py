@@ -81,30 +81,44 @@ def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
         raise ImageRejected(422, f"unreadable {fmt} image: {exc}") from None
 
 
-def check_upload(data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALLOWED_FORMATS) -> ImageHeader:
-    """Accept or reject uploaded bytes before they reach the lake.
+def open_checked(
+    data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALLOWED_FORMATS
+) -> tuple[str, Image.Image]:
+    """Open bytes that must be an image of an allowed format, within the pixel cap: its format
+    (as sniffed) and the lazily opened image, which the caller closes.
 
-    415 for anything that is not one of the allowed formats (checked on the
-    bytes, never on a file name or a declared type), 422 for a corrupt or
-    truncated image or one over the pixel cap. The cap is checked on the
-    header, before any pixel buffer is allocated.
+    The format is sniffed from the bytes (never a file name or a declared
+    type) and the cap is checked on the header, before any pixel buffer is
+    allocated. Rejections carry the HTTP status an upload would get: 400
+    empty, 415 not an allowed format, 422 unreadable or over the cap.
     """
     if not data:
         raise ImageRejected(400, "the file is empty")
     fmt = sniff_format(data[:16])
     if fmt is None or fmt not in allowed:
         raise ImageRejected(
-            415, f"unsupported media type: send one of {', '.join(allowed)} (detected from the bytes)"
+            415,
+            f"not an image of an accepted format: send one of {', '.join(allowed)} (detected from the bytes)",
         )
     im = _open(data, fmt, max_pixels)
     width, height = im.size
     if width <= 0 or height <= 0:
-        raise ImageRejected(422, f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageRejected(
-            422,
-            f"image is {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}",
+        reason = f"image has no pixels ({width}x{height})"
+    elif width * height > max_pixels:
+        reason = (
+            f"image is {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}"
         )
+    else:
+        return fmt, im
+    im.close()
+    raise ImageRejected(422, reason)
+
+
+def check_upload(data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALLOWED_FORMATS) -> ImageHeader:
+    """Accept or reject uploaded bytes before they reach the lake (:func:`open_checked`), then
+    decode enough to find a corrupt or truncated image (422)."""
+    fmt, im = open_checked(data, max_pixels=max_pixels, allowed=allowed)
+    width, height = im.size
     try:
         if fmt == "JPEG":
             im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
@@ -251,15 +265,9 @@ def describe(data: bytes, *, max_pixels: int, uploaded_at: datetime) -> ImageFac
     ``uploaded_at`` bounds a believable EXIF capture time, so the result is a
     function of the bytes and the event alone.
     """
-    if not data:
-        raise ImageRejected(400, "the file is empty")
-    fmt = sniff_format(data[:16])
-    if fmt is None:
-        raise ImageRejected(415, "not an image of an accepted format (detected from the bytes)")
-    with _open(data, fmt, max_pixels) as im:
+    fmt, opened = open_checked(data, max_pixels=max_pixels)
+    with opened as im:
         width, height = im.size
-        if width <= 0 or height <= 0 or width * height > max_pixels:
-            raise ImageRejected(422, f"image is {width}x{height} pixels; the limit is {max_pixels:,} pixels")
         mode = im.mode
         depth = bit_depth(data, im)
         frames = int(getattr(im, "n_frames", 1) or 1)
