@@ -13,23 +13,18 @@ the same report back:
 """
 
 import os
-import random
-import string
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import dagster as dg
 from dagster._core.pipes.client import PipesClientCompletedInvocation
-from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3MessageReader
 
 from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, Settings
 
-#: Where Pipes messages go in the ops bucket (the EMR job role may write only there).
-PIPES_PREFIX = "pipes"
+if TYPE_CHECKING:  # imported when an EMR job starts (orchestration/emr.py says why)
+    from dagster_aws.pipes import PipesEMRServerlessClient
 
 #: Local Spark: bind to loopback, no UI, quiet.
 LOCAL_CONF: dict[str, str] = {
@@ -40,23 +35,6 @@ LOCAL_CONF: dict[str, str] = {
     "spark.python.worker.reuse": "true",
     "spark.log.level": "WARN",
 }
-
-
-class PrefixedS3MessageReader(PipesS3MessageReader):
-    """Pipes' S3 reader, with its per-run message folder under a fixed prefix of the bucket."""
-
-    def __init__(self, *, prefix: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.prefix = prefix.strip("/")
-
-    @contextmanager
-    def get_params(self) -> Iterator[dict]:
-        with super().get_params() as params:
-            yield {**params, "key_prefix": f"{self.prefix}/{params['key_prefix']}"}
-
-
-def _random_suffix() -> str:
-    return "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
 
 
 class SparkResource(dg.ConfigurableResource):
@@ -145,13 +123,10 @@ class SparkResource(dg.ConfigurableResource):
             kwargs["endpoint_url"] = self.aws_endpoint
         return boto3.client(service, **kwargs)
 
-    def emr_client(self) -> PipesEMRServerlessClient:
-        reader = PrefixedS3MessageReader(
-            prefix=PIPES_PREFIX, bucket=self.pipes_bucket, client=self._aws("s3"), interval=10
-        )
-        return PipesEMRServerlessClient(
-            client=self._aws("emr-serverless"), message_reader=reader, poll_interval=15
-        )
+    def emr_client(self) -> "PipesEMRServerlessClient":
+        from orchestration.emr import emr_serverless_client
+
+        return emr_serverless_client(self._aws("emr-serverless"), self._aws("s3"), self.pipes_bucket)
 
     # -- either -----------------------------------------------------------------
     def run(

@@ -7,13 +7,8 @@ import dagster as dg
 import pytest
 
 from imagelake.settings import SPARK_PACKAGE_NAME, load_settings
-from orchestration.spark import (
-    PIPES_PREFIX,
-    SPARK_JOBS,
-    PrefixedS3MessageReader,
-    SparkResource,
-    spark_resource,
-)
+from orchestration.emr import PIPES_PREFIX, PrefixedS3MessageReader
+from orchestration.spark import SPARK_JOBS, SparkResource, spark_resource
 
 pytestmark = pytest.mark.integration
 
