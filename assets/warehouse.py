@@ -8,6 +8,7 @@ nothing. What starts a run is in orchestration/warehouse_schedules.py.
 """
 
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -162,10 +163,20 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
     yield_cpu_to_realtime(context.log)
     with single_writer(settings, context.log), environment({**settings.dbt_env(), **window.dbt_env()}):
         context.log.info(f"rebuilding days {window}{' from scratch' if config.full_refresh else ''}")
-        for event in dbt.cli(args, context=context).stream():
-            if isinstance(event, dg.Output):
-                event = event.with_metadata({**event.metadata, "days": str(window)})
-            yield event
+        invocation = dbt.cli(args, context=context)
+        try:
+            for event in invocation.stream():
+                if isinstance(event, dg.Output):
+                    event = event.with_metadata({**event.metadata, "days": str(window)})
+                yield event
+        except Exception:
+            context.log.error(
+                f"dbt's files of this build (dbt.log, compiled SQL) are kept in {invocation.target_path}"
+            )
+            raise
+    # Each build writes about 4 MB (compiled SQL, artifacts, dbt.log) to a folder of its own: with a
+    # refresh every half minute that fills a disk in days. A failed build keeps its folder.
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:

@@ -21,21 +21,21 @@ realtime_batch_job = dg.define_asset_job(
 #: Derivatives of one upload date (partition = the date).
 derivatives_job = dg.define_asset_job(
     "derivatives_job",
-    selection=dg.AssetSelection.keys("derivatives"),
+    selection=dg.AssetSelection.assets("derivatives"),
     description="Make every configured derivative of the processed images of one upload date.",
 )
 
 #: Compaction of one closed upload date.
 compaction_job = dg.define_asset_job(
     "compaction_job",
-    selection=dg.AssetSelection.keys("lake_compaction"),
+    selection=dg.AssetSelection.assets("lake_compaction"),
     description="Compact the batch files of one closed upload date into one file per table.",
 )
 
 #: Garbage collection and retention over the whole lake, then Dagster's own records.
 garbage_collection_job = dg.define_asset_job(
     "garbage_collection_job",
-    selection=dg.AssetSelection.keys("storage_inventory"),
+    selection=dg.AssetSelection.assets("storage_inventory"),
     description="Delete what is older than the retention period or orphaned; prune old runs and partitions.",
 )
 

@@ -15,8 +15,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.warehouse import dbt_resource, environment
-from imagelake.layout import BatchId
+from assets.warehouse import DBT_PROJECT_DIR, dbt_resource, environment
+from imagelake.layout import IMAGE_METADATA, BatchId, batch_file_key
 from imagelake.locks import is_locked
 from imagelake.settings import get_settings, load_settings
 from imagelake.store import Lake
@@ -104,8 +104,11 @@ def test_rerunning_a_day_changes_no_row(warehouse):
     settings, _ = warehouse
     before = fingerprint(settings)
     with dg.instance_for_test() as instance:
-        assert build(settings, instance, DayWindow(DAYS[1], DAYS[1])).success
+        result = build(settings, instance, DayWindow(DAYS[1], DAYS[1]))
+    assert result.success
     assert fingerprint(settings) == before
+    # A successful build leaves none of dbt's per-build files behind (they would pile up).
+    assert not list((DBT_PROJECT_DIR / "target").glob(f"warehouse_models-{result.run_id[:7]}-*"))
 
 
 def test_events_three_days_late_are_counted_on_their_upload_day(warehouse):
@@ -140,6 +143,24 @@ def test_an_empty_day_gives_zero_rows_and_no_failure(warehouse):
     for table in ("marts.daily_upload_stats", "marts.client_usage_daily", "marts.processing_latency_daily"):
         days = [r[0] for r in query(settings, f"select distinct upload_date from {table}")]
         assert not set(days) & set(empty), table
+
+
+def test_a_corrupt_lake_file_fails_the_build_loudly_and_keeps_the_warehouse_and_dbts_files(warehouse):
+    settings, _ = warehouse
+    before = fingerprint(settings)
+    bad = lake_root(settings) / batch_file_key(IMAGE_METADATA, str(TODAY), "not-parquet")
+    bad.write_bytes(b"this is not a parquet file")
+    with dg.instance_for_test() as instance:
+        result = build(settings, instance, DayWindow(TODAY, TODAY), raise_on_error=False)
+        logs = [e.message for e in instance.all_logs(result.run_id)]
+    assert not result.success
+    assert fingerprint(settings) == before  # the failed day's rows were not replaced
+    kept = [m for m in logs if "dbt's files of this build" in m]
+    assert kept, "the run log does not say where dbt's files of the failed build are"
+    folder = Path(kept[0].rsplit(" are kept in ", 1)[1])
+    assert (folder / "dbt.log").exists()
+    assert "not-parquet.parquet" in (folder / "dbt.log").read_text()
+    shutil.rmtree(folder)
 
 
 def test_a_new_nullable_column_in_the_curated_parquet_still_builds(warehouse):
