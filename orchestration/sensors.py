@@ -19,6 +19,7 @@ from imagelake.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
 from imagelake.settings import get_settings
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource
+from orchestration.ticks import minimum_interval
 
 
 def parse_cursor(raw: str | None) -> dict[int, int]:
@@ -59,7 +60,7 @@ _settings = get_settings()
 
 @dg.sensor(
     job=realtime_batch_job,
-    minimum_interval_seconds=_settings.sensor_interval_s,
+    minimum_interval_seconds=minimum_interval(_settings.sensor_interval_s),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns new upload events on Kafka into one realtime_batch_job run per offset range.",
 )

@@ -17,6 +17,7 @@ from assets.warehouse import LAKE_TABLE_ASSETS, warehouse_models
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse_days import DayWindow, days_of_materialization, lookback, refresh_window
 from orchestration.schedules import scheduled_at
+from orchestration.ticks import minimum_interval
 
 warehouse_job = dg.define_asset_job(
     "warehouse_job",
@@ -50,7 +51,7 @@ def today_utc() -> date:
 
 @dg.sensor(
     job=warehouse_job,
-    minimum_interval_seconds=get_settings().warehouse_refresh_interval_s,
+    minimum_interval_seconds=minimum_interval(get_settings().warehouse_refresh_interval_s),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Refreshes the warehouse for the upload days that new lake data touched "
