@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
-# One image for the upload API and the Dagster code location (and the run pods Dagster launches).
+# One image for the upload API and the two Dagster code locations (and the run pods Dagster launches).
 #   docker build -t imagelake-app:<tag> .
 #   API:            python -m imagelake.api                       (the default command)
-#   code location:  dagster api grpc --module-name orchestration.definitions --working-directory /opt/imagelake
+#   code locations: dagster api grpc --module-name orchestration.definitions --working-directory /opt/imagelake
+#                   dagster api grpc --module-name orchestration.warehouse_definitions --working-directory /opt/imagelake
 #
 # No JRE: in prod Spark runs on EMR Serverless (Dagster Pipes submits the job and reads its
 # messages from S3), so no JVM is ever started here. pyspark is still installed because it is a

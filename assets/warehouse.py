@@ -22,13 +22,12 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from imagelake.locks import exclusive
 from imagelake.settings import (
     PROJECT_ROOT,
-    WAREHOUSE_BUILD_NICENESS,
     WAREHOUSE_FIRST_DAY,
     Settings,
     get_settings,
 )
 from imagelake.warehouse_days import DayWindow
-from orchestration.dbt_prepare import in_run_worker
+from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -129,17 +128,6 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = old
 
 
-def yield_cpu_to_realtime(log: dg.DagsterLogManager) -> None:
-    """Lower this run's CPU priority, dbt's with it, when the run has a process of its own.
-
-    Only in a run worker: a test or an in-process materialization must not
-    renice the process it shares (niceness cannot be raised back unprivileged).
-    """
-    if in_run_worker() and hasattr(os, "nice"):
-        niceness = os.nice(WAREHOUSE_BUILD_NICENESS)
-        log.info(f"warehouse build runs at niceness {niceness}: real-time runs take the CPU first")
-
-
 _project = dbt_project(get_settings())
 if not in_run_worker():  # the code server parsed already; a run must not pay for it again
     _project.prepare_if_dev()
@@ -160,7 +148,9 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
     args = [*BUILD_ARGS, "--full-refresh"] if config.full_refresh else BUILD_ARGS
     if settings.dbt_target == "local":
         settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    yield_cpu_to_realtime(context.log)
+    niceness = yield_cpu_to_realtime()
+    if niceness is not None:
+        context.log.info(f"warehouse build runs at niceness {niceness}: real-time runs take the CPU first")
     with single_writer(settings, context.log), environment({**settings.dbt_env(), **window.dbt_env()}):
         context.log.info(f"rebuilding days {window}{' from scratch' if config.full_refresh else ''}")
         invocation = dbt.cli(args, context=context)

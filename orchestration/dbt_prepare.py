@@ -7,24 +7,12 @@ instead, with the same settings (``make docs``: ``docs generate``).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from imagelake.settings import PROJECT_ROOT, get_settings
-
-
-def in_run_worker() -> bool:
-    """Whether this process is a run worker, which Dagster's code server starts with multiprocessing.
-
-    Under ``dagster dev`` every process that loads the code location would run
-    ``dbt parse`` (``prepare_if_dev``): 5 CPU-seconds, under a file lock, in
-    every real-time batch run. The code server that launches a run has parsed
-    the project when it loaded, so its run workers use that manifest.
-    """
-    return multiprocessing.parent_process() is not None
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,4 +1,8 @@
-"""The imagelake code location (``workspace.yaml`` loads this module)."""
+"""The imagelake code location: the lake, the real-time path and the batch jobs (``workspace.yaml``).
+
+The dbt models are a location of their own (orchestration/warehouse_definitions.py),
+so a real-time batch run, a new process per sensor tick, does not import dbt.
+"""
 
 import dagster as dg
 
@@ -6,7 +10,6 @@ from assets.curated import image_metadata
 from assets.derivatives import derivatives
 from assets.maintenance import garbage_collection, lake_compaction
 from assets.raw import dead_letters, raw_images, upload_events
-from assets.warehouse import dbt_resource, warehouse_models
 from imagelake.settings import get_settings
 from orchestration.jobs import (
     compaction_job,
@@ -19,11 +22,6 @@ from orchestration.resources import catalog_resource, kafka_resource, lake_resou
 from orchestration.schedules import batch_schedules
 from orchestration.sensors import kafka_upload_sensor
 from orchestration.spark import spark_resource
-from orchestration.warehouse_schedules import (
-    warehouse_hourly_schedule,
-    warehouse_job,
-    warehouse_refresh_sensor,
-)
 
 settings = get_settings()
 
@@ -36,18 +34,16 @@ defs = dg.Definitions(
         derivatives,
         lake_compaction,
         garbage_collection,
-        warehouse_models,
     ],
     jobs=[
         realtime_batch_job,
         derivatives_job,
         compaction_job,
         garbage_collection_job,
-        warehouse_job,
         heartbeat_job,
     ],
-    schedules=[*batch_schedules, warehouse_hourly_schedule],
-    sensors=[kafka_upload_sensor, warehouse_refresh_sensor],
+    schedules=batch_schedules,
+    sensors=[kafka_upload_sensor],
     # Every job here is one or two steps: a step subprocess per run (the multiprocess default) would
     # only add a second process start, ~3 s of CPU, to each run on a small machine.
     executor=dg.in_process_executor,
@@ -55,7 +51,6 @@ defs = dg.Definitions(
         "lake": lake_resource(settings),
         "kafka": kafka_resource(settings),
         "catalog": catalog_resource(settings),
-        "dbt": dbt_resource(settings),
         "spark": spark_resource(settings),
     },
 )

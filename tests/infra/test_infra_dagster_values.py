@@ -264,15 +264,20 @@ def test_required_sections_for_our_setup():
     assert not any(v[k]["enabled"] for k in ("rabbitmq", "redis", "flower"))
 
 
-def test_code_location_matches_workspace_yaml_and_the_image():
-    (deployment,) = values()["dagster-user-deployments"]["deployments"]
-    (location,) = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]
-    args = deployment["dagsterApiGrpcArgs"]
-    assert args[args.index("--module-name") + 1] == location["python_module"]["module_name"]
-    assert deployment["name"] == location["python_module"]["location_name"]
+def test_code_locations_match_workspace_yaml_and_the_image():
+    deployments = values()["dagster-user-deployments"]["deployments"]
+    locations = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]
     workdir = re.findall(r"^WORKDIR (\S+)", (PROJECT_ROOT / "Dockerfile").read_text(), re.M)[-1]
-    assert args[args.index("--working-directory") + 1] == workdir
-    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    modules = {}
+    for deployment in deployments:
+        args = deployment["dagsterApiGrpcArgs"]
+        modules[deployment["name"]] = args[args.index("--module-name") + 1]
+        assert args[args.index("--working-directory") + 1] == workdir
+        assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    assert modules == {
+        x["python_module"]["location_name"]: x["python_module"]["module_name"] for x in locations
+    }
+    assert len({d["port"] for d in deployments}) == len(deployments)
 
 
 def test_values_agree_with_the_aws_stacks(context):
@@ -282,7 +287,7 @@ def test_values_agree_with_the_aws_stacks(context):
     logs = v["computeLogManager"]["config"]["s3ComputeLogManager"]
     assert logs["bucket"] == config.ops_bucket_name
     assert f"{logs['prefix']}/" == access.DAGSTER_LOGS
-    (deployment,) = v["dagster-user-deployments"]["deployments"]
-    assert deployment["image"]["repository"].endswith(f".amazonaws.com/{config.name('app')}")
     example = json.loads((PROJECT_ROOT / "infra" / "aws" / "example-context.json").read_text())
-    assert f"{example['account']}.dkr.ecr.{example['region']}" in deployment["image"]["repository"]
+    for deployment in v["dagster-user-deployments"]["deployments"]:
+        assert deployment["image"]["repository"].endswith(f".amazonaws.com/{config.name('app')}")
+        assert f"{example['account']}.dkr.ecr.{example['region']}" in deployment["image"]["repository"]

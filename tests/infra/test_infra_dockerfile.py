@@ -70,6 +70,7 @@ def test_the_code_location_and_api_files_reach_the_image():
         "dbt_project/profiles.yml",
         "imagelake/api/app.py",
         "orchestration/definitions.py",
+        "orchestration/warehouse_definitions.py",
         "assets/__init__.py",
     ):
         assert (PROJECT_ROOT / needed).exists(), needed
