@@ -35,7 +35,6 @@ from tests.support import lake_data
 from tests.support.warehouse import fingerprint
 
 DBT_PROJECT = PROJECT_ROOT / "dbt_project"
-BUILD = ["build", "--exclude", "resource_type:unit_test"]
 
 
 def generate(root: Path, days: int, images: int) -> list[str]:
@@ -100,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from dbt.cli.main import dbtRunner  # imported after the environment is set
 
+    from assets.warehouse import BUILD_ARGS  # what a warehouse run runs, flags included
+
     where = [
         "--project-dir",
         str(DBT_PROJECT),
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in (MIN_DATE_ENV, MAX_DATE_ENV):
                 os.environ.pop(name, None)
             os.environ.update(window_env or {})
-            result = runner.invoke([*BUILD, *extra, *where])
+            result = runner.invoke([*BUILD_ARGS, *extra, *where])
             release_warehouse()
             if not result.success:
                 raise SystemExit(f"dbt {' '.join(extra)} failed: {result.exception or 'see the dbt log'}")
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cli = {}
     if not args.no_cli:
-        command = [str(Path(sys.executable).with_name("dbt")), *BUILD, *where]
+        command = [str(Path(sys.executable).with_name("dbt")), *BUILD_ARGS, *where]
         env = {**os.environ}
         env.pop(MIN_DATE_ENV, None)
         env.pop(MAX_DATE_ENV, None)
