@@ -4,7 +4,8 @@ The swap is safe for readers that follow the exactly-once read rule
 (:mod:`imagelake.layout`): the compacted files are written and verified
 (read back, compared row for row with what they replace) before any file
 they replace is deleted, so every row is in at least one live file at every
-moment, and copies are identical.
+moment, and copies are identical (or one is a duplicate correction, which the
+read rule prefers: :data:`imagelake.layout.ROW_PREFERENCE`).
 
 - Re-running compaction of a compacted day finds one generation of compacted
   files and nothing else: it does nothing.
@@ -100,7 +101,7 @@ def exactly_once_sql(table_name: str, lake_root: str) -> str:
     """The read rule as a DuckDB query over every file of a table (what dbt staging does)."""
     identity = ", ".join(layout.ROW_IDENTITY[table_name])
     preference = [
-        f"{column} {'asc' if order == 'ascending' else 'desc'}"
+        f"{column} {'asc' if order == 'ascending' else 'desc'} nulls last"
         for column, order in layout.ROW_PREFERENCE.get(table_name, ())
     ]
     order = ", ".join([*preference, "filename"])

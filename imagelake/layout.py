@@ -22,8 +22,10 @@ verifies them, then deletes the files they replace. For a while both exist.
 and keep one row per :data:`ROW_IDENTITY` of the table; where rows of one
 identity differ, keep the first by :data:`ROW_PREFERENCE`. Copies of a row
 (in a batch file and in a compacted file, or in two compacted generations)
-are identical, so a reader following the rule counts every row exactly once
-before, during and after a compaction. ``imagelake.compaction.exactly_once_sql``
+are identical, or, for a duplicate correction written beside a compacted
+file, differ only in the duplicate columns, which the preference settles; so
+a reader following the rule counts every row exactly once before, during and
+after a compaction. ``imagelake.compaction.exactly_once_sql``
 spells the rule in SQL; dbt's staging models follow it.
 """
 
@@ -108,10 +110,13 @@ ROW_IDENTITY: dict[str, tuple[str, ...]] = {
     "storage_inventory": ("snapshot_at", "zone", "prefix", "data_date"),
 }
 
-#: Which of several rows with one identity a reader keeps: first by these (column, order) pairs.
-#: Metadata keeps its first result; a derivative row describes the newest write of its object.
+#: Which of several rows with one identity a reader keeps: first by these (column, order) pairs,
+#: nulls last. Metadata keeps its first result; of two copies of it, the one with the earliest
+#: ``duplicate_of``: a correction of a compacted batch (imagelake.resolution) beside the stale
+#: compacted copy, and answers only ever move earlier. A derivative row describes the newest
+#: write of its object.
 ROW_PREFERENCE: dict[str, tuple[tuple[str, str], ...]] = {
-    IMAGE_METADATA: (("processed_at", "ascending"),),
+    IMAGE_METADATA: (("processed_at", "ascending"), ("duplicate_of", "ascending")),
     "derivatives": (("created_at", "descending"),),
 }
 

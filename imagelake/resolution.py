@@ -32,15 +32,26 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pyarrow.compute as pc
+
 from imagelake import layout
 from imagelake.duplicates import HashIndex, merge_day, write_segment
 from imagelake.hashing import from_hex
 from imagelake.layout import IMAGE_METADATA
-from imagelake.parquet import WrittenFile, from_parquet_bytes, rows_to_table, to_parquet_bytes
+from imagelake.parquet import (
+    WrittenFile,
+    day_files,
+    from_parquet_bytes,
+    read_table_file,
+    rows_to_table,
+    to_parquet_bytes,
+)
 from imagelake.store import Lake, ObjectMissing
 
 #: A run that keeps finding new relevant segments gives up after this many rounds (and fails).
 MAX_ROUNDS = 50
+#: Listings of a day's compacted files tried when a compaction swaps them mid-read.
+FOLDED_READ_ATTEMPTS = 3
 
 
 class ResolutionError(RuntimeError):
@@ -110,6 +121,32 @@ def _affected_files(
     return keys
 
 
+def _rows_of(lake: Lake, key: str) -> list[dict] | None:
+    """Another batch's ``image_metadata`` rows of one day, to correct them; None if it wrote none yet.
+
+    They are in the batch's file or, once compaction folded that file away, in
+    the day's compacted files. A correction of folded rows is written as the
+    batch's file again, beside the compacted ones: its rows share identity
+    and ``processed_at`` with their compacted copies, and the read rule
+    prefers the copy with the earliest ``duplicate_of``, the better-informed
+    answer (:data:`imagelake.layout.ROW_PREFERENCE`); the next compaction
+    folds it in.
+    """
+    with contextlib.suppress(ObjectMissing):
+        return from_parquet_bytes(lake.get(key)).to_pylist()
+    dt = layout.parse_dt(key).isoformat()
+    batch_id = key.rsplit("/", 1)[-1].removesuffix(".parquet")
+    for _ in range(FOLDED_READ_ATTEMPTS):
+        compacted = [f.key for f in day_files(lake, IMAGE_METADATA, dt) if layout.is_compacted_key(f.key)]
+        try:
+            tables = [read_table_file(lake, IMAGE_METADATA, k) for k in compacted]
+        except ObjectMissing:
+            continue  # a newer compaction replaced the files between the listing and the read
+        rows = [r for t in tables for r in t.filter(pc.equal(t["batch_id"], batch_id)).to_pylist()]
+        return rows or None
+    raise ResolutionError(f"{key}: the compacted files of dt={dt} kept changing while being read; re-run")
+
+
 @dataclass
 class Settlement:
     """What a batch's resolution wrote."""
@@ -167,9 +204,9 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
             )
         started = time.monotonic()
         for key in _affected_files(index, rows, batch_id, threshold, window) - others.keys():
-            # A file not written yet is left to its own batch, which will see this batch's segment.
-            with contextlib.suppress(ObjectMissing):
-                others[key] = from_parquet_bytes(lake.get(key)).to_pylist()
+            # A batch that wrote nothing yet is left alone: it will see this batch's segment.
+            if (found := _rows_of(lake, key)) is not None:
+                others[key] = found
         plans = {key: resolve_rows(index, src, threshold, window) for key, src in {**others, **own}.items()}
         search_s += time.monotonic() - started
         changed = False

@@ -49,7 +49,9 @@ def images(lake_root: Path) -> pd.DataFrame:
     events["upload_date"] = _day(events["uploaded_at"])
     meta = read_table(lake_root, "image_metadata")
     if not meta.empty:
-        meta = meta.sort_values(["image_id", "processed_at", "batch_id"]).drop_duplicates("image_id")
+        meta = meta.sort_values(
+            ["image_id", "processed_at", "batch_id", "duplicate_of"], na_position="last"
+        ).drop_duplicates("image_id")
         meta = meta.set_index("image_id")[
             ["status", "processed_at", "duplicate_of", "duplicate_kind", "duplicate_distance"]
         ]

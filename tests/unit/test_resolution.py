@@ -3,15 +3,18 @@
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from imagelake import layout
+from imagelake.compaction import compact_day, exactly_once, exactly_once_sql
 from imagelake.duplicates import MERGE_FAN_IN
 from imagelake.hashing import hamming, to_hex
 from imagelake.ids import new_image_id
-from imagelake.parquet import read_batch_table
+from imagelake.parquet import day_files, read_batch_table, read_table_file
 from imagelake.resolution import metadata_key, settle
 from imagelake.store import Lake
 
@@ -134,6 +137,54 @@ def test_a_late_batch_corrects_batches_that_ran_before_it(lake):
     assert lake_answers(lake, list(batches)) == oracle([r for b in batches.values() for r in b])
     corrected = read_batch_table(lake, "image_metadata", "t-1-0-1").to_pylist()
     assert [r["processed_at"] for r in corrected] == [r["processed_at"] for r in batches["t-1-0-1"]]
+
+
+def read_rule_answers(lake: Lake) -> dict[str, str | None]:
+    """Each image's duplicate_of as readers see it: every file of the table, the exactly-once read rule,
+    in Python (compaction) and in SQL (dbt staging); the two must agree."""
+    files = [
+        f.key for f in lake.list(layout.table_prefix(layout.IMAGE_METADATA)) if f.key.endswith(".parquet")
+    ]
+    table = exactly_once(
+        pa.concat_tables([read_table_file(lake, layout.IMAGE_METADATA, k) for k in files]),
+        layout.IMAGE_METADATA,
+    )
+    python = dict(zip(table["image_id"].to_pylist(), table["duplicate_of"].to_pylist(), strict=True))
+    root = lake.url.removeprefix("file://")
+    sql = duckdb.sql(f"select image_id, duplicate_of from ({exactly_once_sql(layout.IMAGE_METADATA, root)})")
+    assert dict(sql.fetchall()) == python
+    return python
+
+
+def test_a_late_batch_corrects_a_batch_that_compaction_already_folded(lake):
+    """The later copies' day was compacted before the original arrived: the correction lands anyway."""
+    batches = scenario()
+    everything = [r for b in batches.values() for r in b]
+    for batch in ["t-2-0-1", "t-1-0-1"]:
+        run(lake, batch, batches[batch])
+    compact_day(lake, layout.IMAGE_METADATA, "2026-11-24", target_bytes=1 << 27, today=date(2026, 11, 25))
+    assert not lake.exists(metadata_key("t-1-0-1", "2026-11-24"))  # folded away
+    copy = batches["t-1-0-1"][0]["image_id"]
+    assert read_rule_answers(lake)[copy] is None
+
+    settled = run(lake, "t-0-0-1", batches["t-0-0-1"])
+
+    # The folded batches' rows come back as their files, corrected, beside the stale compacted copies.
+    assert sorted(settled.corrected_files) == sorted(
+        [metadata_key("t-1-0-1", "2026-11-24"), metadata_key("t-2-0-1", "2026-11-24")]
+    )
+    assert {r["image_id"] for r in settled.corrected if r["duplicate_of"]} == {
+        copy,
+        batches["t-1-0-1"][1]["image_id"],
+        batches["t-2-0-1"][0]["image_id"],
+    }
+    assert read_rule_answers(lake) == oracle(everything)
+    # The next compaction folds the corrections in; a re-run of the late batch then changes nothing.
+    compact_day(lake, layout.IMAGE_METADATA, "2026-11-24", target_bytes=1 << 27, today=date(2026, 11, 25))
+    assert all(layout.is_compacted_key(f.key) for f in day_files(lake, layout.IMAGE_METADATA, "2026-11-24"))
+    assert read_rule_answers(lake) == oracle(everything)
+    assert run(lake, "t-0-0-1", batches["t-0-0-1"]).corrected_files == []
+    assert read_rule_answers(lake) == oracle(everything)
 
 
 class GatedLake(Lake):
