@@ -117,6 +117,18 @@ def test_in_order_batches_find_duplicates_within_and_across_batches(lake):
     assert lake_answers(lake, list(batches)) == oracle([r for b in batches.values() for r in b])
 
 
+def assert_corrected_the_later_batches(settled, batches) -> None:
+    """The late original batch of scenario() rewrote both later batches' files and their three copies."""
+    assert sorted(settled.corrected_files) == sorted(
+        [metadata_key("t-1-0-1", "2026-11-24"), metadata_key("t-2-0-1", "2026-11-24")]
+    )
+    assert {r["image_id"] for r in settled.corrected if r["duplicate_of"]} == {
+        batches["t-1-0-1"][0]["image_id"],
+        batches["t-1-0-1"][1]["image_id"],
+        batches["t-2-0-1"][0]["image_id"],
+    }
+
+
 def test_a_late_batch_corrects_batches_that_ran_before_it(lake):
     batches = scenario()
     late = "t-0-0-1"
@@ -125,15 +137,7 @@ def test_a_late_batch_corrects_batches_that_ran_before_it(lake):
     before = lake_answers(lake, ["t-1-0-1", "t-2-0-1"])
     copy = batches["t-1-0-1"][0]["image_id"]
     assert before[copy] is None  # the original was not there yet
-    settled = run(lake, late, batches[late])
-    assert sorted(settled.corrected_files) == sorted(
-        [metadata_key("t-1-0-1", "2026-11-24"), metadata_key("t-2-0-1", "2026-11-24")]
-    )
-    assert {r["image_id"] for r in settled.corrected if r["duplicate_of"]} == {
-        copy,
-        batches["t-1-0-1"][1]["image_id"],
-        batches["t-2-0-1"][0]["image_id"],
-    }
+    assert_corrected_the_later_batches(run(lake, late, batches[late]), batches)
     assert lake_answers(lake, list(batches)) == oracle([r for b in batches.values() for r in b])
     corrected = read_batch_table(lake, "image_metadata", "t-1-0-1").to_pylist()
     assert [r["processed_at"] for r in corrected] == [r["processed_at"] for r in batches["t-1-0-1"]]
@@ -167,17 +171,8 @@ def test_a_late_batch_corrects_a_batch_that_compaction_already_folded(lake):
     copy = batches["t-1-0-1"][0]["image_id"]
     assert read_rule_answers(lake)[copy] is None
 
-    settled = run(lake, "t-0-0-1", batches["t-0-0-1"])
-
     # The folded batches' rows come back as their files, corrected, beside the stale compacted copies.
-    assert sorted(settled.corrected_files) == sorted(
-        [metadata_key("t-1-0-1", "2026-11-24"), metadata_key("t-2-0-1", "2026-11-24")]
-    )
-    assert {r["image_id"] for r in settled.corrected if r["duplicate_of"]} == {
-        copy,
-        batches["t-1-0-1"][1]["image_id"],
-        batches["t-2-0-1"][0]["image_id"],
-    }
+    assert_corrected_the_later_batches(run(lake, "t-0-0-1", batches["t-0-0-1"]), batches)
     assert read_rule_answers(lake) == oracle(everything)
     # The next compaction folds the corrections in; a re-run of the late batch then changes nothing.
     compact_day(lake, layout.IMAGE_METADATA, "2026-11-24", target_bytes=1 << 27, today=date(2026, 11, 25))
