@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,9 @@ BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_me
 #: events from its output) and the per-build log keeps warnings and errors only: together they were
 #: a sixth of a one-day build (docs/design.md, "Warehouse").
 BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test", "--no-write-json", "--log-level-file", "warn"]
+
+#: How long the dbt folder of a failed or stopped build is kept for a look at its dbt.log.
+BUILD_FOLDER_KEEP = timedelta(days=1)
 
 #: How long a build waits for another to release the local warehouse before it gives up.
 WRITER_WAIT_S = 30 * 60
@@ -168,8 +172,22 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
             )
             raise
     # Each build writes about 4 MB (compiled SQL, artifacts, dbt.log) to a folder of its own: with a
-    # refresh every half minute that fills a disk in days. A failed build keeps its folder.
+    # refresh every half minute that fills a disk in days. A failed build keeps its folder, for a while.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
+    pruned = prune_build_folders(invocation.target_path.parent, context.op_execution_context.op.name)
+    if pruned:
+        context.log.info(f"removed {len(pruned)} build folder(s) older than {BUILD_FOLDER_KEEP}: {pruned}")
+
+
+def prune_build_folders(target: Path, op_name: str, now: datetime | None = None) -> list[str]:
+    """Remove the dbt folders of this op's builds that failed or were stopped more than a day ago."""
+    cutoff = (now or datetime.now(UTC)) - BUILD_FOLDER_KEEP
+    removed = []
+    for folder in sorted(target.glob(f"{op_name}-*")):
+        if folder.is_dir() and datetime.fromtimestamp(folder.stat().st_mtime, UTC) < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:
