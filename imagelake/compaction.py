@@ -26,6 +26,7 @@ from datetime import date
 import pyarrow as pa
 
 from imagelake import layout
+from imagelake.job_params import JobParams
 from imagelake.parquet import day_files, read_table_file, to_parquet_bytes
 from imagelake.store import Lake, ObjectInfo
 
@@ -34,7 +35,7 @@ COMPACTED_TABLES: tuple[str, ...] = tuple(layout.TABLE_PREFIXES)
 
 
 @dataclass(frozen=True)
-class CompactParams:
+class CompactParams(JobParams):
     """One compaction run (one closed day, every table); travels to Spark as Pipes extras."""
 
     lake_url: str
@@ -46,17 +47,6 @@ class CompactParams:
 
     def __post_init__(self) -> None:
         layout.parse_dt(f"dt={self.dt}")
-
-    def lake(self) -> Lake:
-        return Lake(self.lake_url, self.s3_endpoint, self.region)
-
-    def to_extras(self) -> dict:
-        return {**asdict(self), "tables": list(self.tables)}
-
-    @classmethod
-    def from_extras(cls, extras: dict) -> CompactParams:
-        fields = {k: extras[k] for k in cls.__dataclass_fields__ if k in extras}
-        return cls(**{**fields, "tables": tuple(fields.get("tables", COMPACTED_TABLES))})
 
 
 class CompactionError(RuntimeError):

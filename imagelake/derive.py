@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -29,6 +29,7 @@ from imagelake import layout
 from imagelake.catalog import Catalog, CatalogUnavailable
 from imagelake.compaction import exactly_once
 from imagelake.derivatives import EXTENSIONS, DerivativeError, DerivativeSpec, render, target_dimensions
+from imagelake.job_params import JobParams
 from imagelake.parquet import WrittenFile, day_files, read_table_file, rows_to_table, write_batch_table
 from imagelake.schemas import SCHEMAS
 from imagelake.store import Lake, ObjectMissing
@@ -38,7 +39,7 @@ TRANSIENT_ERRORS: tuple[str, ...] = ("catalog unavailable",)
 
 
 @dataclass(frozen=True)
-class DeriveParams:
+class DeriveParams(JobParams):
     """Everything a derivatives run needs; travels to Spark as Pipes extras (plain JSON)."""
 
     lake_url: str
@@ -60,19 +61,8 @@ class DeriveParams:
     def spec(self) -> DerivativeSpec:
         return DerivativeSpec(sizes=tuple(self.sizes), formats=tuple(self.formats))
 
-    def lake(self) -> Lake:
-        return Lake(self.lake_url, self.s3_endpoint, self.region)
-
     def catalog(self) -> Catalog | None:
         return Catalog(self.catalog_table, self.catalog_endpoint, self.region) if self.catalog_table else None
-
-    def to_extras(self) -> dict:
-        return {**asdict(self), "sizes": list(self.sizes), "formats": list(self.formats)}
-
-    @classmethod
-    def from_extras(cls, extras: dict) -> DeriveParams:
-        fields = {k: extras[k] for k in cls.__dataclass_fields__ if k in extras}
-        return cls(**{**fields, "sizes": tuple(fields["sizes"]), "formats": tuple(fields["formats"])})
 
 
 @dataclass(frozen=True)

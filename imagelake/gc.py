@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from imagelake import layout
 from imagelake.ids import image_id_time
-from imagelake.store import Lake, ObjectInfo
+from imagelake.job_params import JobParams
+from imagelake.store import ObjectInfo
 
 EXPIRED = "expired"
 EXPIRED_DEAD_LETTER = "expired_dead_letter"
@@ -119,7 +120,7 @@ def plan(objects: list[ObjectInfo], unannounced: set[str], policy: GcPolicy) -> 
 
 
 @dataclass(frozen=True)
-class GcParams:
+class GcParams(JobParams):
     """One garbage-collection run; travels to Spark as Pipes extras."""
 
     lake_url: str
@@ -131,19 +132,9 @@ class GcParams:
     #: ISO timestamp standing for "now" (tests replay a seeded lake); empty means the clock.
     now: str = ""
 
-    def lake(self) -> Lake:
-        return Lake(self.lake_url, self.s3_endpoint, self.region)
-
     def policy(self) -> GcPolicy:
         now = datetime.fromisoformat(self.now) if self.now else datetime.now(UTC)
         return GcPolicy(now, self.retention_days, timedelta(hours=self.grace_hours))
-
-    def to_extras(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_extras(cls, extras: dict) -> GcParams:
-        return cls(**{k: extras[k] for k in cls.__dataclass_fields__ if k in extras})
 
 
 def summarize(doomed: list[Doomed]) -> dict[str, dict[str, int]]:
