@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             f"work beyond the fixed cost: full {full - fixed:.2f}s, one day {incremental - fixed:.2f}s, "
             f"ratio {(full - fixed) / (incremental - fixed):.2f}"
         )
+    if full > fixed:
+        ideal = fixed + (full - fixed) / args.days  # the fixed cost plus a 1/days share of the full work
+        print(
+            f"with this fixed cost, a build of 1 of {args.days} days that does exactly its share of the work "
+            f"takes {ideal:.2f}s: ratio at most {full / ideal:.2f}"
+        )
     if cli:
         print(
             f"dbt command line, once each: full {cli['full']:.2f}s, incremental {cli['incremental']:.2f}s, "
