@@ -21,12 +21,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from imagelake.locks import exclusive
-from imagelake.settings import (
-    PROJECT_ROOT,
-    WAREHOUSE_FIRST_DAY,
-    Settings,
-    get_settings,
-)
+from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
 from imagelake.warehouse_days import DayWindow
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
 

@@ -175,14 +175,14 @@ def derive_image(
                 )
             )
     else:
+        reason = None
         try:
             rendered = render(lake.get(image.key), spec, max_pixels=params.max_pixels)
-        except (ObjectMissing, DerivativeError) as exc:
-            reason = (
-                exc.reason
-                if isinstance(exc, DerivativeError)
-                else "missing: the raw object was deleted before its derivatives were made"
-            )
+        except ObjectMissing:
+            reason = "missing: the raw object was deleted before its derivatives were made"
+        except DerivativeError as exc:
+            reason = exc.reason
+        if reason is not None:
             return [
                 _failed(image, s, f, now, params.run_id, reason) for s in spec.sizes for f in spec.formats
             ]

@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from imagelake import layout
@@ -46,6 +47,7 @@ from imagelake.parquet import (
     rows_to_table,
     to_parquet_bytes,
 )
+from imagelake.schemas import SCHEMAS
 from imagelake.store import Lake, ObjectMissing
 
 #: A run that keeps finding new relevant segments gives up after this many rounds (and fails).
@@ -99,29 +101,41 @@ def _by_file(batch_id: str, rows: list[dict]) -> dict[str, list[dict]]:
 
 def _affected_files(
     index: HashIndex, rows: list[dict], batch_id: str, threshold: int, window: timedelta
-) -> set[str]:
-    """Files of other batches whose rows this batch's images change.
+) -> set[tuple[str, str]]:
+    """The (batch, day) files of other batches whose rows this batch's images change.
 
     Those holding later images this batch's images may be the original of, and
     those holding a second delivery of an image this batch owns.
     """
-    keys = set()
+    files = set()
     for row in rows:
         if index.owner(row["image_id"]) != batch_id:
             continue
         dt = layout.dt_of(row["uploaded_at"])
-        keys.update(metadata_key(other, dt) for other in index.also_seen_by(row["image_id"]))
+        files.update((other, dt) for other in index.also_seen_by(row["image_id"]))
         if row["status"] != "processed" or not row["phash"]:
             continue
         for later in index.later_matches(
             row["image_id"], row["uploaded_at"], from_hex(row["phash"]), threshold, window
         ):
             if later.batch_id != batch_id:
-                keys.add(metadata_key(later.batch_id, layout.dt_of(later.uploaded_at)))
-    return keys
+                files.add((later.batch_id, layout.dt_of(later.uploaded_at)))
+    return files
 
 
-def _rows_of(lake: Lake, key: str) -> list[dict] | None:
+def _compacted_rows(lake: Lake, dt: str) -> pa.Table:
+    """Every row of one day's compacted ``image_metadata`` files."""
+    for _ in range(FOLDED_READ_ATTEMPTS):
+        keys = [f.key for f in day_files(lake, IMAGE_METADATA, dt) if layout.is_compacted_key(f.key)]
+        try:
+            tables = [read_table_file(lake, IMAGE_METADATA, k) for k in keys]
+        except ObjectMissing:
+            continue  # a newer compaction replaced the files between the listing and the read
+        return pa.concat_tables(tables) if tables else SCHEMAS[IMAGE_METADATA].empty_table()
+    raise ResolutionError(f"the compacted files of dt={dt} kept changing while being read; re-run the batch")
+
+
+def _rows_of(lake: Lake, batch_id: str, dt: str, compacted: dict[str, pa.Table]) -> list[dict] | None:
     """Another batch's ``image_metadata`` rows of one day, to correct them; None if it wrote none yet.
 
     They are in the batch's file or, once compaction folded that file away, in
@@ -130,21 +144,15 @@ def _rows_of(lake: Lake, key: str) -> list[dict] | None:
     and ``processed_at`` with their compacted copies, and the read rule
     prefers the copy with the earliest ``duplicate_of``, the better-informed
     answer (:data:`imagelake.layout.ROW_PREFERENCE`); the next compaction
-    folds it in.
+    folds it in. ``compacted`` keeps each day's compacted rows for the run:
+    one read per day, however many folded batches it corrects.
     """
     with contextlib.suppress(ObjectMissing):
-        return from_parquet_bytes(lake.get(key)).to_pylist()
-    dt = layout.parse_dt(key).isoformat()
-    batch_id = key.rsplit("/", 1)[-1].removesuffix(".parquet")
-    for _ in range(FOLDED_READ_ATTEMPTS):
-        compacted = [f.key for f in day_files(lake, IMAGE_METADATA, dt) if layout.is_compacted_key(f.key)]
-        try:
-            tables = [read_table_file(lake, IMAGE_METADATA, k) for k in compacted]
-        except ObjectMissing:
-            continue  # a newer compaction replaced the files between the listing and the read
-        rows = [r for t in tables for r in t.filter(pc.equal(t["batch_id"], batch_id)).to_pylist()]
-        return rows or None
-    raise ResolutionError(f"{key}: the compacted files of dt={dt} kept changing while being read; re-run")
+        return from_parquet_bytes(lake.get(metadata_key(batch_id, dt))).to_pylist()
+    if dt not in compacted:
+        compacted[dt] = _compacted_rows(lake, dt)
+    day = compacted[dt]
+    return day.filter(pc.equal(day["batch_id"], batch_id)).to_pylist() or None
 
 
 @dataclass
@@ -195,6 +203,7 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
     others: dict[str, list[dict]] = {}
     written: dict[str, list[dict]] = {}
     sizes: dict[str, int] = {}
+    compacted: dict[str, pa.Table] = {}
     rounds = 0
     while True:
         rounds += 1
@@ -203,9 +212,10 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
                 f"{batch_id}: duplicate resolution still changing after {MAX_ROUNDS} rounds; re-run the batch"
             )
         started = time.monotonic()
-        for key in _affected_files(index, rows, batch_id, threshold, window) - others.keys():
+        for other, dt in _affected_files(index, rows, batch_id, threshold, window):
+            key = metadata_key(other, dt)
             # A batch that wrote nothing yet is left alone: it will see this batch's segment.
-            if (found := _rows_of(lake, key)) is not None:
+            if key not in others and (found := _rows_of(lake, other, dt, compacted)) is not None:
                 others[key] = found
         plans = {key: resolve_rows(index, src, threshold, window) for key, src in {**others, **own}.items()}
         search_s += time.monotonic() - started

@@ -61,6 +61,8 @@ WAREHOUSE_FIRST_DAY = "2026-01-01"
 #: A warehouse run lowers its CPU priority by this much (dbt inherits it): the marts refresh
 #: is background work, and on a shared machine the real-time runs' latency comes first.
 WAREHOUSE_BUILD_NICENESS = 10
+#: The warehouse refresh sensor looks for new lake data at most this often (seconds).
+WAREHOUSE_REFRESH_INTERVAL_S = 30
 
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
@@ -191,7 +193,7 @@ class Settings:
     #: The warehouse refresh sensor looks for new lake data at most this often. A refresh is a
     #: `dbt build` of a dozen models (~10 CPU-seconds): refreshing after every 5-second batch would
     #: keep a core busy and slow the real-time runs it shares the machine with.
-    warehouse_refresh_interval_s: int = 30
+    warehouse_refresh_interval_s: int = WAREHOUSE_REFRESH_INTERVAL_S
 
     derivative_sizes: tuple[int, ...] = DERIVATIVE_SIZES
     derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
@@ -316,7 +318,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),
         pipes_bucket=env.get("IMAGELAKE_PIPES_BUCKET", ""),
         warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
-        warehouse_refresh_interval_s=_int(env, "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S", 30, 1),
+        warehouse_refresh_interval_s=_int(
+            env, "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S", WAREHOUSE_REFRESH_INTERVAL_S, 1
+        ),
         duplicate_max_distance=_duplicate_distance(env),
         sensor_max_queued_runs=_int(env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", 1, 1),
     )
