@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -228,6 +229,51 @@ def test_empty_lake_builds_empty_marts(imagelake_env):
         assert query(settings, f"select count(*) from marts.{mart}") == [(0,)]
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
+
+
+def build_views(settings, *extra: str) -> dict[str, str]:
+    """dbt's own run of the views alone: what each one's materialization did ("OK" or "UNCHANGED")."""
+    with environment(settings.dbt_env()):
+        invocation = dbt_resource(settings).cli(["run", "--select", "config.materialized:view", *extra])
+        invocation.wait()
+    results = invocation.get_artifact("run_results.json")["results"]
+    return {r["unique_id"].rsplit(".", 1)[1]: r["adapter_response"]["_message"] for r in results}
+
+
+def test_a_view_is_created_again_only_when_its_sql_changes(imagelake_env):
+    """Refreshes leave unchanged views alone (macros/view_unchanged.sql); new SQL or a full refresh replaces them."""
+    settings = imagelake_env()
+    settings.warehouse_path.parent.mkdir(parents=True)
+    created = build_views(settings)
+    assert len(created) == 6 and set(created.values()) == {"OK"}, created  # 5 staging views, 1 intermediate
+    assert set(build_views(settings).values()) == {"UNCHANGED"}
+
+    # The lake's first files turn each staging view from its empty stand-in into a read of the files.
+    lake = Lake.from_settings(settings)
+    write_days(lake, [TODAY])
+    after_files = build_views(settings)
+    assert {name for name, done in after_files.items() if done == "OK"} == {
+        n for n in created if n.startswith("stg_")
+    }
+    assert after_files["int_derivatives_by_image"] == "UNCHANGED"
+
+    # Views left alone still read every file: the lake's newest rows reach the marts.
+    write_days_without_inventory(lake, [TODAY], DayShape(images=20, seed=31))
+    with dg.instance_for_test() as instance:
+        result = build(settings, instance, DayWindow(TODAY, TODAY))
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    assert query(settings, f"select images from marts.daily_upload_stats where upload_date = '{TODAY}'") == [
+        (SHAPE.images + 20,)
+    ]
+    assert_marts_match_lake(settings, lake_root(settings), days=[TODAY])
+
+    # A view whose mark another hand changed, and every view on a full refresh, is created again.
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("comment on view staging.stg_dead_letters is 'edited by hand'")
+    edited = build_views(settings)
+    assert edited["stg_dead_letters"] == "OK"
+    assert {done for name, done in edited.items() if name != "stg_dead_letters"} == {"UNCHANGED"}
+    assert set(build_views(settings, "--full-refresh").values()) == {"OK"}
 
 
 def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(

@@ -1,0 +1,56 @@
+{#-
+    Views on DuckDB (the local warehouse) are created again only when their SQL
+    changed. A view's SQL is all there is to it, and a refresh run every few
+    seconds would otherwise re-create every staging view: a catalog write and a
+    re-bind of every lake file per view, about a fifth of a one-day build. The
+    md5 of the compiled SQL is kept as the view's comment; a view whose comment
+    matches is left alone. A full refresh, a hook, a changed window of the
+    empty-lake fallback (macros/lake_source.sql) or a comment set by anything
+    else means the view is created again. Redshift keeps dbt's own view
+    materialization: its late-binding views are cheap to replace.
+-#}
+{% materialization view, adapter='duckdb' -%}
+
+  {%- set target_relation = this.incorporate(type='view') -%}
+  {%- set existing_relation = load_cached_relation(this) -%}
+  {%- set fingerprint = 'imagelake view md5 ' ~ local_md5(sql) -%}
+  {%- set reusable = existing_relation is not none
+      and existing_relation.is_view
+      and not should_full_refresh()
+      and not pre_hooks
+      and not post_hooks -%}
+
+  {%- if reusable and imagelake.view_comment(target_relation) == fingerprint -%}
+    {%- call noop_statement('main', 'UNCHANGED', 'UNCHANGED', 0) -%}{%- endcall -%}
+    {{ log(target_relation ~ ' is unchanged: not created again') }}
+  {%- else -%}
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {%- if existing_relation is not none -%}
+      {{ adapter.drop_relation(existing_relation) }}
+    {%- endif -%}
+    {%- call statement('main') -%}
+      {{ get_create_view_as_sql(target_relation, sql) }}
+    {%- endcall -%}
+    {%- call statement('fingerprint') -%}
+      comment on view {{ target_relation }} is '{{ fingerprint }}'
+    {%- endcall -%}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+  {%- endif -%}
+
+  {{ return({'relations': [target_relation]}) }}
+
+{%- endmaterialization %}
+
+{#- The comment DuckDB keeps for a view, or none. -#}
+{% macro view_comment(relation) -%}
+  {%- set found = run_query(
+      "select comment from duckdb_views()"
+      ~ " where database_name = '" ~ relation.database ~ "'"
+      ~ " and schema_name = '" ~ relation.schema ~ "'"
+      ~ " and view_name = '" ~ relation.identifier ~ "'"
+  ) -%}
+  {{ return(found.rows[0][0] if found.rows | length == 1 else none) }}
+{%- endmacro %}
