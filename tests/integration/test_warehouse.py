@@ -8,6 +8,7 @@ independent pandas implementation (tests/support/marts_oracle.py).
 
 import shutil
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 import pytest
+from dagster_dbt import DbtCliInvocation
 
 from assets.warehouse import DBT_PROJECT_DIR, dbt_resource, environment
 from imagelake.layout import IMAGE_METADATA, BatchId, batch_file_key
@@ -210,12 +212,19 @@ def test_a_day_rerun_while_another_days_run_is_in_progress_loses_nothing(warehou
     assert_marts_match_lake(settings, lake_root(settings))
 
 
+def dbt_cli(settings, args: list[str], *, raise_on_error: bool = True) -> DbtCliInvocation:
+    """A dbt command on the test's warehouse, its files kept with the test's data, not in the checkout."""
+    target = settings.data_dir / "dbt-target" / uuid.uuid4().hex[:8]
+    with environment(settings.dbt_env()):
+        invocation = dbt_resource(settings).cli(args, raise_on_error=raise_on_error, target_path=target)
+        invocation.wait()
+    return invocation
+
+
 def test_dbt_unit_tests_pass(warehouse):
     """The unit tests (percentiles, duplicates) that refresh runs leave out; CI runs them here."""
     settings, _ = warehouse
-    with environment(settings.dbt_env()):
-        invocation = dbt_resource(settings).cli(["test", "--select", "test_type:unit"], raise_on_error=False)
-        invocation.wait()
+    invocation = dbt_cli(settings, ["test", "--select", "test_type:unit"], raise_on_error=False)
     results = invocation.get_artifact("run_results.json")["results"]
     assert len(results) == 2 and {r["status"] for r in results} == {"pass"}, results
 
@@ -233,9 +242,7 @@ def test_empty_lake_builds_empty_marts(imagelake_env):
 
 def build_views(settings, *extra: str) -> dict[str, str]:
     """dbt's own run of the views alone: what each one's materialization did ("OK" or "UNCHANGED")."""
-    with environment(settings.dbt_env()):
-        invocation = dbt_resource(settings).cli(["run", "--select", "config.materialized:view", *extra])
-        invocation.wait()
+    invocation = dbt_cli(settings, ["run", "--select", "config.materialized:view", *extra])
     results = invocation.get_artifact("run_results.json")["results"]
     return {r["unique_id"].rsplit(".", 1)[1]: r["adapter_response"]["_message"] for r in results}
 
@@ -310,9 +317,7 @@ def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse
     derivatives = lake_root(settings) / "curated" / "derivatives"
     for day in DAYS[1:]:  # the derivatives job has not run for two days
         shutil.rmtree(derivatives / f"dt={day}")
-    with environment(settings.dbt_env()):
-        invocation = dbt_resource(settings).cli(["source", "freshness"], raise_on_error=False)
-        invocation.wait()
+    invocation = dbt_cli(settings, ["source", "freshness"], raise_on_error=False)
     status = {
         r["unique_id"].split(".")[-1]: r["status"] for r in invocation.get_artifact("sources.json")["results"]
     }
