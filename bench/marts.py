@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.args import positive_int
 from imagelake.settings import PROJECT_ROOT, load_settings
 from imagelake.store import Lake
 from imagelake.warehouse_days import MAX_DATE_ENV, MIN_DATE_ENV, DayWindow
@@ -79,12 +80,15 @@ def timed(action: Callable[[], None]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--images", type=int, default=150_000, help="images per day")
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each build (best is kept)")
+    parser.add_argument("--days", type=positive_int, default=7)
+    parser.add_argument("--images", type=positive_int, default=150_000, help="images per day")
+    parser.add_argument(
+        "--repeat", type=positive_int, default=2, help="timed runs of each build (best is kept)"
+    )
     parser.add_argument("--workdir", type=Path, default=PROJECT_ROOT / ".cache" / "bench-marts")
     parser.add_argument("--no-cli", action="store_true", help="skip the dbt command-line figures")
     args = parser.parse_args(argv)
+    args.workdir = args.workdir.resolve()  # the lake is addressed by a file:// URL, which must be absolute
 
     for line in generate(args.workdir, args.days, args.images):
         print(line, flush=True)

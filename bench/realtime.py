@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from bench.args import positive_int, seconds
 from imagelake import layout
 from imagelake.duplicates import HashIndex
 from imagelake.hashing import hamming
@@ -449,13 +450,13 @@ def bench_e2e(uploads: int, every_s: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jpegs", type=int, default=24)
-    parser.add_argument("--pngs", type=int, default=6)
-    parser.add_argument("--hashes", type=int, default=1_000_000)
-    parser.add_argument("--uploads", type=int, default=24)
+    parser.add_argument("--jpegs", type=positive_int, default=24)
+    parser.add_argument("--pngs", type=positive_int, default=6)
+    parser.add_argument("--hashes", type=positive_int, default=1_000_000)
+    parser.add_argument("--uploads", type=positive_int, default=24)
     parser.add_argument(
         "--every",
-        type=float,
+        type=seconds,
         default=SENSOR_INTERVAL_S,
         help="seconds between uploads (default: one per tick)",
     )
