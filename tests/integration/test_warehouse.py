@@ -101,6 +101,17 @@ def test_every_mart_holds_the_figures_of_the_curated_data(built):
     assert len(checks) >= 40 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     mats = result.get_asset_materialization_events()
     assert {m.materialization.metadata["days"].value for m in mats} == {str(WINDOW)}
+    # Every table's materialization says how many rows it holds; views are not counted.
+    counted = {
+        m.asset_key.to_user_string(): m.materialization.metadata.get("dagster/row_count") for m in mats
+    }
+    assert counted["intermediate/int_images"].value == 3 * SHAPE.images
+    assert counted["marts/daily_upload_stats"].value == 3
+    assert (
+        counted["marts/duplicate_images"].value
+        == query(settings, "select count(*) from marts.duplicate_images")[0][0]
+    )
+    assert counted["staging/stg_upload_events"] is None
 
 
 def test_rerunning_a_day_changes_no_row(warehouse):
