@@ -208,11 +208,7 @@ def drain(events: Iterator[T]) -> tuple[list[T], Exception | None]:
 def table_row_counts(warehouse: Path, manifest: Mapping[str, Any], events: list) -> dict[str, int]:
     """Rows in each table (not view) a build materialized, by dbt unique id: one read-only look."""
     nodes = manifest["nodes"]
-    built = [
-        e.metadata["unique_id"].value
-        for e in events
-        if isinstance(e, dg.Output) and "unique_id" in e.metadata
-    ]
+    built = [e.metadata["unique_id"].value for e in events if isinstance(e, dg.Output)]
     tables = {u: nodes[u]["relation_name"] for u in built if nodes[u]["config"]["materialized"] != "view"}
     if not tables or not warehouse.exists():
         return {}

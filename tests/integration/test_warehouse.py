@@ -285,7 +285,7 @@ def test_a_view_is_created_again_only_when_its_sql_changes(imagelake_env):
     ]
     assert_marts_match_lake(settings, lake_root(settings), days=[TODAY])
 
-    # A view whose mark another hand changed, and every view on a full refresh, is created again.
+    # A view whose comment someone else changed, and every view on a full refresh, is created again.
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("comment on view staging.stg_dead_letters is 'edited by hand'")
     edited = build_views(settings)
