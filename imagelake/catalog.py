@@ -104,6 +104,10 @@ class Catalog:
     endpoint: str = ""
     region: str = "us-east-1"
     timeout_s: float = 5.0
+    #: Concurrent calls one handle serves. The upload API calls it from Starlette's thread
+    #: pool (40 threads); botocore's default of 10 drops and reopens connections past that,
+    #: with a warning per call.
+    max_connections: int = 40
 
     def __post_init__(self) -> None:
         kwargs: dict[str, Any] = {
@@ -112,6 +116,7 @@ class Catalog:
                 connect_timeout=self.timeout_s,
                 read_timeout=self.timeout_s,
                 retries={"max_attempts": 3, "mode": "standard"},
+                max_pool_connections=self.max_connections,
             ),
         }
         if self.endpoint:

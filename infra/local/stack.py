@@ -236,12 +236,15 @@ def start_dynamodb(data_dir: Path | None, port: int, log_path: Path, timeout: fl
         "software.amazon.dynamodb.services.local.main.ServerRunner",
         "-port",
         str(port),
+        "-disableTelemetry",
     ]
     if data_dir is None:
         cmd.append("-inMemory")
     else:
         data_dir.mkdir(parents=True, exist_ok=True)
         cmd += ["-dbPath", str(data_dir), "-sharedDb"]
-    service = spawn("dynamodb-local", cmd, port, log_path)
+    # DynamoDB Local writes dynamodb-local-metadata.json into its working directory:
+    # keep it beside its log, out of the checkout.
+    service = spawn("dynamodb-local", cmd, port, log_path, cwd=log_path.parent)
     wait_for_port(service, timeout)
     return service

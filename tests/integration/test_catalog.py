@@ -1,11 +1,18 @@
 """The catalog against a real DynamoDB Local."""
 
+import contextlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from imagelake import layout
 from imagelake.batches import metadata_row
 from imagelake.catalog import TTL_ATTRIBUTE, Catalog, CatalogUnavailable
+from imagelake.settings import PROJECT_ROOT
 from tests.conftest import dead_endpoint
 from tests.unit.test_events import make_event
 
@@ -49,6 +56,27 @@ def test_get_many_and_ensure_table_twice(catalog):
     found = catalog.get_many([e.image_id for e in events] + ["01" + "Z" * 24])
     assert len(found) == 150
     catalog.ensure_table()
+
+
+def test_as_many_concurrent_calls_as_the_api_makes_reuse_their_connections(catalog, caplog):
+    """The upload API calls the catalog from 40 threads; past botocore's default pool of 10,
+    every call dropped its connection with a warning in the API's log."""
+    ids = [f"02{str(i).zfill(24)}" for i in range(120)]
+    events = [make_event(image_id=i, key=layout.raw_image_key("2026-11-24", i)) for i in ids]
+    start = threading.Barrier(catalog.max_connections)
+
+    def put(event):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start.wait(timeout=10)
+        catalog.put_accepted(event, 7)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="urllib3"),
+        ThreadPoolExecutor(catalog.max_connections) as pool,
+    ):
+        list(pool.map(put, events))
+    assert len(catalog.get_many(ids)) == 120
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_unreachable_dynamodb_is_a_clear_error():
@@ -129,3 +157,13 @@ def test_discard_accepted_removes_only_an_untouched_item(catalog):
     assert catalog.discard_accepted(processed.image_id) is False
     assert catalog.get(refused.image_id) is None and catalog.get(processed.image_id)["status"] == "processed"
     assert catalog.discard_accepted(refused.image_id) is False  # already gone
+
+
+def test_dynamodb_local_keeps_its_files_beside_its_log_and_sends_no_telemetry(dynamodb_local, catalog):
+    """DynamoDB Local writes dynamodb-local-metadata.json into its working directory: that
+    was the checkout (and the file got committed once)."""
+    catalog.get("01" + "Z" * 24)  # it is up and serving
+    assert dynamodb_local.log_path is not None
+    assert Path(f"/proc/{dynamodb_local.process.pid}/cwd").resolve() == dynamodb_local.log_path.parent
+    assert "-disableTelemetry" in dynamodb_local.process.args
+    assert not (PROJECT_ROOT / "dynamodb-local-metadata.json").exists()
