@@ -114,6 +114,23 @@ def test_every_mart_holds_the_figures_of_the_curated_data(built):
     assert counted["staging/stg_upload_events"] is None
 
 
+def test_counts_and_bytes_in_the_marts_are_64_bit_integers(built):
+    """DuckDB sums integers into 128-bit HUGEINTs, which pandas reads as floats (15.0 duplicates)
+    and Redshift does not have: every whole-number column of a mart is a BIGINT or narrower."""
+    settings = load_settings({"IMAGELAKE_DATA_DIR": str(built[0])})
+    types = query(
+        settings,
+        "select table_schema || '.' || table_name || '.' || column_name, data_type"
+        " from information_schema.columns where table_schema in ('marts', 'intermediate')",
+    )
+    assert len(types) > 60
+    assert [(column, t) for column, t in types if t == "HUGEINT"] == []
+    frame = duckdb.connect(str(settings.warehouse_path), read_only=True).sql(
+        "select images, bytes, duplicate_images from marts.daily_upload_stats"
+    )
+    assert {str(t) for t in frame.df().dtypes} == {"int64"}
+
+
 def test_rerunning_a_day_changes_no_row(warehouse):
     settings, _ = warehouse
     before = fingerprint(settings)

@@ -13,9 +13,9 @@ by_image as (
     select
         upload_date,
         image_id,
-        sum(case when status = 'written' then 1 else 0 end) as derivatives_written,
-        sum(case when status = 'failed' then 1 else 0 end) as derivatives_failed,
-        sum(case when status = 'written' then size_bytes else 0 end) as derivative_bytes,
+        count(case when status = 'written' then 1 end) as derivatives_written,
+        count(case when status = 'failed' then 1 end) as derivatives_failed,
+        cast(sum(case when status = 'written' then size_bytes else 0 end) as bigint) as derivative_bytes,
         max(case when status = 'written' then created_at end) as derivatives_ready_at
 
     from derivatives

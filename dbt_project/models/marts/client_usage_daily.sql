@@ -21,13 +21,13 @@ client_daily as (
         upload_date,
         client_id,
         count(*) as uploads,
-        sum(size_bytes) as bytes_uploaded,
-        sum(case when duplicate_of is not null then 1 else 0 end) as duplicate_uploads,
-        sum(case when duplicate_kind = 'exact' then 1 else 0 end) as exact_duplicates,
-        sum(case when duplicate_kind = 'near' then 1 else 0 end) as near_duplicates,
-        sum(case when status = 'processed' then 1 else 0 end) as processed,
-        sum(case when status = 'failed' then 1 else 0 end) as failures,
-        sum(derivative_bytes) as derivative_bytes
+        cast(sum(size_bytes) as bigint) as bytes_uploaded,
+        count(case when duplicate_of is not null then 1 end) as duplicate_uploads,
+        count(case when duplicate_kind = 'exact' then 1 end) as exact_duplicates,
+        count(case when duplicate_kind = 'near' then 1 end) as near_duplicates,
+        count(case when status = 'processed' then 1 end) as processed,
+        count(case when status = 'failed' then 1 end) as failures,
+        cast(sum(derivative_bytes) as bigint) as derivative_bytes
 
     from images
     group by upload_date, client_id

@@ -20,21 +20,21 @@ uploads_daily as (
     select
         upload_date,
         count(*) as images,
-        sum(size_bytes) as bytes,
+        cast(sum(size_bytes) as bigint) as bytes,
         count(distinct client_id) as distinct_clients,
-        sum(case when image_format = 'jpeg' then 1 else 0 end) as jpeg_images,
-        sum(case when image_format = 'png' then 1 else 0 end) as png_images,
-        sum(case when image_format = 'webp' then 1 else 0 end) as webp_images,
-        sum(case when image_format = 'gif' then 1 else 0 end) as gif_images,
-        sum(case when image_format = 'tiff' then 1 else 0 end) as tiff_images,
-        sum(case when size_bytes < 100000 then 1 else 0 end) as images_under_100kb,
-        sum(case when size_bytes >= 100000 and size_bytes < 1000000 then 1 else 0 end) as images_100kb_to_1mb,
-        sum(case when size_bytes >= 1000000 and size_bytes < 10000000 then 1 else 0 end) as images_1mb_to_10mb,
-        sum(case when size_bytes >= 10000000 then 1 else 0 end) as images_over_10mb,
-        sum(case when status = 'processed' then 1 else 0 end) as processed_images,
-        sum(case when status = 'failed' then 1 else 0 end) as failed_images,
-        sum(case when status = 'pending' then 1 else 0 end) as pending_images,
-        sum(case when duplicate_of is not null then 1 else 0 end) as duplicate_images
+        count(case when image_format = 'jpeg' then 1 end) as jpeg_images,
+        count(case when image_format = 'png' then 1 end) as png_images,
+        count(case when image_format = 'webp' then 1 end) as webp_images,
+        count(case when image_format = 'gif' then 1 end) as gif_images,
+        count(case when image_format = 'tiff' then 1 end) as tiff_images,
+        count(case when size_bytes < 100000 then 1 end) as images_under_100kb,
+        count(case when size_bytes >= 100000 and size_bytes < 1000000 then 1 end) as images_100kb_to_1mb,
+        count(case when size_bytes >= 1000000 and size_bytes < 10000000 then 1 end) as images_1mb_to_10mb,
+        count(case when size_bytes >= 10000000 then 1 end) as images_over_10mb,
+        count(case when status = 'processed' then 1 end) as processed_images,
+        count(case when status = 'failed' then 1 end) as failed_images,
+        count(case when status = 'pending' then 1 end) as pending_images,
+        count(case when duplicate_of is not null then 1 end) as duplicate_images
 
     from images
     group by upload_date

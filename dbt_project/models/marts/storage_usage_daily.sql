@@ -22,8 +22,8 @@ by_zone as (
         usage_date,
         zone,
         count(distinct prefix) as prefixes,
-        sum(objects) as objects,
-        sum(stored_bytes) as stored_bytes,
+        cast(sum(objects) as bigint) as objects,
+        cast(sum(stored_bytes) as bigint) as stored_bytes,
         max(snapshot_at) as snapshot_at
 
     from inventory
