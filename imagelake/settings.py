@@ -135,6 +135,25 @@ def _duplicate_distance(env: Mapping[str, str]) -> int:
     return value
 
 
+def _lake_url(raw: str) -> str:
+    """``file:///abs/path`` or ``s3://bucket/prefix``; a plain path is taken as a local folder.
+
+    ``file://relative/path`` would silently put the lake in ``/path`` (``relative`` parses as
+    a host), so it is refused rather than guessed at.
+    """
+    parsed = urlparse(raw)
+    if not parsed.scheme:
+        return Path(raw).expanduser().resolve().as_uri()
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path.startswith("/"):
+        return raw
+    if parsed.scheme == "s3" and parsed.netloc:
+        return raw
+    raise SettingsError(
+        "IMAGELAKE_LAKE_URL must be s3://bucket/prefix, file:///absolute/path (three slashes) "
+        f"or a plain folder path, got {raw!r}"
+    )
+
+
 def parse_api_keys(raw: str) -> dict[str, str]:
     """Parse ``key:client_id,key2:client2`` into a key -> client id map."""
     keys: dict[str, str] = {}
@@ -253,6 +272,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if name == "prod":
             raise SettingsError("IMAGELAKE_LAKE_URL (s3://bucket/prefix) is required when IMAGELAKE_ENV=prod")
         lake_url = (data_dir / "lake").as_uri()
+    lake_url = _lake_url(lake_url)
 
     api_keys_raw = env.get("IMAGELAKE_API_KEYS", "")
     if api_keys_raw:

@@ -37,11 +37,23 @@ def test_prod_requires_a_lake_url_and_api_keys():
         ({"IMAGELAKE_RETENTION_DAYS": "week"}, "must be an integer"),
         ({"IMAGELAKE_KAFKA_EXTRA": "sasl.mechanism"}, "key=value"),
         ({"IMAGELAKE_API_KEYS": "nocolon"}, "key:client_id"),
+        ({"IMAGELAKE_LAKE_URL": "ftp://host/lake"}, "IMAGELAKE_LAKE_URL must be s3://"),
+        ({"IMAGELAKE_LAKE_URL": "file://relative/lake"}, "three slashes"),
+        ({"IMAGELAKE_LAKE_URL": "s3:///no-bucket"}, "IMAGELAKE_LAKE_URL must be s3://"),
     ],
 )
 def test_bad_settings_name_the_setting(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_a_plain_folder_path_is_a_local_lake(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({"IMAGELAKE_LAKE_URL": "my lake"}).lake_url == (tmp_path / "my lake").as_uri()
+    assert load_settings({"IMAGELAKE_LAKE_URL": str(tmp_path)}).lake_url == tmp_path.as_uri()
+    given = (tmp_path / "x").as_uri()
+    assert load_settings({"IMAGELAKE_LAKE_URL": given}).lake_url == given
+    assert load_settings({"IMAGELAKE_LAKE_URL": "s3://bucket/p"}).lake_url == "s3://bucket/p"
 
 
 def test_api_keys_and_kafka_extras_parse():
