@@ -34,7 +34,7 @@ $(JARS)/%/.done: infra/local/pom.xml
 	@command -v $(MVN) >/dev/null || { echo "Maven is required (https://maven.apache.org): install it, e.g. apt-get install maven"; exit 1; }
 	@command -v java >/dev/null || { echo "Java 17+ is required: install a JDK, e.g. apt-get install openjdk-17-jdk-headless"; exit 1; }
 	@rm -rf $(JARS)/$*
-	$(MVN) $(MVN_FLAGS) -P $* dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/$*
+	$(MVN) $(MVN_FLAGS) -P $* dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)/$*"
 	@touch $@
 
 dbt-parse: venv

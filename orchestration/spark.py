@@ -12,6 +12,7 @@ the same report back:
   through the ops bucket's ``pipes/`` prefix (``PipesS3MessageReader``).
 """
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,7 @@ class SparkResource(dg.ConfigurableResource):
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,
             "PYTHONPATH": os.pathsep.join(path),
+            "SPARK_HOME": os.environ.get("SPARK_HOME") or _pyspark_home(),
         }
 
     # -- EMR Serverless ---------------------------------------------------------
@@ -144,6 +146,15 @@ class SparkResource(dg.ConfigurableResource):
         raise dg.DagsterInvariantViolationError(
             f"SparkResource.mode must be 'local' or 'emr', got {self.mode!r}"
         )
+
+
+def _pyspark_home() -> str:
+    """The pip-installed Spark, found without importing pyspark. spark-submit would find it
+    through a helper script whose shebang breaks when the checkout's path has a space."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise dg.DagsterInvariantViolationError("pyspark is not installed here: run `make setup`")
+    return str(Path(spec.origin).parent)
 
 
 def _check_job(job: str) -> None:

@@ -1,6 +1,10 @@
 """The prod launch path, offline: the EMR Serverless job-run request and moto's EMR Serverless/S3 server."""
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import boto3
 import dagster as dg
@@ -127,3 +131,28 @@ def test_an_asset_submits_its_job_to_emr_serverless_on_moto(moto_endpoint, monke
     assert result.success
     [mat] = result.asset_materializations_for_node("submitted")
     assert mat.metadata["AWS EMR Serverless Job Run ID"].value == runs[0]["id"]
+
+
+def test_local_spark_submit_is_told_where_spark_is(monkeypatch, tmp_path):
+    """spark-submit finds the pip-installed Spark through a helper script whose shebang is the
+    venv's python: with a space in the checkout's path that shebang breaks, and every Spark
+    job failed with exit code 127. The launcher names Spark's home itself."""
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    local = spark_resource(load_settings({"IMAGELAKE_ENV": "local"}))
+    env = local.local_env()
+    home = Path(env["SPARK_HOME"])
+    assert (home / "bin" / "spark-class").is_file() and (home / "jars").is_dir()
+    # spark-submit in a folder with a space and without its helper script still starts
+    lonely = tmp_path / "a folder" / "spark-submit"
+    lonely.parent.mkdir()
+    shutil.copy(local.local_command("compaction")[0], lonely)
+    done = subprocess.run(
+        [str(lonely), "--version"], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "version" in (done.stdout + done.stderr)
+    without = {k: v for k, v in os.environ.items() if k != "SPARK_HOME"}
+    assert subprocess.run([str(lonely), "--version"], env=without, capture_output=True).returncode != 0
+    # a Spark the user points at wins
+    monkeypatch.setenv("SPARK_HOME", "/opt/spark")
+    assert local.local_env()["SPARK_HOME"] == "/opt/spark"
