@@ -16,11 +16,10 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageCms
 
 from imagelake.exif import read_orientation
-from imagelake.imaging import EXIF_TRANSPOSE, ROTATED, ImageRejected, open_checked
+from imagelake.imaging import EXIF_TRANSPOSE, ROTATED, ImageRejected, bit_depth, grey_to_8bit, open_checked
 
 #: Output formats: file extension and Pillow encoder of each.
 EXTENSIONS: dict[str, str] = {"webp": "webp", "jpeg": "jpg"}
@@ -90,17 +89,13 @@ def target_dimensions(width: int, height: int, size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Modes the resizers and encoders take: RGB, RGBA, L or CMYK (16-bit scaled, palettes expanded)."""
+def _to_8bit(im: Image.Image, depth: int) -> Image.Image:
+    """Modes the resizers and encoders take: RGB, RGBA, L or CMYK (deep greys scaled as the
+    metadata's are, palettes expanded)."""
     if im.mode in ("RGB", "RGBA", "L", "CMYK"):
         return im
-    if im.mode.startswith("I;16") or im.mode == "I":
-        values = np.asarray(im)
-        if im.mode == "I" and values.max(initial=0) <= 255:
-            return Image.fromarray(values.astype(np.uint8), "L")
-        return Image.fromarray((values.astype(np.uint32) >> 8).astype(np.uint8), "L")
-    if im.mode == "F":
-        return Image.fromarray(np.clip(np.asarray(im) * 255.0, 0, 255).astype(np.uint8), "L")
+    if im.mode.startswith("I") or im.mode == "F":
+        return grey_to_8bit(im, depth)
     if im.mode in ("P", "PA"):
         return im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
     if im.mode in ("LA", "La", "RGBa"):
@@ -159,7 +154,7 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
             source.seek(0)  # the first frame of an animation
             source.load()
             icc = source.info.get("icc_profile")
-            im = _to_8bit(source)
+            im = _to_8bit(source, bit_depth(data, source))
             if im.size != first:
                 im = im.resize(first, RESAMPLE, reducing_gap=REDUCING_GAP)
             elif im is source:

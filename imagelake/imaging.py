@@ -216,14 +216,23 @@ def _decode_small(im: Image.Image, data: bytes, fmt: str) -> Image.Image:
     return im
 
 
+def grey_to_8bit(im: Image.Image, depth: int) -> Image.Image:
+    """An 8-bit greyscale ("L") image of a deep grey one (modes I, I;16, F); Pillow would clip.
+
+    Up to 16 bits, the scale is the bit depth's range, as for a photo. 32-bit integers and
+    floats (scientific images) rarely span their type: they are scaled to their own maximum,
+    or every such image would come out black, hash to 0 and "nearly" duplicate every other.
+    """
+    values = np.asarray(im, dtype=np.float64)
+    top = max(1.0, float(values.max())) if im.mode == "F" or depth > 16 else float(2 ** max(depth, 1) - 1)
+    return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).astype(np.uint8), "L")
+
+
 def to_rgb8(im: Image.Image, depth: int) -> Image.Image:
-    """An 8-bit RGB view of any mode: deep greys scaled (Pillow would clip), transparency on white."""
+    """An 8-bit RGB view of any mode: deep greys scaled (``grey_to_8bit``), transparency on white."""
     mode = im.mode
     if mode.startswith("I") or mode == "F":
-        values = np.asarray(im, dtype=np.float64)
-        top = float(2 ** min(max(depth, 1), 32) - 1) if mode != "F" else max(1.0, float(values.max()))
-        grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        return grey_to_8bit(im, depth).convert("RGB")
     if mode == "P" or mode == "PA":
         im = im.convert("RGBA")
         mode = "RGBA"

@@ -107,6 +107,18 @@ def test_16_bit_image_is_scaled_not_clipped():
     assert all(abs(channel - 40000 // 256) <= 3 for channel in value), value  # 156, not 255
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.float32])
+def test_32_bit_greys_are_scaled_to_their_values_as_the_metadata_sees_them(dtype):
+    """32-bit integers were shifted by 8 bits and wrapped to noise; floats were taken as 0-1
+    and came out white. Both now look as their metadata's view does: a ramp stays a ramp."""
+    ramp = np.tile(np.linspace(0, 50_000, 160), (120, 1)).astype(dtype)
+    data = images.encode(Image.fromarray(ramp), "TIFF")
+    [r] = render(data, DerivativeSpec(sizes=(160,)), max_pixels=CAP)
+    grey = np.asarray(opened(r.data).convert("L"), dtype=np.int32)[60]
+    assert grey[2] < 20 and grey[-3] > 235, grey
+    assert np.all(np.diff(grey[2:-2]) >= -3), grey  # rising left to right, no wrap-around
+
+
 def test_palette_with_transparency_keeps_its_alpha():
     im = Image.new("P", (200, 100), 1)
     im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)

@@ -4,6 +4,7 @@ import io
 import tracemalloc
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -63,6 +64,18 @@ def test_16_bit_png_is_scaled_not_clipped():
     # A ramp over 0-65535 is mid-grey on average; clipping to 255 would make it almost white.
     assert 110 < facts.brightness_mean < 145
     assert facts.contrast > 60
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float32])
+def test_32_bit_greys_are_scaled_to_their_values_and_keep_their_picture(dtype):
+    """A 32-bit scientific TIFF rarely spans its type: scaled to 2**32 it came out black,
+    hashed to 0, and every such image was a near duplicate of every other."""
+    ramp = np.tile(np.linspace(0, 50_000, 96), (64, 1))
+    other = ramp[::-1] * 0.5 + np.sin(np.arange(64 * 96).reshape(64, 96) / 7.0) * 4000 + 4000
+    first, second = (facts_of(images.encode(Image.fromarray(a.astype(dtype)), "TIFF")) for a in (ramp, other))
+    assert (first.format, first.bit_depth) == ("TIFF", 32)
+    assert 110 < first.brightness_mean < 145 and first.contrast > 60  # a ramp over its own range
+    assert first.phash != 0 and hamming(first.phash, second.phash) > 6
 
 
 def test_palette_png_with_transparency_is_composited_on_white():
