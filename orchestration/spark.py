@@ -73,7 +73,7 @@ class SparkResource(dg.ConfigurableResource):
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,
             "PYTHONPATH": os.pathsep.join(path),
-            "SPARK_HOME": os.environ.get("SPARK_HOME") or _pyspark_home(),
+            "SPARK_HOME": _pyspark_home(),
         }
 
     # -- EMR Serverless ---------------------------------------------------------
@@ -149,7 +149,8 @@ class SparkResource(dg.ConfigurableResource):
 
 
 def _pyspark_home() -> str:
-    """The pip-installed Spark, found without importing pyspark. spark-submit would find it
+    """The pip-installed Spark, found without importing pyspark. Named even when the shell has
+    a SPARK_HOME: its JVM side must match this pyspark. spark-submit would otherwise find it
     through a helper script whose shebang breaks when the checkout's path has a space."""
     spec = importlib.util.find_spec("pyspark")
     if spec is None or spec.origin is None:

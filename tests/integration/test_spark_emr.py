@@ -153,6 +153,6 @@ def test_local_spark_submit_is_told_where_spark_is(monkeypatch, tmp_path):
     assert "version" in (done.stdout + done.stderr)
     without = {k: v for k, v in os.environ.items() if k != "SPARK_HOME"}
     assert subprocess.run([str(lonely), "--version"], env=without, capture_output=True).returncode != 0
-    # a Spark the user points at wins
-    monkeypatch.setenv("SPARK_HOME", "/opt/spark")
-    assert local.local_env()["SPARK_HOME"] == "/opt/spark"
+    # another Spark in the shell (say 3.5) would not match this pyspark: it is not used
+    monkeypatch.setenv("SPARK_HOME", "/opt/spark-3.5")
+    assert local.local_env()["SPARK_HOME"] == str(home)
