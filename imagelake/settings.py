@@ -135,23 +135,30 @@ def _duplicate_distance(env: Mapping[str, str]) -> int:
     return value
 
 
-def _lake_url(raw: str) -> str:
-    """``file:///abs/path`` or ``s3://bucket/prefix``; a plain path is taken as a local folder.
+def check_lake_url(url: str) -> None:
+    """The one rule for the lake's URL (settings and ``store.Lake`` apply it): ``file:///abs/path``
+    or ``s3://bucket/prefix``. ``file://relative/path`` would put the lake in ``/path``
+    (``relative`` parses as a host), so it is refused rather than guessed at."""
+    parsed = urlparse(url)
+    local = parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path.startswith("/")
+    if not (local or (parsed.scheme == "s3" and parsed.netloc)):
+        raise ValueError(
+            f"lake url must be s3://bucket/prefix or file:///absolute/path (three slashes), got {url!r}"
+        )
 
-    ``file://relative/path`` would silently put the lake in ``/path`` (``relative`` parses as
-    a host), so it is refused rather than guessed at.
-    """
-    parsed = urlparse(raw)
-    if not parsed.scheme:
+
+def normalize_lake_url(raw: str) -> str:
+    """``IMAGELAKE_LAKE_URL`` as a URL: a plain path is taken as a local folder."""
+    if not urlparse(raw).scheme:
         return Path(raw).expanduser().resolve().as_uri()
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path.startswith("/"):
-        return raw
-    if parsed.scheme == "s3" and parsed.netloc:
-        return raw
-    raise SettingsError(
-        "IMAGELAKE_LAKE_URL must be s3://bucket/prefix, file:///absolute/path (three slashes) "
-        f"or a plain folder path, got {raw!r}"
-    )
+    try:
+        check_lake_url(raw)
+    except ValueError:
+        raise SettingsError(
+            "IMAGELAKE_LAKE_URL must be s3://bucket/prefix, file:///absolute/path (three slashes) "
+            f"or a plain folder path, got {raw!r}"
+        ) from None
+    return raw
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -272,7 +279,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if name == "prod":
             raise SettingsError("IMAGELAKE_LAKE_URL (s3://bucket/prefix) is required when IMAGELAKE_ENV=prod")
         lake_url = (data_dir / "lake").as_uri()
-    lake_url = _lake_url(lake_url)
+    lake_url = normalize_lake_url(lake_url)
 
     api_keys_raw = env.get("IMAGELAKE_API_KEYS", "")
     if api_keys_raw:

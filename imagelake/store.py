@@ -19,6 +19,8 @@ import obstore
 from obstore.exceptions import AlreadyExistsError
 from obstore.store import LocalStore, S3Store
 
+from imagelake.settings import check_lake_url
+
 
 class ObjectMissing(FileNotFoundError):
     """The object is not in the lake (never written, deleted or expired)."""
@@ -43,22 +45,19 @@ class Lake:
     """The lake's object store, addressed with layout keys."""
 
     def __init__(self, url: str, s3_endpoint: str = "", region: str = "us-east-1") -> None:
+        check_lake_url(url)
         self.url = url.rstrip("/")
         parsed = urlparse(self.url)
         if parsed.scheme == "file":
             self.root: Path | None = Path(unquote(parsed.path))
             self._store = LocalStore(prefix=self.root, mkdir=True)
-        elif parsed.scheme == "s3":
-            if not parsed.netloc:
-                raise ValueError(f"lake url {url!r} has no bucket: use s3://bucket/prefix")
+        else:  # s3://bucket[/prefix]
             self.root = None
             config: dict[str, object] = {"region": region}
             if s3_endpoint:
                 config["endpoint"] = s3_endpoint
                 config["allow_http"] = s3_endpoint.startswith("http://")
             self._store = S3Store(parsed.netloc, prefix=parsed.path.strip("/") or None, config=config)
-        else:
-            raise ValueError(f"lake url must be file:///... or s3://..., got {url!r}")
         self.s3_endpoint = s3_endpoint
         self.region = region
 

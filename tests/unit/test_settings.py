@@ -91,3 +91,11 @@ def test_warehouse_refresh_interval_setting():
     assert load_settings({"IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S": "90"}).warehouse_refresh_interval_s == 90
     with pytest.raises(SettingsError, match="IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S must be >= 1"):
         load_settings({"IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S": "0"})
+
+
+def test_the_lake_takes_its_url_by_the_same_rule():
+    from imagelake.store import Lake
+
+    for bad in ("ftp://host/lake", "file://relative/lake", "s3:///no-bucket"):
+        with pytest.raises(ValueError, match="lake url must be"):
+            Lake(bad)
