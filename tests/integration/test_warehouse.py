@@ -21,6 +21,7 @@ from dagster_dbt import DbtCliInvocation
 from assets.warehouse import DBT_PROJECT_DIR, dbt_resource, environment
 from imagelake.layout import IMAGE_METADATA, BatchId, batch_file_key
 from imagelake.locks import is_locked
+from imagelake.parquet import to_parquet_bytes
 from imagelake.settings import get_settings, load_settings
 from imagelake.store import Lake
 from imagelake.warehouse_days import DayWindow
@@ -29,7 +30,14 @@ from tests.integration.test_realtime import run_batch
 from tests.support import images, lake_data, marts_oracle
 from tests.support.lake_data import DayShape
 from tests.support.uploads import producer, send, store_and_announce
-from tests.support.warehouse import assert_marts_match_lake, build, fingerprint, query
+from tests.support.warehouse import (
+    DETAIL_TABLES,
+    assert_marts_match_lake,
+    build,
+    fingerprint,
+    query,
+    storage_blocks,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -134,12 +142,42 @@ def test_counts_and_bytes_in_the_marts_are_64_bit_integers(built):
 def test_rerunning_a_day_changes_no_row(warehouse):
     settings, _ = warehouse
     before = fingerprint(settings)
+    blocks = {table: storage_blocks(settings, table) for table in DETAIL_TABLES}
+    assert all(blocks.values())
     with dg.instance_for_test() as instance:
         result = build(settings, instance, DayWindow(DAYS[1], DAYS[1]))
     assert result.success
     assert fingerprint(settings) == before
+    # Nothing changed, so nothing of the per-image tables was deleted or written again.
+    assert {table: storage_blocks(settings, table) for table in DETAIL_TABLES} == blocks
     # A successful build leaves none of dbt's per-build files behind (they would pile up).
     assert not list((DBT_PROJECT_DIR / "target").glob(f"warehouse_models-{result.run_id[:7]}-*"))
+
+
+def test_a_rerun_writes_the_rows_that_changed_and_keeps_the_rest(warehouse):
+    """A forced re-run of the derivatives job for one batch of DAYS[1] writes them again an hour
+    later: those images' rows change, and a re-run of the day gives what a full rebuild gives."""
+    settings, lake = warehouse
+    day = DAYS[1]
+    _, metadata = lake_data.generate_day(day, SHAPE).tables["image_metadata"][0]
+    redone = lake_data.derivatives_for(metadata, run_id="derivatives-forced")
+    created = redone.schema.field("created_at")
+    later = pa.array([t + timedelta(hours=1) for t in redone["created_at"].to_pylist()], created.type)
+    redone = redone.set_column(redone.schema.get_field_index("created_at"), created, later)
+    lake.put(batch_file_key("derivatives", day.isoformat(), "forced-rerun"), to_parquet_bytes(redone))
+    ready = "select image_id, derivatives_ready_at from intermediate.int_images"
+    before = dict(query(settings, ready))
+    with dg.instance_for_test() as instance:
+        assert build(settings, instance, DayWindow(day, day)).success
+    after = dict(query(settings, ready))
+    changed = {image_id for image_id in before if after[image_id] != before[image_id]}
+    assert changed == set(redone["image_id"].to_pylist()) and len(changed) > 10
+    assert all(after[i] > before[i] for i in changed)
+    assert_marts_match_lake(settings, lake_root(settings))
+    incremental = fingerprint(settings)
+    with dg.instance_for_test() as instance:
+        assert build(settings, instance, WINDOW, full_refresh=True).success
+    assert fingerprint(settings) == incremental
 
 
 def test_events_three_days_late_are_counted_on_their_upload_day(warehouse):

@@ -75,6 +75,19 @@ def fingerprint(settings: Settings) -> dict[str, tuple]:
     return out
 
 
+#: Per-image detail tables: a build writes only the rows of these that changed (macros/changed_rows.sql).
+DETAIL_TABLES = ("intermediate.int_images", "marts.duplicate_images")
+
+
+def storage_blocks(settings: Settings, table: str) -> list[tuple]:
+    """Where DuckDB keeps a table's data: the same list after a build means the build wrote none of it."""
+    return query(
+        settings,
+        "select row_group_id, column_id, segment_id, block_id, block_offset"
+        f" from pragma_storage_info('{table}') order by all",
+    )
+
+
 def _plain(value):
     return float(value) if isinstance(value, Decimal) else value
 

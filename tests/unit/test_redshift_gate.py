@@ -35,6 +35,8 @@ def test_prod_sql_of_every_model_and_test_is_valid_redshift(tmp_path: Path, dbt_
     assert problems == [], "\n".join(map(str, problems))
     daily = (compiled / "models/marts/daily_upload_stats.sql").read_text()
     assert ("between cast(" in daily) is incremental  # both branches of is_incremental() were compiled
+    strategy = (compiled / "analyses/changed_rows_strategy.sql").read_text()  # checked above too
+    assert "delete from" in strategy and "except" in strategy
     latency = (compiled / "models/marts/processing_latency_daily.sql").read_text()
     assert "percentile_cont(0.95) within group (order by seconds_to_processed)" in latency
 

@@ -1,8 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='changed_rows',
         unique_key='upload_date',
+        row_key='image_id',
         on_schema_change='append_new_columns',
         dist='image_id',
         sort=['upload_date', 'image_id'],

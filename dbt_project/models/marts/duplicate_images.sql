@@ -1,5 +1,7 @@
 {{
     config(
+        incremental_strategy='changed_rows',
+        row_key='image_id',
         dist='image_id',
         sort=['upload_date'],
         post_hook="{{ purge_expired('upload_date') }}"
@@ -12,15 +14,11 @@
 -- already expired: then its columns are null.
 with
 
-images as (
-
-    select * from {{ ref('int_images') }}
-
-),
-
+-- int_images is read twice, each time for only what is needed: a shared import
+-- CTE would be materialized whole (every image, every column) on DuckDB.
 duplicates as (
 
-    select * from images
+    select * from {{ ref('int_images') }}
     where {{ in_window('upload_date') }}
         and duplicate_of is not null
 
@@ -34,7 +32,7 @@ originals as (
         upload_date,
         client_id
 
-    from images
+    from {{ ref('int_images') }}
     where image_id in (select duplicates.duplicate_of from duplicates)
 
 ),
