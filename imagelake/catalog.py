@@ -4,7 +4,8 @@ Lifecycle of an item: the API writes ``accepted``; the real-time run writes
 ``processed`` (with metadata and duplicate info) or ``failed`` (with the
 reason); the batch jobs add derivative keys. Every item carries ``expires_at``
 (upload time + retention, epoch seconds), DynamoDB's TTL attribute, so the
-catalog keeps the same 7 days as the lake.
+catalog keeps the same 7 days as the lake; reads leave out an item past it
+that DynamoDB has not deleted yet.
 
 Writes are idempotent: they set attributes to values derived from the image,
 so a repeated write leaves the same item.
@@ -13,6 +14,7 @@ so a repeated write leaves the same item.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -43,6 +45,13 @@ class CatalogUnavailable(RuntimeError):
 
 def expires_at(uploaded_at: datetime, retention_days: int) -> int:
     return int((uploaded_at + timedelta(days=retention_days)).timestamp())
+
+
+def is_expired(item: Mapping[str, Any], now: float) -> bool:
+    """Past its TTL. DynamoDB deletes an expired item only some time later (up to days),
+    and DynamoDB Local never does, so reads treat it as gone themselves."""
+    expires = item.get(TTL_ATTRIBUTE)
+    return isinstance(expires, int) and expires <= now
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -308,11 +317,13 @@ class Catalog:
         item = response.get("Item")
         if item is None:
             return None
-        return _from_dynamo({k: _DES.deserialize(v) for k, v in item.items()})
+        decoded = _from_dynamo({k: _DES.deserialize(v) for k, v in item.items()})
+        return None if is_expired(decoded, time.time()) else decoded
 
     def get_many(self, image_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Items by id (missing ids are absent), 100 per request as DynamoDB allows."""
+        """Items by id (missing and expired ids are absent), 100 per request as DynamoDB allows."""
         ids = list(dict.fromkeys(image_ids))
+        now = time.time()
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 100):
             request = {self.table: {"Keys": [{KEY_ATTRIBUTE: {"S": i}} for i in ids[start : start + 100]]}}
@@ -320,6 +331,7 @@ class Catalog:
                 response = self._call("batch_get_item", RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
                     decoded = _from_dynamo({k: _DES.deserialize(v) for k, v in item.items()})
-                    found[decoded[KEY_ATTRIBUTE]] = decoded
+                    if not is_expired(decoded, now):
+                        found[decoded[KEY_ATTRIBUTE]] = decoded
                 request = response.get("UnprocessedKeys") or {}
         return found

@@ -4,7 +4,7 @@ import contextlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +14,17 @@ from imagelake.batches import metadata_row
 from imagelake.catalog import TTL_ATTRIBUTE, Catalog, CatalogUnavailable
 from imagelake.settings import PROJECT_ROOT
 from tests.conftest import dead_endpoint
-from tests.unit.test_events import make_event
+from tests.unit.test_events import make_event as make_event_at
 
 pytestmark = pytest.mark.integration
+
+
+def make_event(image_id: str | None = None, uploaded_at: datetime | None = None):
+    """An upload event, uploaded now unless told otherwise: reads leave out items past their TTL."""
+    uploaded_at = uploaded_at or datetime.now(UTC).replace(microsecond=0)
+    image_id = image_id or make_event_at().image_id
+    key = layout.raw_image_key(layout.dt_of(uploaded_at), image_id)
+    return make_event_at(image_id=image_id, uploaded_at=uploaded_at, key=key)
 
 
 def test_accepted_item_with_ttl_then_outcome(catalog):
@@ -46,11 +54,22 @@ def test_accepted_never_overwrites_and_updates_are_idempotent(catalog):
     assert catalog.get("01" + "Z" * 24) is None
 
 
+def test_an_item_past_its_ttl_reads_as_gone_before_dynamodb_deletes_it(catalog):
+    """DynamoDB deletes expired items up to days late, DynamoDB Local never: the API must not show
+    an image whose files retention has already deleted."""
+    old = make_event("01" + "E" * 24, uploaded_at=datetime.now(UTC) - timedelta(days=8))
+    kept = make_event("01" + "F" * 24, uploaded_at=datetime.now(UTC) - timedelta(days=6))
+    for event in (old, kept):
+        catalog.put_accepted(event, retention_days=7)
+    stored = catalog._client.get_item(TableName=catalog.table, Key={"image_id": {"S": old.image_id}})
+    assert "Item" in stored  # still in the table, as it would be in DynamoDB for a while
+    assert catalog.get(old.image_id) is None
+    assert catalog.get(kept.image_id)["status"] == "accepted"
+    assert set(catalog.get_many([old.image_id, kept.image_id])) == {kept.image_id}
+
+
 def test_get_many_and_ensure_table_twice(catalog):
-    events = [
-        make_event(image_id=f"01{str(i).zfill(24)}", key=f"raw/images/dt=2026-11-24/01{str(i).zfill(24)}")
-        for i in range(150)
-    ]
+    events = [make_event(f"01{str(i).zfill(24)}") for i in range(150)]
     for e in events:
         catalog.put_accepted(e, 7)
     found = catalog.get_many([e.image_id for e in events] + ["01" + "Z" * 24])
@@ -62,7 +81,7 @@ def test_as_many_concurrent_calls_as_the_api_makes_reuse_their_connections(catal
     """The upload API calls the catalog from 40 threads; past botocore's default pool of 10,
     every call dropped its connection with a warning in the API's log."""
     ids = [f"02{str(i).zfill(24)}" for i in range(120)]
-    events = [make_event(image_id=i, key=layout.raw_image_key("2026-11-24", i)) for i in ids]
+    events = [make_event(i) for i in ids]
     start = threading.Barrier(catalog.max_connections)
 
     def put(event):
@@ -128,10 +147,7 @@ def test_an_outcome_keeps_derivative_keys_and_a_failure_clears_stale_metadata(ca
 
 
 def test_outcomes_are_written_in_parallel_and_reported_one_by_one(catalog):
-    events = [
-        make_event(image_id=f"01{str(i).zfill(24)}", key=f"raw/images/dt=2026-11-24/01{str(i).zfill(24)}")
-        for i in range(30)
-    ]
+    events = [make_event(f"01{str(i).zfill(24)}") for i in range(30)]
     seen = []
     assert catalog.record_outcomes([outcome(e) for e in events], 7, on_written=seen.append) == 30
     assert sorted(seen) == sorted(e.image_id for e in events)
@@ -148,7 +164,7 @@ def test_an_item_created_by_a_run_without_an_accepted_write_still_expires(catalo
 def test_discard_accepted_removes_only_an_untouched_item(catalog):
     refused, processed = (
         make_event(),
-        make_event(image_id="01" + "C" * 24, key="raw/images/dt=2026-11-24/01" + "C" * 24),
+        make_event("01" + "C" * 24),
     )
     for e in (refused, processed):
         catalog.put_accepted(e, 7)
