@@ -12,7 +12,9 @@
     0.7 s for one day of 150,000 images; a VACUUM DELETE on Redshift). The
     comparison costs two set differences over the window's rows.
 
-    Rows are compared whole with EXCEPT, which takes two nulls as equal.
+    Rows are compared whole with EXCEPT, which takes two nulls as equal. The
+    days are looked up `distinct`: a semi-join on every new row's day took
+    0.54 s instead of 0.31 s at 600,000 images a day.
     The new rows must be unique on `row_key` (a data test says so).
 -#}
 {% macro get_incremental_changed_rows_sql(arg_dict) -%}
@@ -26,11 +28,11 @@
     {%- endif -%}
     {%- set kept -%}
         select {{ columns }} from {{ target }}
-        where {{ day }} in (select {{ day }} from {{ build }})
+        where {{ day }} in (select distinct {{ day }} from {{ build }})
     {%- endset -%}
 
     delete from {{ target }}
-    where {{ day }} in (select {{ day }} from {{ build }})
+    where {{ day }} in (select distinct {{ day }} from {{ build }})
         and {{ key }} in (
             select {{ key }} from (
                 {{ kept }}
