@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         ideal = fixed + (full - fixed) / args.days  # the fixed cost plus a 1/days share of the full work
         print(
             f"with this fixed cost, a build of 1 of {args.days} days that does exactly its share of the work "
-            f"takes {ideal:.2f}s: ratio at most {full / ideal:.2f}"
+            f"would take {ideal:.2f}s: ratio {full / ideal:.2f}"
         )
     if cli:
         print(
