@@ -24,7 +24,7 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
-from imagelake.locks import exclusive
+from imagelake.locks import exclusive, wait_until_unused
 from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
 from imagelake.warehouse_days import DayWindow
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
@@ -58,6 +58,9 @@ BUILD_FOLDER_KEEP = timedelta(days=1)
 
 #: How long a build waits for another to release the local warehouse before it gives up.
 WRITER_WAIT_S = 30 * 60
+
+#: How long a build waits for another process (an analyst's session) to close the local warehouse.
+READER_WAIT_S = 10 * 60
 
 _env_lock = threading.Lock()
 
@@ -106,7 +109,9 @@ def single_writer(settings: Settings, log: dg.DagsterLogManager) -> Iterator[Non
     DuckDB has one writer, and a second one fails instead of waiting. The
     ``warehouse`` pool already queues Dagster's runs; this file lock also holds
     a build back while another process or thread builds (a second code server,
-    an in-process run), and says so in the run's log. Redshift takes
+    an in-process run), and says so in the run's log. Then the build waits for
+    any other process that has the file open, even read-only: an analyst's
+    open duckdb session would otherwise fail every refresh. Redshift takes
     concurrent builds; there only builds in one process take turns, because
     the window travels to dbt in the process environment.
     """
@@ -118,6 +123,14 @@ def single_writer(settings: Settings, log: dg.DagsterLogManager) -> Iterator[Non
     with exclusive(
         lock, WRITER_WAIT_S, on_wait=lambda: log.info(f"waiting for another build to release {lock}")
     ):
+        wait_until_unused(
+            settings.warehouse_path,
+            READER_WAIT_S,
+            on_wait=lambda: log.warning(
+                f"{settings.warehouse_path} is open in another process (a duckdb session or notebook?), "
+                f"which keeps DuckDB's one writer out: waiting up to {READER_WAIT_S // 60} min for it to close"
+            ),
+        )
         yield
 
 

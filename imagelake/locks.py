@@ -3,12 +3,16 @@
 DuckDB allows one writer per database file, and a second writer fails at once
 instead of waiting. A warehouse build takes this lock first, so a second build
 (another day's run, a hand-run refresh) waits its turn instead of failing,
-and no two builds ever interleave their writes.
+and no two builds ever interleave their writes. It then waits for DuckDB's
+own lock on the database file: any process that has the file open, even
+read-only (an analyst's duckdb session), keeps the writer out.
 """
 
 from __future__ import annotations
 
 import fcntl
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,3 +68,48 @@ def is_locked(path: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
+
+
+#: Run in a child process: exits 1 if another process holds a POSIX lock on the file (DuckDB's).
+_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    sys.exit(1)
+"""
+
+
+def in_use(path: Path) -> bool:
+    """Whether a process holds DuckDB's lock on ``path`` (reader or writer).
+
+    Asked from a child process (10 ms): POSIX locks never conflict within one
+    process, and closing a descriptor of the file here would silently drop
+    every lock this process holds on it.
+    """
+    if not path.exists():
+        return False
+    probe = subprocess.run([sys.executable, "-S", "-c", _PROBE, str(path)], capture_output=True, timeout=30)
+    if probe.returncode not in (0, 1):
+        raise OSError(f"could not check the lock on {path}: {probe.stderr.decode(errors='replace').strip()}")
+    return probe.returncode == 1
+
+
+def wait_until_unused(
+    path: Path, wait_s: float, on_wait: Callable[[], None] | None = None, poll_s: float = 1.0
+) -> None:
+    """Return once no process has ``path`` open under DuckDB's lock; ``on_wait`` is called once if one has."""
+    deadline = time.monotonic() + wait_s
+    told = False
+    while in_use(path):
+        if not told and on_wait is not None:
+            on_wait()
+            told = True
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"{path} has been open in another process for over {wait_s:.0f}s, and DuckDB lets no one "
+                "write to a file another process has open, even read-only. Close that session "
+                f"(`lsof {path}` names it); the next refresh then builds these days"
+            )
+        time.sleep(poll_s)

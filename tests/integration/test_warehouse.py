@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from dagster_dbt import DbtCliInvocation
 
+import assets.warehouse as warehouse_assets
 from assets.warehouse import DBT_PROJECT_DIR, dbt_resource, environment
 from imagelake.layout import IMAGE_METADATA, BatchId, batch_file_key
 from imagelake.locks import is_locked
@@ -276,6 +277,37 @@ def test_a_day_rerun_while_another_days_run_is_in_progress_loses_nothing(warehou
     daily = dict(query(settings, "select upload_date, images from marts.daily_upload_stats"))
     assert daily == {DAYS[0]: SHAPE.images + 40, DAYS[1]: SHAPE.images, DAYS[2]: SHAPE.images + 50}
     assert_marts_match_lake(settings, lake_root(settings))
+
+
+def test_a_build_waits_for_an_analysts_open_session_and_then_builds(warehouse, monkeypatch):
+    """A duckdb session left open, even read-only, keeps DuckDB's one writer out: the build waits,
+    says why, and builds once it closes; past the wait it fails saying what to do, changing nothing."""
+    settings, lake = warehouse
+    write_days_without_inventory(lake, [DAYS[2]], DayShape(images=20, seed=31, clients=2))
+    before = fingerprint(settings)
+    monkeypatch.setattr(warehouse_assets, "READER_WAIT_S", 2)
+    session = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    with dg.instance_for_test() as instance:
+        failed = build(settings, instance, DayWindow(DAYS[2], DAYS[2]), raise_on_error=False)
+        assert not failed.success
+        errors = [e.step_failure_data.error.cause for e in failed.all_events if e.is_step_failure]
+        assert len(errors) == 1 and errors[0].cls_name == "LockTimeout", errors
+        assert "open in another process" in errors[0].message and "lsof" in errors[0].message
+    assert fingerprint(settings) == before
+
+    monkeypatch.setattr(warehouse_assets, "READER_WAIT_S", 120)
+    threading.Timer(3, session.close).start()
+    with dg.instance_for_test() as instance:
+        result = build(settings, instance, DayWindow(DAYS[2], DAYS[2]))
+        told = [
+            e.user_message
+            for e in instance.all_logs(result.run_id)
+            if "keeps DuckDB's one writer" in e.user_message
+        ]
+    assert result.success and told
+    assert query(
+        settings, f"select images from marts.daily_upload_stats where upload_date = '{DAYS[2]}'"
+    ) == [(SHAPE.images + 20,)]
 
 
 def dbt_cli(settings, args: list[str], *, raise_on_error: bool = True) -> DbtCliInvocation:

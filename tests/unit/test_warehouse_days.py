@@ -4,9 +4,10 @@ import threading
 import time
 from datetime import UTC, date, datetime
 
+import duckdb
 import pytest
 
-from imagelake.locks import LockTimeout, exclusive, is_locked
+from imagelake.locks import LockTimeout, exclusive, in_use, is_locked, wait_until_unused
 from imagelake.warehouse_days import (
     DayWindow,
     days_of_keys,
@@ -105,3 +106,20 @@ def test_the_build_lock_gives_up_with_a_clear_error(tmp_path):
         exclusive(lock, 0.2, poll_s=0.05),
     ):
         pass
+
+
+def test_a_database_open_in_another_session_is_in_use_until_it_closes(tmp_path):
+    """DuckDB's one writer is kept out by any session that has the file open, even read-only."""
+    path = tmp_path / "warehouse.duckdb"
+    assert not in_use(path)  # no file yet: nothing to wait for
+    duckdb.connect(str(path)).close()
+    assert not in_use(path)
+    reader = duckdb.connect(str(path), read_only=True)
+    assert in_use(path)
+    with pytest.raises(LockTimeout, match=r"open in another process.*lsof"):
+        wait_until_unused(path, 0.3, poll_s=0.1)
+    threading.Timer(0.5, reader.close).start()
+    told = []
+    wait_until_unused(path, 30, on_wait=lambda: told.append("waiting"), poll_s=0.1)
+    assert told == ["waiting"] and not in_use(path)
+    duckdb.connect(str(path)).close()  # the writer gets in
