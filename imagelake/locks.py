@@ -35,22 +35,22 @@ def exclusive(
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        deadline = time.monotonic() + wait_s
-        told = False
-        while True:
+
+        def acquired() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if not told and on_wait is not None:
-                    on_wait()
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"{path} has been locked by another build for over {wait_s:.0f}s; "
-                        "wait for it to finish (see the running warehouse runs) and retry"
-                    ) from None
-                time.sleep(poll_s)
+                return False
+            return True
+
+        poll_until(
+            acquired,
+            wait_s,
+            on_wait,
+            poll_s,
+            f"{path} has been locked by another build for over {wait_s:.0f}s; "
+            "wait for it to finish (see the running warehouse runs) and retry",
+        )
         try:
             yield
         finally:
@@ -100,16 +100,28 @@ def wait_until_unused(
     path: Path, wait_s: float, on_wait: Callable[[], None] | None = None, poll_s: float = 1.0
 ) -> None:
     """Return once no process has ``path`` open under DuckDB's lock; ``on_wait`` is called once if one has."""
+    poll_until(
+        lambda: not in_use(path),
+        wait_s,
+        on_wait,
+        poll_s,
+        f"{path} has been open in another process for over {wait_s:.0f}s, and DuckDB lets no one "
+        "write to a file another process has open, even read-only. Close that session "
+        f"(`lsof {path}` names it); the next refresh then builds these days",
+    )
+
+
+def poll_until(
+    done: Callable[[], bool], wait_s: float, on_wait: Callable[[], None] | None, poll_s: float, timeout: str
+) -> None:
+    """Ask ``done`` every ``poll_s`` until it says yes; ``on_wait`` once if the first answer is no,
+    :class:`LockTimeout` with the ``timeout`` message after ``wait_s``."""
     deadline = time.monotonic() + wait_s
     told = False
-    while in_use(path):
+    while not done():
         if not told and on_wait is not None:
             on_wait()
             told = True
         if time.monotonic() >= deadline:
-            raise LockTimeout(
-                f"{path} has been open in another process for over {wait_s:.0f}s, and DuckDB lets no one "
-                "write to a file another process has open, even read-only. Close that session "
-                f"(`lsof {path}` names it); the next refresh then builds these days"
-            )
+            raise LockTimeout(timeout)
         time.sleep(poll_s)
