@@ -70,14 +70,19 @@ def is_locked(path: Path) -> bool:
         return False
 
 
-#: Run in a child process: exits 1 if another process holds a POSIX lock on the file (DuckDB's).
-_PROBE = """
-import fcntl, os, sys
+#: Exit code of the probe when another process holds a POSIX lock on the file (DuckDB's).
+_IN_USE = 2
+
+#: Run in a child process. Any other failure (the file unreadable, say) exits 1 with its traceback.
+_PROBE = f"""
+import errno, fcntl, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)
 try:
     fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-except OSError:
-    sys.exit(1)
+except OSError as exc:
+    if exc.errno not in (errno.EACCES, errno.EAGAIN):
+        raise
+    sys.exit({_IN_USE})
 """
 
 
@@ -91,9 +96,10 @@ def in_use(path: Path) -> bool:
     if not path.exists():
         return False
     probe = subprocess.run([sys.executable, "-S", "-c", _PROBE, str(path)], capture_output=True, timeout=30)
-    if probe.returncode not in (0, 1):
-        raise OSError(f"could not check the lock on {path}: {probe.stderr.decode(errors='replace').strip()}")
-    return probe.returncode == 1
+    if probe.returncode not in (0, _IN_USE):
+        reason = probe.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise OSError(f"could not check whether another process has {path} open: {' '.join(reason)}")
+    return probe.returncode == _IN_USE
 
 
 def wait_until_unused(

@@ -123,3 +123,12 @@ def test_a_database_open_in_another_session_is_in_use_until_it_closes(tmp_path):
     wait_until_unused(path, 30, on_wait=lambda: told.append("waiting"), poll_s=0.1)
     assert told == ["waiting"] and not in_use(path)
     duckdb.connect(str(path)).close()  # the writer gets in
+
+
+def test_a_database_this_user_cannot_open_is_an_error_not_a_wait(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    path.mkdir()  # not a file: the probe cannot open it for writing
+    with pytest.raises(
+        OSError, match=r"could not check whether another process has .* open: IsADirectoryError"
+    ):
+        in_use(path)
