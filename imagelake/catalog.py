@@ -54,6 +54,12 @@ def is_expired(item: Mapping[str, Any], now: float) -> bool:
     return isinstance(expires, int) and expires <= now
 
 
+def _live(item: Mapping[str, Any], now: float) -> dict[str, Any] | None:
+    """A DynamoDB item as Python values, or None once it is past its TTL."""
+    decoded = _from_dynamo({k: _DES.deserialize(v) for k, v in item.items()})
+    return None if is_expired(decoded, now) else decoded
+
+
 def _to_dynamo(value: Any) -> Any:
     """Python values as DynamoDB accepts them (floats as Decimal, datetimes as ISO text)."""
     if isinstance(value, float):
@@ -317,8 +323,7 @@ class Catalog:
         item = response.get("Item")
         if item is None:
             return None
-        decoded = _from_dynamo({k: _DES.deserialize(v) for k, v in item.items()})
-        return None if is_expired(decoded, time.time()) else decoded
+        return _live(item, time.time())
 
     def get_many(self, image_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Items by id (missing and expired ids are absent), 100 per request as DynamoDB allows."""
@@ -330,8 +335,7 @@ class Catalog:
             while request:
                 response = self._call("batch_get_item", RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
-                    decoded = _from_dynamo({k: _DES.deserialize(v) for k, v in item.items()})
-                    if not is_expired(decoded, now):
+                    if (decoded := _live(item, now)) is not None:
                         found[decoded[KEY_ATTRIBUTE]] = decoded
                 request = response.get("UnprocessedKeys") or {}
         return found
