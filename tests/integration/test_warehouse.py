@@ -327,6 +327,32 @@ def test_dbt_unit_tests_pass(warehouse):
     assert len(results) == 2 and {r["status"] for r in results} == {"pass"}, results
 
 
+@pytest.mark.parametrize(
+    ("test_name", "corruption"),
+    [
+        ("daily_upload_mix_adds_up", "update marts.daily_upload_stats set png_images = png_images + 1"),
+        ("daily_upload_mix_adds_up", "update marts.daily_upload_stats set pending_images = images + 1"),
+        (
+            "latency_percentiles_are_ordered",
+            "update marts.processing_latency_daily set processed_p50_s = processed_max_s + 1",
+        ),
+    ],
+)
+def test_the_singular_tests_fail_on_a_mart_that_breaks_them(warehouse, test_name, corruption):
+    """The whole-row checks of the aggregates pass on a good build and catch a broken one."""
+    settings, _ = warehouse
+
+    def status() -> str:
+        invocation = dbt_cli(settings, ["test", "--select", test_name], raise_on_error=False)
+        (result,) = invocation.get_artifact("run_results.json")["results"]
+        return result["status"]
+
+    assert status() == "pass"
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(f"{corruption} where upload_date = '{DAYS[1]}'")
+    assert status() == "fail"
+
+
 def test_empty_lake_builds_empty_marts(imagelake_env):
     settings = imagelake_env()
     with dg.instance_for_test() as instance:
