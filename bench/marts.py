@@ -28,6 +28,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
+from bench import dbt_floor
 from bench.args import positive_int
 from imagelake.settings import PROJECT_ROOT, load_settings
 from imagelake.store import Lake
@@ -70,6 +73,38 @@ def release_warehouse() -> None:
         if DuckDBConnectionManager._ENV is not None:
             DuckDBConnectionManager._ENV.close()
             DuckDBConnectionManager._ENV = None
+
+
+def floor(root: Path, shape: dbt_floor.Shape) -> Callable[[], None]:
+    """A timed build of dbt's floor project (bench/dbt_floor.py), set up and parsed once
+    and built once untimed, on as many dbt threads as the local warehouse."""
+    from dbt.cli.main import dbtRunner
+
+    from assets.warehouse import BUILD_ARGS, environment
+
+    profiles = yaml.safe_load((DBT_PROJECT / "profiles.yml").read_text())
+    threads = profiles["imagelake"]["outputs"]["local"]["threads"]
+
+    if root.exists():
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+    dbt_floor.write_project(root, shape, threads=threads)
+    where = ["--project-dir", str(root), "--profiles-dir", str(root), "--quiet"]
+    env = {"DBT_TARGET_PATH": str(root / "target")}
+    with environment(env):
+        parsed = dbtRunner().invoke(["parse", *where])
+    if not parsed.success:
+        raise SystemExit(f"dbt parse of the floor project failed: {parsed.exception}")
+    runner = dbtRunner(manifest=parsed.result)
+
+    def build() -> None:
+        with environment(env):
+            result = runner.invoke([*BUILD_ARGS, *where])
+        release_warehouse()
+        if not result.success:
+            raise SystemExit(f"the floor project's build failed: {result.exception or 'see its dbt log'}")
+
+    build()
+    return build
 
 
 def timed(action: Callable[[], None]) -> float:
@@ -133,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
 
     empty_day = today - timedelta(days=60)  # no data: what any build costs before it reads a row
     empty = DayWindow(empty_day, empty_day)
-    full_times, incremental_times, empty_times = [], [], []
+    shape = dbt_floor.shape_of(n.resource_type for n in parsed.result.nodes.values())
+    floor_build = floor(args.workdir / "dbt-floor", shape)
+    full_times, incremental_times, empty_times, floor_times = [], [], [], []
     for _ in range(args.repeat):
         full_times.append(timed(dbt("--full-refresh")))
         before = fingerprint(settings)
@@ -142,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"incremental build of {window}: {incremental_times[-1]:.2f}s", flush=True)
         empty_times.append(timed(dbt(window_env=empty.dbt_env())))
         print(f"build of an empty day: {empty_times[-1]:.2f}s", flush=True)
+        floor_times.append(timed(floor_build))
+        print(
+            f"dbt's floor, a project of the same shape that reads nothing: {floor_times[-1]:.2f}s", flush=True
+        )
         if fingerprint(settings) != before:
             raise SystemExit("the incremental build changed the warehouse: re-running a day must not")
 
@@ -156,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
             lambda: subprocess.run(command, env={**env, **window.dbt_env()}, check=True)
         )
 
-    full, incremental, fixed = min(full_times), min(incremental_times), min(empty_times)
+    full, incremental, fixed, least = (
+        min(full_times),
+        min(incremental_times),
+        min(empty_times),
+        min(floor_times),
+    )
     rows = fingerprint(settings)
     print()
     print(
@@ -173,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'empty day (fixed cost of a build)':<34}{fixed:>9.2f}{statistics.median(empty_times):>10.2f}"
         f"{len(empty_times):>6}"
     )
+    print(
+        f"{'dbt floor (same shape, no work)':<34}{least:>9.2f}{statistics.median(floor_times):>10.2f}"
+        f"{len(floor_times):>6}  {shape.models} models, {shape.data_tests} data tests"
+    )
     if incremental > fixed:
         print(
             f"work beyond the fixed cost: full {full - fixed:.2f}s, one day {incremental - fixed:.2f}s, "
@@ -183,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"with this fixed cost, a build of 1 of {args.days} days that does exactly its share of the work "
             f"would take {ideal:.2f}s: ratio {full / ideal:.2f}"
+        )
+    if full > least:
+        work = full - least  # all the full build does beyond dbt's floor
+        best = full / (least + work / args.days)
+        print(
+            f"the most a build of 1 of {args.days} days can gain over the full build while dbt costs "
+            f"{least:.2f}s for these nodes: ratio {best:.2f} (if all else is the day's share of the work)"
         )
     if cli:
         print(
