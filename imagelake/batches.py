@@ -22,6 +22,7 @@ from imagelake.hashing import to_hex
 from imagelake.imaging import ImageFacts, ImageRejected, describe
 from imagelake.kafka import Message
 from imagelake.layout import BatchId
+from imagelake.metadata_columns import FACT_COLUMNS
 from imagelake.store import ObjectMissing
 
 MISSING_FROM_KAFKA = "offset expired from Kafka before the batch ran"
@@ -117,26 +118,6 @@ def unique_events(events: Iterable[UploadEvent]) -> list[UploadEvent]:
         seen.setdefault(event.image_id, event)
     return list(seen.values())
 
-
-#: Columns of ``image_metadata`` filled from :class:`~imagelake.imaging.ImageFacts` (null when failed).
-FACT_COLUMNS = (
-    "format",
-    "width",
-    "height",
-    "mode",
-    "bit_depth",
-    "frame_count",
-    "orientation",
-    "has_icc",
-    "has_gps",
-    "exif_captured_at",
-    "camera_make",
-    "camera_model",
-    "phash",
-    "brightness_mean",
-    "contrast",
-    "colourfulness",
-)
 
 #: Why a row failed when its raw object is not in the lake.
 MISSING = "missing: the raw object does not exist (never stored, or deleted before its batch ran)"

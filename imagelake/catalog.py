@@ -27,8 +27,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imagelake.batches import FACT_COLUMNS
 from imagelake.events import UploadEvent
+from imagelake.metadata_columns import FACT_COLUMNS
 from imagelake.settings import CATALOG_PARTITION_KEY, CATALOG_TTL_ATTRIBUTE
 
 #: DynamoDB's time-to-live attribute on every item (epoch seconds), and the partition key.
