@@ -8,10 +8,6 @@ the original), then stops it the way a user does (Ctrl-C) and checks nothing is
 left running.
 """
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -20,25 +16,12 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from imagelake.settings import PROJECT_ROOT
-from infra.local.stack import free_port, port_in_use
+from infra.local.stack import port_in_use
 from tests.support import images
+from tests.support.dev_stack import DevStack
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 240
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"make dev exited early ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-4000:]}"
-            )
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
 def mart_rows(warehouse) -> list[tuple] | None:
@@ -52,38 +35,10 @@ def mart_rows(warehouse) -> list[tuple] | None:
 
 
 def test_upload_to_mart_on_the_local_stack(tmp_path):
-    ports = {name: free_port() for name in ("kafka", "dynamodb", "api", "ui")}
-    env = {
-        **os.environ,
-        "IMAGELAKE_ENV": "local",
-        "IMAGELAKE_DATA_DIR": str(tmp_path / "data"),
-        "IMAGELAKE_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
-        "IMAGELAKE_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{ports['dynamodb']}",
-        "IMAGELAKE_API_PORT": str(ports["api"]),
-        "IMAGELAKE_UI_PORT": str(ports["ui"]),
-        "IMAGELAKE_SENSOR_INTERVAL_S": "3",
-    }
-    log = tmp_path / "make-dev.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.dev"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api = f"http://127.0.0.1:{ports['api']}"
+    stack = DevStack.on_free_ports(tmp_path)
+    api = stack.api
     try:
-        wait_for(lambda: "imagelake is up" in log.read_text(), 120, "the stack to start", proc, log)
-
-        def api_ready() -> bool:
-            try:
-                return httpx.get(f"{api}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(api_ready, 60, "the upload API", proc, log)
+        stack.start()
         bodies = [images.jpeg(96, 64, seed=i) for i in range(19)]
         bodies.append(bodies[0])  # two identical uploads
         sha256s = set()
@@ -101,15 +56,13 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
         assert len(sha256s) == 19
         today = datetime.now(UTC).date()
 
-        warehouse = tmp_path / "data" / "warehouse.duckdb"
-        wait_for(
+        warehouse = stack.data_dir / "warehouse.duckdb"
+        stack.wait_for(
             lambda: (mart_rows(warehouse) or []) == [(today, 20)],
             DEADLINE_S,
             "20 uploads in marts.daily_upload_stats",
-            proc,
-            log,
         )
-        curated = pq.read_table(tmp_path / "data" / "lake" / "curated" / "image_metadata").to_pylist()
+        curated = pq.read_table(stack.data_dir / "lake" / "curated" / "image_metadata").to_pylist()
         assert {r["sha256"] for r in curated} == sha256s
         assert len(curated) == 20 and {r["status"] for r in curated} == {"processed"}
 
@@ -122,16 +75,11 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
         } == {("JPEG", 96, 64)}
         assert items[0]["duplicate"] is None  # the first upload is the original
         assert items[19]["duplicate"] == {"of": ids[0], "kind": "exact", "distance": 0}
-        assert httpx.get(f"http://127.0.0.1:{ports['ui']}/server_info", timeout=10).status_code == 200
+        assert httpx.get(f"{stack.ui}/server_info", timeout=10).status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C does
-        try:
-            proc.wait(60)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stack.stop()
     time.sleep(1)
-    still_open = [name for name, port in ports.items() if port_in_use(port)]
+    still_open = [name for name, port in stack.ports.items() if port_in_use(port)]
     assert still_open == [], (
-        f"processes still listening after Ctrl-C: {still_open}\n{log.read_text()[-3000:]}"
+        f"processes still listening after Ctrl-C: {still_open}\n{stack.log.read_text()[-3000:]}"
     )
