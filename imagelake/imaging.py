@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from PIL import Image, ImageFile
 
+from imagelake import png_stream
 from imagelake.exif import read_exif
 from imagelake.hashing import phash
 from imagelake.settings import ALLOWED_FORMATS
@@ -124,13 +125,15 @@ def check_upload(data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALL
             im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             im.load()
         elif fmt == "PNG":
-            im.verify()
+            im.verify()  # chunk CRCs; the pixel data below
         else:
             im.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageRejected(422, f"corrupt or truncated {fmt} image: {exc}") from None
     finally:
         im.close()
+    if fmt == "PNG" and (error := png_stream.pixel_data_error(data)):
+        raise ImageRejected(422, f"corrupt or truncated PNG image: {error}")
     return ImageHeader(fmt, width, height)
 
 
@@ -281,8 +284,10 @@ def describe(data: bytes, *, max_pixels: int, uploaded_at: datetime) -> ImageFac
         depth = bit_depth(data, im)
         frames = int(getattr(im, "n_frames", 1) or 1)
         has_icc = bool(im.info.get("icc_profile"))
-        exif = read_exif(im, not_after=uploaded_at + timedelta(days=1))
+        # Decode before EXIF: reading a PNG's EXIF loads the pixels, and a load that fails
+        # inside the EXIF reader (which must not fail the image) would leave a black bitmap.
         decoded = _decode_small(im, data, fmt)
+        exif = read_exif(im, not_after=uploaded_at + timedelta(days=1))
         if decoded.mode in _REDUCIBLE:  # shrink first: converting a full-size bitmap costs more
             small = to_rgb8(shrink(decoded), depth)
         else:

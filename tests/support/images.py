@@ -73,6 +73,32 @@ def huge_png(width: int = 30000, height: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
 
 
+def png_with_idat(idat: bytes, width: int = 100, height: int = 100, interlaced: bool = False) -> bytes:
+    """An 8-bit RGB PNG whose one IDAT chunk holds ``idat``, every chunk with a valid CRC: what
+    Pillow's ``verify()`` passes whatever the pixel data is."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1 if interlaced else 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def png_pixel_stream(width: int, height: int, interlaced: bool = False) -> bytes:
+    """The inflated pixel data (filter byte 0, black pixels) of an RGB PNG, interlaced (Adam7) or not."""
+    passes = [
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ]
+    sizes = (
+        [(-(-(width - x) // dx), -(-(height - y) // dy)) for x, y, dx, dy in passes]
+        if interlaced
+        else [(width, height)]
+    )
+    return b"".join((b"\x00" + b"\x00" * 3 * w) * h for w, h in sizes if w > 0 and h > 0)
+
+
 # -- photo-like images and the awkward inputs of the real-time pipeline ------------------------
 
 

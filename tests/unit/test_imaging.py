@@ -1,4 +1,5 @@
 import tracemalloc
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -90,3 +91,60 @@ def test_describe_applies_exif_orientation():
     data = images.jpeg(64, 48, exif=exif.tobytes())
     facts = describe(data, max_pixels=CAP, uploaded_at=datetime.now(UTC))
     assert (facts.format, facts.width, facts.height, facts.orientation) == ("JPEG", 48, 64, 6)
+
+
+def _not_zlib() -> bytes:
+    return bytes(range(256)) * 4
+
+
+def _half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("idat", "why"),
+    [
+        (_not_zlib(), "not a valid zlib stream"),
+        (_half(zlib.compress(images.png_pixel_stream(100, 100))), "ends early"),
+        (zlib.compress(images.png_pixel_stream(100, 50)), "ends early"),
+    ],
+    ids=["not-zlib", "cut-short", "too-few-rows"],
+)
+def test_a_png_whose_pixel_data_is_broken_under_valid_crcs_is_422(idat, why):
+    """Pillow's verify() passes these (it checks CRCs only); a decode would fail or misread them."""
+    with pytest.raises(ImageRejected) as info:
+        check_upload(images.png_with_idat(idat), max_pixels=CAP)
+    assert info.value.status == 422 and why in info.value.reason
+
+
+@pytest.mark.parametrize("interlaced", [False, True], ids=["plain", "adam7"])
+@pytest.mark.parametrize(("width", "height"), [(100, 100), (1, 1), (3, 7), (9, 2)])
+def test_whole_pngs_pass_and_decode(width, height, interlaced):
+    data = images.png_with_idat(
+        zlib.compress(images.png_pixel_stream(width, height, interlaced)), width, height, interlaced
+    )
+    assert check_upload(data, max_pixels=CAP).width == width
+    facts = describe(data, max_pixels=CAP, uploaded_at=datetime.now(UTC))
+    assert (facts.width, facts.height, facts.brightness_mean) == (width, height, 0.0)
+
+
+def test_describe_rejects_a_png_whose_pixels_do_not_decode_instead_of_reading_black():
+    """Reading a PNG's EXIF decodes it; a failure there must not leave a black image behind."""
+    with pytest.raises(ImageRejected) as info:
+        describe(images.png_with_idat(_not_zlib()), max_pixels=CAP, uploaded_at=datetime.now(UTC))
+    assert info.value.status == 422
+
+
+def test_pixel_data_longer_than_the_image_is_accepted_as_libpng_and_pillow_read_it():
+    data = images.png_with_idat(zlib.compress(images.png_pixel_stream(100, 200)))
+    assert check_upload(data, max_pixels=CAP).height == 100
+
+
+def test_real_pngs_of_every_mode_pass_the_pixel_data_check():
+    for data in (
+        images.png(),
+        images.png16(),
+        images.palette_png_with_transparency(),
+        images.png(33, 17, mode="L"),
+    ):
+        check_upload(data, max_pixels=CAP)
