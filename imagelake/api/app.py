@@ -161,12 +161,18 @@ def create_app(
             raise not_found from None
         try:
             item = await run_in_threadpool(catalog.get, image_id)
+            if item is None or item.get("client_id") != client_id:
+                raise not_found  # another client's image is answered exactly like a missing one
+            show_duplicate = False
+            if (original := item.get("duplicate_of")) is not None:
+                found = await run_in_threadpool(catalog.get, original)
+                show_duplicate = found is not None and found.get("client_id") == client_id
         except CatalogUnavailable as exc:
             log.warning("catalog read for %s failed: %s", image_id, exc)
             raise HTTPException(503, "the image catalog is unavailable; retry in a few seconds") from None
-        if item is None or item.get("client_id") != client_id:
-            raise not_found  # another client's image is answered exactly like a missing one
-        return image_status(item)
+        # A duplicate of another client's image is not shown: its id, or that it exists at all,
+        # would tell this client what someone else uploaded.
+        return image_status(item, show_duplicate=show_duplicate)
 
     return app
 

@@ -35,7 +35,7 @@ class ImageMetadata(BaseModel):
 
 
 class Duplicate(BaseModel):
-    of: str = Field(description="the earliest image this one duplicates")
+    of: str = Field(description="the earliest image this one duplicates (always one of yours)")
     kind: str = Field(description="exact (same bytes) or near (similar perceptual hash)")
     distance: int = Field(description="perceptual-hash Hamming distance, 0 for exact copies")
 
@@ -48,14 +48,17 @@ class ImageStatus(BaseModel):
     processed_at: datetime | None = None
     expires_at: datetime | None = Field(None, description="when the catalog forgets the image")
     metadata: ImageMetadata
-    duplicate: Duplicate | None = None
+    duplicate: Duplicate | None = Field(
+        None, description="set when the image repeats an earlier upload of yours, exactly or nearly"
+    )
     derivatives: dict[str, Any] = Field(default_factory=dict, description="keys of resized copies")
 
 
-def image_status(item: dict[str, Any]) -> ImageStatus:
-    """The client's view of a catalog item."""
+def image_status(item: dict[str, Any], *, show_duplicate: bool) -> ImageStatus:
+    """The client's view of a catalog item; its duplicate verdict only if ``show_duplicate``
+    (the original is the same client's upload)."""
     duplicate = None
-    if item.get("duplicate_of"):
+    if show_duplicate and item.get("duplicate_of"):
         duplicate = Duplicate(
             of=item["duplicate_of"], kind=item["duplicate_kind"], distance=item["duplicate_distance"]
         )

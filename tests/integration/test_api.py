@@ -336,3 +336,24 @@ def test_catalog_down_at_upload_time_is_503_with_nothing_left_behind(
     assert status.status_code == 503 and "retry" in status.json()["detail"]
     assert raw_objects(lake) == []
     assert all_messages(kafka_bootstrap, topic) == []
+
+
+def test_a_duplicate_is_shown_only_when_the_original_is_the_callers_own(api, catalog):
+    """Telling a client its image repeats another client's would tell it what that client uploaded."""
+    client, _, _ = api
+    data = images.photo(64, 48, seed=7)
+
+    def upload(key: str) -> str:
+        files = {"file": ("a.jpg", data, "image/jpeg")}
+        return client.post("/v1/images", headers={"X-API-Key": key}, files=files).json()["image_id"]
+
+    original, own_copy, others_copy = upload("dev-key"), upload("dev-key"), upload("other-key")
+    verdict = {"duplicate_of": original, "duplicate_kind": "exact", "duplicate_distance": 0}
+    for copy in (own_copy, others_copy):
+        catalog.update(copy, {"status": "processed", **verdict})
+
+    own = client.get(f"/v1/images/{own_copy}", headers=KEY).json()
+    assert own["duplicate"] == {"of": original, "kind": "exact", "distance": 0}
+    others = client.get(f"/v1/images/{others_copy}", headers={"X-API-Key": "other-key"}).json()
+    assert (others["status"], others["duplicate"]) == ("processed", None)
+    assert original not in json.dumps(others)
