@@ -26,10 +26,11 @@ How concurrent and late batches converge on these answers:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +52,9 @@ MERGE_FAN_IN = 32
 MERGED_PREFIX = "merged-"
 #: How often a reader re-lists when files vanish under it before it gives up.
 MAX_LISTINGS = 20
+#: Below this standard deviation of luma (grey levels, ``image_metadata.contrast``) an image
+#: is flat and its perceptual hash says nothing (see :func:`match_hash`).
+FLAT_CONTRAST = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,24 @@ def to_signed(value: int) -> int:
     return value - (1 << 64) if value >= _SIGN else value
 
 
+def match_hash(row: Mapping[str, Any]) -> int | None:
+    """The hash an ``image_metadata`` row is searched and matched by; None without a pHash.
+
+    That is its perceptual hash, except for a flat image (luma standard deviation
+    under ``FLAT_CONTRAST``: one colour, blank, fully transparent). Its pHash bits
+    are rounding noise around an all-zero spectrum, so every flat image would
+    "nearly" duplicate every other whatever its colour. It is matched instead by
+    64 bits of its sha256: an exact copy still finds it (distance 0), and another
+    image matches it by chance with odds of about 1 in 10^11.
+    """
+    if not row.get("phash"):
+        return None
+    contrast, sha256 = row.get("contrast"), row.get("sha256")
+    if contrast is not None and contrast < FLAT_CONTRAST and sha256:
+        return int.from_bytes(bytes.fromhex(sha256)[:8], "big")
+    return from_hex(row["phash"])
+
+
 def index_rows(rows: Iterable[dict]) -> list[dict]:
     """The ``hash_index`` rows for a batch's ``image_metadata`` rows."""
     return [
@@ -84,7 +106,7 @@ def index_rows(rows: Iterable[dict]) -> list[dict]:
             "client_id": r["client_id"],
             "uploaded_at": r["uploaded_at"],
             "sha256": r["sha256"] if r["status"] == "processed" else None,
-            "phash": to_signed(from_hex(r["phash"])) if r.get("phash") else None,
+            "phash": None if (h := match_hash(r)) is None else to_signed(h),
             "batch_id": r["batch_id"],
         }
         for r in rows

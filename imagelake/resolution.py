@@ -36,8 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from imagelake import layout
-from imagelake.duplicates import HashIndex, merge_day, write_segment
-from imagelake.hashing import from_hex
+from imagelake.duplicates import HashIndex, match_hash, merge_day, write_segment
 from imagelake.layout import IMAGE_METADATA
 from imagelake.parquet import (
     WrittenFile,
@@ -73,9 +72,9 @@ def resolve_rows(index: HashIndex, rows: list[dict], threshold: int, window: tim
         if owner is not None and owner != row["batch_id"]:
             continue  # delivered again: the smaller batch holds this image's row
         match = None
-        if row["status"] == "processed" and row["phash"]:
+        if row["status"] == "processed" and (key := match_hash(row)) is not None:
             match = index.earliest_match(
-                row["image_id"], row["uploaded_at"], from_hex(row["phash"]), row["sha256"], threshold, window
+                row["image_id"], row["uploaded_at"], key, row["sha256"], threshold, window
             )
         out.append(
             {
@@ -113,11 +112,9 @@ def _affected_files(
             continue
         dt = layout.dt_of(row["uploaded_at"])
         files.update((other, dt) for other in index.also_seen_by(row["image_id"]))
-        if row["status"] != "processed" or not row["phash"]:
+        if row["status"] != "processed" or (key := match_hash(row)) is None:
             continue
-        for later in index.later_matches(
-            row["image_id"], row["uploaded_at"], from_hex(row["phash"]), threshold, window
-        ):
+        for later in index.later_matches(row["image_id"], row["uploaded_at"], key, threshold, window):
             if later.batch_id != batch_id:
                 files.add((later.batch_id, layout.dt_of(later.uploaded_at)))
     return files

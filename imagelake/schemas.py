@@ -125,8 +125,9 @@ HASH_INDEX = pa.schema(
         pa.field("client_id", pa.string(), nullable=False),
         pa.field("uploaded_at", _TS, nullable=False),
         pa.field("sha256", pa.string()),  # of the stored bytes (null unless the image was processed)
-        #: The 64-bit perceptual hash as a signed integer (Glue and Spectrum have no unsigned
-        #: 64-bit type); null when the image could not be decoded.
+        #: The 64-bit hash the image is matched by (duplicates.match_hash: its perceptual hash,
+        #: or for a flat image 64 bits of its sha256) as a signed integer (Glue and Spectrum
+        #: have no unsigned 64-bit type); null when the image could not be decoded.
         pa.field("phash", pa.int64()),
         pa.field("batch_id", pa.string(), nullable=False),
     ]

@@ -1,17 +1,23 @@
 """The duplicate index: definitions, vectorised search against a brute-force oracle, ownership."""
 
+import hashlib
+import io
 import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from PIL import Image
 
 from imagelake import layout
 from imagelake.duplicates import (
+    FLAT_CONTRAST,
     MERGE_FAN_IN,
     HashIndex,
+    Match,
     index_rows,
+    match_hash,
     merge_day,
     segment_keys,
     to_signed,
@@ -19,8 +25,10 @@ from imagelake.duplicates import (
 )
 from imagelake.hashing import hamming, to_hex
 from imagelake.ids import new_image_id
+from imagelake.imaging import describe
 from imagelake.schemas import HASH_INDEX
 from imagelake.store import Lake
+from tests.support import images
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -244,3 +252,50 @@ def test_the_storage_inventory_counts_the_index_under_its_folder():
         "curated",
         "curated/hash_index",
     )
+
+
+def _described(data: bytes, at: datetime, n: int) -> dict:
+    """An image_metadata row of real image bytes, as the batch run builds it."""
+    facts = describe(data, max_pixels=10**8, uploaded_at=at)
+    return {
+        **row(at, facts.phash, n=n, sha=hashlib.sha256(data).hexdigest()),
+        "contrast": facts.contrast,
+    }
+
+
+def test_flat_images_of_different_colours_are_not_near_duplicates_but_exact_copies_are():
+    """A one-colour image's pHash is rounding noise: white, grey and red are 6 bits apart."""
+    white, grey, red = (
+        images.encode(Image.new("RGB", (200, 150), colour), fmt)
+        for colour, fmt in (((255, 255, 255), "PNG"), ((128, 128, 128), "JPEG"), ((255, 0, 0), "PNG"))
+    )
+    blank = images.encode(Image.new("RGBA", (200, 150), (0, 0, 0, 0)), "PNG")  # white once composited
+    rows = [
+        _described(data, T0 + timedelta(minutes=n), n)
+        for n, data in enumerate([white, grey, red, blank, white])
+    ]
+    assert all(r["contrast"] < FLAT_CONTRAST for r in rows)
+    assert hamming(int(rows[0]["phash"], 16), int(rows[1]["phash"], 16)) <= 6  # what went wrong before
+    index = index_of(*rows)
+    found = [
+        index.earliest_match(r["image_id"], r["uploaded_at"], match_hash(r), r["sha256"], 6, WEEK)
+        for r in rows
+    ]
+    assert found[:4] == [None, None, None, None]
+    assert found[4] == Match(rows[0]["image_id"], "exact", 0)
+
+
+def test_images_with_any_structure_keep_matching_by_their_perceptual_hash():
+    photo = images.photo(320, 240, seed=3)
+    again = images.encode(Image.open(io.BytesIO(photo)).resize((160, 120)), "PNG")
+    faint = np.tile(np.linspace(100, 104, 200), (150, 1)).astype(np.uint8)  # a 4-level gradient
+    rows = [
+        _described(data, T0 + timedelta(minutes=n), n)
+        for n, data in enumerate([photo, again, images.encode(Image.fromarray(faint), "PNG")])
+    ]
+    assert [match_hash(r) for r in rows] == [int(r["phash"], 16) for r in rows]
+    assert rows[2]["contrast"] >= FLAT_CONTRAST
+    match = index_of(*rows).earliest_match(
+        rows[1]["image_id"], rows[1]["uploaded_at"], match_hash(rows[1]), rows[1]["sha256"], 6, WEEK
+    )
+    assert match is not None and (match.duplicate_of, match.kind) == (rows[0]["image_id"], "near")
