@@ -19,9 +19,7 @@
         {{ relation }}
     {%- else -%}
         {%- set node = graph.sources['source.imagelake.lake.' ~ table_name] -%}
-        {%- set pattern = node.meta.lake_root ~ '/' ~ node.meta.lake_prefix ~ '/dt=*/*.parquet' -%}
-        {%- set found = run_query("select count(*) from glob('" ~ pattern ~ "')").columns[0].values()[0] -%}
-        {%- if found > 0 -%}
+        {%- if imagelake.lake_files_found(node) -%}
             {{ relation }}
         {%- else -%}
             (select
@@ -32,6 +30,29 @@
             where false)
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a lake table (its source node) has any file yet. -#}
+{% macro lake_files_found(node) -%}
+    {%- set pattern = node.meta.lake_root ~ '/' ~ node.meta.lake_prefix ~ '/dt=*/*.parquet' -%}
+    {{ return(run_query("select count(*) from glob('" ~ pattern ~ "')").columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{#-
+    `dbt source freshness` on DuckDB: a lake table with no file yet fails with
+    what to do, not DuckDB's "No files found that match the pattern".
+-#}
+{% macro duckdb__collect_freshness(source, loaded_at_field, filter) -%}
+    {%- set node = graph.sources.get('source.imagelake.lake.' ~ source.identifier) -%}
+    {%- if node is not none and not imagelake.lake_files_found(node) -%}
+        {{ exceptions.raise_compiler_error(
+            "lake table " ~ source.identifier ~ " has no data yet: nothing under "
+            ~ node.meta.lake_root ~ "/" ~ node.meta.lake_prefix ~ "/. It fills once the job that writes it has run"
+            ~ " (upload_events, image_metadata: a processed upload; derivatives: derivatives_job;"
+            ~ " storage_inventory: garbage_collection_job; dead_letters: a message that was not a valid event)."
+        ) }}
+    {%- endif -%}
+    {{ return(dbt.default__collect_freshness(source, loaded_at_field, filter)) }}
 {%- endmacro %}
 
 {#-

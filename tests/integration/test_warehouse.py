@@ -464,3 +464,16 @@ def test_the_analysts_example_queries_run_here_and_pass_the_redshift_gate(built)
     for sql in queries:
         assert redshift_problems(sql) == [], sql
         assert query(settings, sql), f"no rows from:\n{sql}"
+
+
+def test_source_freshness_of_a_lake_table_with_no_file_yet_says_so(warehouse):
+    """A fresh install: the derivatives job has never run."""
+    settings, _ = warehouse
+    shutil.rmtree(lake_root(settings) / "curated" / "derivatives")
+    invocation = dbt_cli(settings, ["source", "freshness"], raise_on_error=False)
+    status = {
+        r["unique_id"].split(".")[-1]: r["status"] for r in invocation.get_artifact("sources.json")["results"]
+    }
+    assert status == {"upload_events": "pass", "image_metadata": "pass", "storage_inventory": "pass"}
+    told = str(invocation.get_error())  # dbt's error lines
+    assert "lake table derivatives has no data yet" in told and "derivatives_job" in told, told
