@@ -113,6 +113,10 @@ async def read_file_field(
             parser.finalize()
     except MultipartParseError as exc:
         raise BodyError(400, f"malformed multipart body: {exc}") from None
+    if state["in_file"]:
+        raise BodyError(
+            400, f"the body ended inside field {field!r}, before its closing boundary: the upload was cut short"
+        )
     if not state["done"]:
         raise BodyError(400, f"no file in field {field!r}: send the image as multipart field {field!r}")
     if not buffer:

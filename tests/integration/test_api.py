@@ -357,3 +357,15 @@ def test_a_duplicate_is_shown_only_when_the_original_is_the_callers_own(api, cat
     others = client.get(f"/v1/images/{others_copy}", headers={"X-API-Key": "other-key"}).json()
     assert (others["status"], others["duplicate"]) == ("processed", None)
     assert original not in json.dumps(others)
+
+
+def test_a_body_cut_short_inside_the_file_says_so(api, kafka_bootstrap):
+    client, lake, settings = api
+    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    body = head + images.jpeg()[:500]  # no closing boundary: the client stopped sending
+    response = client.post(
+        "/v1/images", headers={**KEY, "Content-Type": "multipart/form-data; boundary=xyz"}, content=body
+    )
+    assert response.status_code == 400 and "cut short" in response.json()["detail"], response.text
+    assert raw_objects(lake) == []
+    assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
