@@ -115,7 +115,8 @@ async def read_file_field(
         raise BodyError(400, f"malformed multipart body: {exc}") from None
     if state["in_file"]:
         raise BodyError(
-            400, f"the body ended inside field {field!r}, before its closing boundary: the upload was cut short"
+            400,
+            f"the body ended inside field {field!r}, before its closing boundary: the upload was cut short",
         )
     if not state["done"]:
         raise BodyError(400, f"no file in field {field!r}: send the image as multipart field {field!r}")
