@@ -8,8 +8,10 @@ Used by ``make dev`` (fixed ports, data under ``.data/``) and by the tests
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,29 +39,63 @@ class Service:
     port: int
     #: Where its output goes (None: the terminal).
     log_path: Path | None
+    #: The log's size when this process started: what it wrote begins there (logs are appended to).
+    log_start: int = 0
 
     @property
     def running(self) -> bool:
-        return self.process.poll() is None
+        return self.exit_code is None
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs, then its exit code (negative: the signal that killed it).
+
+        Unlike ``Popen.poll`` this does not reap it: until :meth:`stop` does, its pid cannot be
+        reused, so signalling its process group cannot reach another program's.
+        """
+        if self.process.returncode is not None:
+            return self.process.returncode
+        try:
+            info = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped by someone else
+            return self.process.poll()
+        if info is None:
+            return None
+        return -info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the service and everything it started (its process group)."""
-        if not self.running:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-        except ProcessLookupError:
-            pass
+        """Stop the service and everything it started (its process group), also when the service
+        itself has exited and left children running (`dagster dev` leaves its run workers)."""
+        if self.process.returncode is not None:
+            return  # reaped already: stopped (or killed) before
+        group = self.process.pid  # spawn() makes each service the leader of a new process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.process.poll()  # reap it once it exits: until then it counts as a member
+            if not _group_alive(group):
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait(5)
 
     def kill(self) -> None:
         """Kill at once, as a crash would (tests of outages use this)."""
         if self.running:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port() -> int:
@@ -107,9 +143,11 @@ def spawn(
 ) -> Service:
     """Start a service in its own process group; output to ``log_path`` or this terminal."""
     log = None
+    log_start = 0
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("ab")
+        log_start = log.tell()
     try:
         process = subprocess.Popen(
             cmd,
@@ -123,7 +161,7 @@ def spawn(
     finally:
         if log is not None:
             log.close()
-    return Service(name, process, port, log_path)
+    return Service(name, process, port, log_path, log_start)
 
 
 def stop_all(services: list[Service]) -> None:
@@ -135,12 +173,45 @@ def stop_all(services: list[Service]) -> None:
         thread.join()
 
 
+_EXCEPTION_PREFIX = re.compile(r"^[\w.$]+(?:Exception|Error): ")
+
+
+def bind_failure(log_text: str) -> str | None:
+    """The line of a service's log saying it could not listen on a port, if there is one.
+
+    Kafka: ``...KafkaException: Socket server failed to bind to 127.0.0.1:9093: Address already
+    in use.`` gives ``Socket server failed to bind to 127.0.0.1:9093: Address already in use.``
+    """
+    lines = [line.strip() for line in log_text.splitlines()]
+    for wanted in ("failed to bind", "address already in use"):
+        for line in lines:
+            if wanted in line.lower():
+                return _EXCEPTION_PREFIX.sub("", line)
+    return None
+
+
+def _startup_log(service: Service) -> str:
+    """What the service wrote to its log since it was started (empty when it logs to the terminal)."""
+    if service.log_path is None:
+        return ""
+    try:
+        with service.log_path.open("rb") as log:
+            log.seek(service.log_start)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def wait_for_port(service: Service, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not service.running:
+            cause = bind_failure(_startup_log(service))
+            service.stop()  # whatever it started, if anything
             raise StackError(
-                f"{service.name} exited during start-up; see {service.log_path or 'its output above'}"
+                f"{service.name} exited during start-up"
+                + (f" ({cause})" if cause else "")
+                + f"; see {service.log_path or 'its output above'}"
             )
         if port_in_use(service.port):
             return
@@ -178,9 +249,16 @@ def kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
 def start_kafka(
     data_dir: Path, port: int, controller_port: int | None = None, timeout: float = 90.0
 ) -> Service:
-    """A single-node KRaft broker on 127.0.0.1:``port``; storage formatted on first start."""
+    """A single-node KRaft broker on 127.0.0.1:``port``; storage formatted on first start.
+
+    Only the broker itself talks to its KRaft controller, so by default that listens on a free
+    port chosen now: a new one at every start, which a static quorum (``controller.quorum.voters``)
+    allows: its address is read from server.properties, not stored with the data.
+    """
     if port_in_use(port):
         raise StackError(f"port {port} is in use: another Kafka (or `make dev`) is running; stop it first")
+    if controller_port is not None and port_in_use(controller_port):
+        raise StackError(f"port {controller_port} (Kafka's controller) is in use: stop whatever holds it")
     controller_port = controller_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     props = data_dir / "server.properties"
