@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from imagelake.batches import FACT_COLUMNS
 from imagelake.catalog import TTL_ATTRIBUTE
+from imagelake.metadata_columns import FACT_COLUMNS
 
 
 class ImageMetadata(BaseModel):
