@@ -14,7 +14,7 @@ from tests.support import images
 from tests.support.dev_stack import DevStack
 
 pytestmark = pytest.mark.e2e
-UPLOADS = 24
+UPLOADS = 48  # enough that a batch run lasts seconds, long enough to stop it half-way
 
 
 def statuses(stack: DevStack, ids: list[str]) -> list[str]:
