@@ -40,7 +40,7 @@ from imagelake import layout
 from imagelake.hashing import distances, from_hex
 from imagelake.ids import new_image_id
 from imagelake.layout import BatchId
-from imagelake.parquet import WrittenFile, conform, from_parquet_bytes, to_parquet_bytes
+from imagelake.parquet import WrittenFile, conform, read_lake_parquet, to_parquet_bytes
 from imagelake.schemas import HASH_INDEX as HASH_INDEX_SCHEMA
 from imagelake.store import Lake, ObjectMissing
 
@@ -141,7 +141,7 @@ def _read_files(lake: Lake, keys: Iterable[str]) -> tuple[dict[str, pa.Table], s
 
     def read(key: str) -> tuple[str, pa.Table | None]:
         try:
-            return key, from_parquet_bytes(lake.get(key))
+            return key, read_lake_parquet(lake, key)
         except ObjectMissing:
             return key, None
 

@@ -77,9 +77,31 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
+class CorruptLakeFile(ValueError):
+    """A lake object that should be Parquet and is not: named, with what to do, because one
+    such file stops every run that reads its day (or, in the hash index, its week)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(
+            f"{key} in the lake is not a readable Parquet file ({reason}). Restore it from a backup "
+            "or, if it cannot be restored, move it out of the lake (its rows are then lost until "
+            "the batch that wrote it is re-run), then re-execute the failed run."
+        )
+        self.key = key
+
+
+def read_lake_parquet(lake: Lake, key: str) -> pa.Table:
+    """One Parquet object of the lake as it is stored; :class:`CorruptLakeFile` if it does not decode."""
+    data = lake.get(key)
+    try:
+        return from_parquet_bytes(data)
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptLakeFile(key, str(exc)) from None
+
+
 def read_table_file(lake: Lake, table_name: str, key: str) -> pa.Table:
     """One Parquet file of a lake table, in the table's schema."""
-    return conform(from_parquet_bytes(lake.get(key)), SCHEMAS[table_name])
+    return conform(read_lake_parquet(lake, key), SCHEMAS[table_name])
 
 
 def day_files(lake: Lake, table_name: str, dt: str) -> list[ObjectInfo]:

@@ -41,7 +41,7 @@ from imagelake.layout import IMAGE_METADATA
 from imagelake.parquet import (
     WrittenFile,
     day_files,
-    from_parquet_bytes,
+    read_lake_parquet,
     read_table_file,
     rows_to_table,
     to_parquet_bytes,
@@ -145,7 +145,7 @@ def _rows_of(lake: Lake, batch_id: str, dt: str, compacted: dict[str, pa.Table])
     one read per day, however many folded batches it corrects.
     """
     with contextlib.suppress(ObjectMissing):
-        return from_parquet_bytes(lake.get(metadata_key(batch_id, dt))).to_pylist()
+        return read_lake_parquet(lake, metadata_key(batch_id, dt)).to_pylist()
     if dt not in compacted:
         compacted[dt] = _compacted_rows(lake, dt)
     day = compacted[dt]

@@ -26,6 +26,7 @@ from imagelake.duplicates import (
 from imagelake.hashing import hamming, to_hex
 from imagelake.ids import new_image_id
 from imagelake.imaging import describe
+from imagelake.parquet import CorruptLakeFile
 from imagelake.schemas import HASH_INDEX
 from imagelake.store import Lake
 from tests.support import images
@@ -299,3 +300,15 @@ def test_images_with_any_structure_keep_matching_by_their_perceptual_hash():
         rows[1]["image_id"], rows[1]["uploaded_at"], match_hash(rows[1]), rows[1]["sha256"], 6, WEEK
     )
     assert match is not None and (match.duplicate_of, match.kind) == (rows[0]["image_id"], "near")
+
+
+def test_a_corrupt_index_file_is_named_with_what_to_do(tmp_path):
+    """One such file stops every batch of the week; the operator must learn which one it is."""
+    lake = Lake((tmp_path / "lake").as_uri())
+    write_segment(lake, "t-0-0-1", [row(T0, 0x1, batch="t-0-0-1", n=1)])
+    broken = "curated/hash_index/dt=2026-11-24/t-0-2-2.parquet"
+    lake.put(broken, b"PAR1 not really parquet")
+    with pytest.raises(CorruptLakeFile) as info:
+        HashIndex.load(lake, "2026-11-17")
+    assert info.value.key == broken
+    assert broken in str(info.value) and "re-execute the failed run" in str(info.value)
