@@ -118,7 +118,14 @@ def create_app(
             format=header.format,
             uploaded_at=uploaded_at,
         )
-        await lake.put_async(key, upload.data, create_only=True)
+        try:
+            await lake.put_async(key, upload.data, create_only=True)
+        except Exception as exc:  # any failure of the store (S3, a full or read-only disk): nothing kept
+            log.error("upload %s refused: could not write %s to the lake: %r", image_id, key, exc)
+            raise HTTPException(
+                503,
+                "the image store (lake) is unavailable, so the upload was not stored; retry in a few seconds",
+            ) from None
         try:
             await run_in_threadpool(catalog.put_accepted, event, settings.retention_days)
         except CatalogUnavailable as exc:

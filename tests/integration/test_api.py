@@ -369,3 +369,22 @@ def test_a_body_cut_short_inside_the_file_says_so(api, kafka_bootstrap):
     assert response.status_code == 400 and "cut short" in response.json()["detail"], response.text
     assert raw_objects(lake) == []
     assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
+def test_lake_unwritable_at_upload_time_is_503_with_nothing_left_behind(
+    settings_factory, kafka_bootstrap, topic, catalog, tmp_path
+):
+    settings = settings_factory(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
+    lake = Lake((tmp_path / "lake").as_uri())
+    (tmp_path / "lake" / "raw").write_text("a file where the raw zone's folder should be")  # writes fail
+    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
+        response = httpx.post(
+            f"{url}/v1/images",
+            headers=KEY,
+            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
+            timeout=30,
+        )
+    assert response.status_code == 503, response.text
+    assert "image store" in response.json()["detail"] and "retry" in response.json()["detail"]
+    assert catalog_items(catalog) == []
+    assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
