@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from dagster_dbt import DbtCliInvocation
 
@@ -157,23 +158,35 @@ def test_rerunning_a_day_changes_no_row(warehouse):
 
 def test_a_rerun_writes_the_rows_that_changed_and_keeps_the_rest(warehouse):
     """A forced re-run of the derivatives job for one batch of DAYS[1] writes them again an hour
-    later: those images' rows change, and a re-run of the day gives what a full rebuild gives."""
+    later, one byte larger each: those images' rows change, and a re-run of the day gives what a
+    full rebuild gives. When the derivatives were ready stays their first write: a re-render
+    does not make the latency mart say they took an hour longer."""
     settings, lake = warehouse
     day = DAYS[1]
-    _, metadata = lake_data.generate_day(day, SHAPE).tables["image_metadata"][0]
-    redone = lake_data.derivatives_for(metadata, run_id="derivatives-forced")
-    created = redone.schema.field("created_at")
-    later = pa.array([t + timedelta(hours=1) for t in redone["created_at"].to_pylist()], created.type)
-    redone = redone.set_column(redone.schema.get_field_index("created_at"), created, later)
+    generated = lake_data.generate_day(day, SHAPE).tables
+    _, metadata = generated["image_metadata"][0]
+    written = pa.concat_tables([t for _, t in generated["derivatives"]])
+    redone = written.filter(pc.is_in(written["image_id"], metadata["image_id"]))
+    changes = (
+        ("created_at", lambda t: t + timedelta(hours=1)),
+        ("size_bytes", lambda n: n + 1),
+        ("run_id", lambda _: "derivatives-forced"),
+    )
+    for column, change in changes:
+        field = redone.schema.field(column)
+        values = pa.array([change(v) for v in redone[column].to_pylist()], field.type)
+        redone = redone.set_column(redone.schema.get_field_index(column), field, values)
     lake.put(batch_file_key("derivatives", day.isoformat(), "forced-rerun"), to_parquet_bytes(redone))
-    ready = "select image_id, derivatives_ready_at from intermediate.int_images"
-    before = dict(query(settings, ready))
+    figures = "select image_id, derivative_bytes, derivatives_ready_at from intermediate.int_images"
+    latency = "select * from marts.processing_latency_daily order by upload_date"
+    before, latency_before = {r[0]: r[1:] for r in query(settings, figures)}, query(settings, latency)
     with dg.instance_for_test() as instance:
         assert build(settings, instance, DayWindow(day, day)).success
-    after = dict(query(settings, ready))
+    after = {r[0]: r[1:] for r in query(settings, figures)}
     changed = {image_id for image_id in before if after[image_id] != before[image_id]}
     assert changed == set(redone["image_id"].to_pylist()) and len(changed) > 10
-    assert all(after[i] > before[i] for i in changed)
+    assert all(after[i][0] > before[i][0] and after[i][1] == before[i][1] for i in changed)
+    assert query(settings, latency) == latency_before
     assert_marts_match_lake(settings, lake_root(settings))
     incremental = fingerprint(settings)
     with dg.instance_for_test() as instance:

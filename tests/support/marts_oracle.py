@@ -64,12 +64,20 @@ def images(lake_root: Path) -> pd.DataFrame:
     derivatives = read_table(lake_root, "derivatives")
     if not derivatives.empty:
         derivatives["format"] = derivatives["format"].str.lower()
+        first_written = (
+            derivatives[derivatives["status"] == "written"]
+            .groupby(["image_id", "size", "format"])["created_at"]
+            .min()
+            .rename("first_written_at")
+        )
         derivatives = derivatives.sort_values(["created_at", "run_id"]).drop_duplicates(
             ["image_id", "size", "format"], keep="last"
         )
-        written = derivatives[derivatives["status"] == "written"]
+        written = derivatives[derivatives["status"] == "written"].join(
+            first_written, on=["image_id", "size", "format"]
+        )
         per_image = written.groupby("image_id").agg(
-            derivative_bytes=("size_bytes", "sum"), derivatives_ready_at=("created_at", "max")
+            derivative_bytes=("size_bytes", "sum"), derivatives_ready_at=("first_written_at", "max")
         )
         events = events.join(per_image)
     else:

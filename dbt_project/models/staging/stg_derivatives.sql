@@ -22,6 +22,10 @@ renamed as (
         uploaded_at,
         {{ lake_day('uploaded_at') }} as upload_date,
         created_at,
+        -- A forced re-render writes a derivative again; it has been there since its first write.
+        min(case when status = 'written' then created_at end) over (
+            partition by {{ lake_day('uploaded_at') }}, image_id, size, lower(format)
+        ) as first_written_at,
         run_id
 
     from source
