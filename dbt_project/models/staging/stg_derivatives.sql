@@ -22,18 +22,22 @@ renamed as (
         uploaded_at,
         {{ lake_day('uploaded_at') }} as upload_date,
         created_at,
-        -- A forced re-render writes a derivative again; it has been there since its first write.
-        min(case when status = 'written' then created_at end) over (
-            partition by {{ lake_day('uploaded_at') }}, image_id, size, lower(format)
-        ) as first_written_at,
         run_id
 
     from source
 
 )
 
--- A forced re-run writes a derivative again: the latest attempt per image, size and format wins.
-select * from renamed
+-- A forced re-run writes a derivative again: the latest attempt per image, size and format
+-- wins, and the derivative has been there since its first write (the window sees every attempt:
+-- qualify filters after it).
+select
+    *,
+    min(case when status = 'written' then created_at end) over (
+        partition by upload_date, image_id, target_size, derivative_format
+    ) as first_written_at
+
+from renamed
 qualify row_number() over (
         partition by upload_date, image_id, target_size, derivative_format
         order by created_at desc, run_id desc
