@@ -77,6 +77,17 @@ def catalog_items(catalog: Catalog) -> list[dict]:
     return catalog._client.scan(TableName=catalog.table, ConsistentRead=True)["Items"]
 
 
+def upload_once(settings, lake: Lake, catalog: Catalog) -> httpx.Response:
+    """One upload to an API started for it (for faults set up in ``settings``, ``lake`` or ``catalog``)."""
+    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
+        return httpx.post(
+            f"{url}/v1/images",
+            headers=KEY,
+            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
+            timeout=30,
+        )
+
+
 @pytest.fixture
 def api(settings_factory, kafka_bootstrap, topic, catalog):
     settings = settings_factory(
@@ -245,13 +256,7 @@ def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_fact
         IMAGELAKE_KAFKA_BOOTSTRAP=dead_endpoint(), IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="2"
     )
     lake = Lake.from_settings(settings)
-    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
-        response = httpx.post(
-            f"{url}/v1/images",
-            headers=KEY,
-            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
-            timeout=30,
-        )
+    response = upload_once(settings, lake, catalog)
     assert response.status_code == 503
     assert "retry" in response.json()["detail"]
     assert raw_objects(lake) == []
@@ -377,13 +382,7 @@ def test_lake_unwritable_at_upload_time_is_503_with_nothing_left_behind(
     settings = settings_factory(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
     lake = Lake((tmp_path / "lake").as_uri())
     (tmp_path / "lake" / "raw").write_text("a file where the raw zone's folder should be")  # writes fail
-    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
-        response = httpx.post(
-            f"{url}/v1/images",
-            headers=KEY,
-            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
-            timeout=30,
-        )
+    response = upload_once(settings, lake, catalog)
     assert response.status_code == 503, response.text
     assert "image store" in response.json()["detail"] and "retry" in response.json()["detail"]
     assert catalog_items(catalog) == []
