@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -75,34 +76,48 @@ def release_warehouse() -> None:
             DuckDBConnectionManager._ENV = None
 
 
+def parsed_build(where: list[str], what: str) -> tuple[Any, Callable[..., None]]:
+    """Parse a dbt project once, in this process: its manifest, and a ``dbt build`` with the
+    warehouse run's flags (and any extra ones) that closes the database after itself and stops
+    the benchmark if the build fails."""
+    from dbt.cli.main import dbtRunner  # imported after the environment is set
+
+    from assets.warehouse import BUILD_ARGS  # what a warehouse run runs, flags included
+
+    parsed = dbtRunner().invoke(["parse", *where])
+    if not parsed.success:
+        raise SystemExit(f"dbt parse of {what} failed: {parsed.exception}")
+    runner = dbtRunner(manifest=parsed.result)
+
+    def build(*extra: str) -> None:
+        result = runner.invoke([*BUILD_ARGS, *extra, *where])
+        release_warehouse()
+        if not result.success:
+            raise SystemExit(
+                f"dbt build {' '.join(extra)} of {what} failed: {result.exception or 'see its dbt log'}"
+            )
+
+    return parsed.result, build
+
+
 def floor(root: Path, shape: dbt_floor.Shape) -> Callable[[], None]:
-    """A timed build of dbt's floor project (bench/dbt_floor.py), set up and parsed once
-    and built once untimed, on as many dbt threads as the local warehouse."""
-    from dbt.cli.main import dbtRunner
-
-    from assets.warehouse import BUILD_ARGS, environment
-
+    """A build of dbt's floor project (bench/dbt_floor.py), set up and parsed once and built
+    once untimed, on as many dbt threads as the local warehouse."""
     profiles = yaml.safe_load((DBT_PROJECT / "profiles.yml").read_text())
     threads = profiles["imagelake"]["outputs"]["local"]["threads"]
-
     if root.exists():
         subprocess.run(["rm", "-rf", str(root)], check=True)
     dbt_floor.write_project(root, shape, threads=threads)
-    where = ["--project-dir", str(root), "--profiles-dir", str(root), "--quiet"]
-    env = {"DBT_TARGET_PATH": str(root / "target")}
-    with environment(env):
-        parsed = dbtRunner().invoke(["parse", *where])
-    if not parsed.success:
-        raise SystemExit(f"dbt parse of the floor project failed: {parsed.exception}")
-    runner = dbtRunner(manifest=parsed.result)
-
-    def build() -> None:
-        with environment(env):
-            result = runner.invoke([*BUILD_ARGS, *where])
-        release_warehouse()
-        if not result.success:
-            raise SystemExit(f"the floor project's build failed: {result.exception or 'see its dbt log'}")
-
+    where = [
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root),
+        "--target-path",
+        str(root / "target"),
+        "--quiet",
+    ]
+    _, build = parsed_build(where, "the floor project")
     build()
     return build
 
@@ -136,10 +151,6 @@ def main(argv: list[str] | None = None) -> int:
         {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_TARGET_PATH": str(args.workdir / "target")}
     )
 
-    from dbt.cli.main import dbtRunner  # imported after the environment is set
-
-    from assets.warehouse import BUILD_ARGS  # what a warehouse run runs, flags included
-
     where = [
         "--project-dir",
         str(DBT_PROJECT),
@@ -149,26 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         "local",
         "--quiet",
     ]
-    parsed = dbtRunner().invoke(["parse", *where])
-    if not parsed.success:
-        raise SystemExit(f"dbt parse failed: {parsed.exception}")
-    runner = dbtRunner(manifest=parsed.result)
+    manifest, build = parsed_build(where, "the warehouse")
 
     def dbt(*extra: str, window_env: dict[str, str] | None = None) -> Callable[[], None]:
         def run() -> None:
             for name in (MIN_DATE_ENV, MAX_DATE_ENV):
                 os.environ.pop(name, None)
             os.environ.update(window_env or {})
-            result = runner.invoke([*BUILD_ARGS, *extra, *where])
-            release_warehouse()
-            if not result.success:
-                raise SystemExit(f"dbt {' '.join(extra)} failed: {result.exception or 'see the dbt log'}")
+            build(*extra)
 
         return run
 
     empty_day = today - timedelta(days=60)  # no data: what any build costs before it reads a row
     empty = DayWindow(empty_day, empty_day)
-    shape = dbt_floor.shape_of(n.resource_type for n in parsed.result.nodes.values())
+    shape = dbt_floor.shape_of(n.resource_type for n in manifest.nodes.values())
     floor_build = floor(args.workdir / "dbt-floor", shape)
     full_times, incremental_times, empty_times, floor_times = [], [], [], []
     for _ in range(args.repeat):
@@ -188,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cli = {}
     if not args.no_cli:
+        from assets.warehouse import BUILD_ARGS
+
         command = [str(Path(sys.executable).with_name("dbt")), *BUILD_ARGS, *where]
         env = {**os.environ}
         env.pop(MIN_DATE_ENV, None)

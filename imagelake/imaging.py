@@ -58,7 +58,7 @@ def sniff_format(head: bytes) -> str | None:
     """The image format named by the leading magic bytes, or ``None``."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head.startswith(png_stream.SIGNATURE):
         return "PNG"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Samples per pixel of each PNG colour type (grey, RGB, palette, grey+alpha, RGBA).
@@ -33,12 +34,14 @@ def raw_size(width: int, height: int, bit_depth: int, colour_type: int, interlac
     return sum(rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in ADAM7)
 
 
-def chunks(data: bytes):
-    """(type, payload) of each chunk; stops at the end of the data or a chunk that runs past it."""
+def chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
+    """(type, payload) of each chunk; stops at the end of the data or a chunk that runs past it.
+    Payloads are views of ``data``, not copies (an upload's IDAT is up to its whole size)."""
+    view = memoryview(data)
     at = len(SIGNATURE)
     while at + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[at : at + 8])
-        payload = data[at + 8 : at + 8 + length]
+        length, kind = struct.unpack(">I4s", view[at : at + 8])
+        payload = view[at + 8 : at + 8 + length]
         if len(payload) < length:
             return
         yield kind, payload
