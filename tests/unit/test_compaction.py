@@ -1,7 +1,7 @@
 """Compaction of closed days, and readers that follow the exactly-once rule while it runs."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import duckdb
 import pytest
@@ -13,7 +13,8 @@ from tests.support.lakerows import image_id_at, metadata_row, seed_batch
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
-DAY = NOW - timedelta(days=2)
+# Early on a closed day, so that a late event hours later still falls on the same day whatever the clock says.
+DAY = datetime.combine(TODAY - timedelta(days=2), time(1), UTC)
 DT = layout.dt_of(DAY)
 TOPIC = "image-uploads"
 
