@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.curated import IMAGE_METADATA
-from assets.partitions import upload_days
+from assets.partitions import checked_upload_day, upload_days
 from imagelake.derive import DeriveParams
 from imagelake.settings import get_settings
 from orchestration.resources import CatalogResource, LakeResource
@@ -39,7 +39,7 @@ def derivatives(
     settings = get_settings()
     params = DeriveParams(
         **lake.location(),
-        dt=context.partition_key,
+        dt=checked_upload_day(context),
         sizes=settings.derivative_sizes,
         formats=settings.derivative_formats,
         max_pixels=settings.max_image_pixels,

@@ -9,3 +9,23 @@ upload_batches = dg.DynamicPartitionsDefinition(name="upload_batches")
 #: One partition per upload date (UTC), today's included: the batch jobs' unit of work.
 #: Data older than the retention period is gone, so only the last days' partitions hold anything.
 upload_days = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1, timezone="UTC")
+
+
+def checked_upload_day(context: dg.AssetExecutionContext) -> str:
+    """The run's upload day, refused if ``upload_days`` has no such partition.
+
+    Dagster checks the key when a run is launched from the UI or ``materialize``, but not
+    when it comes as a ``dagster/partition`` run tag (the CLI, GraphQL, a re-execution with
+    edited tags): such a run would succeed on a day outside the set, a future one say, and
+    record a materialization of no partition at all.
+    """
+    key = context.partition_key
+    if not upload_days.has_partition_key(key):
+        raise dg.Failure(
+            description=(
+                f"{key!r} is not an upload day: the days run from {upload_days.start:%Y-%m-%d} to today "
+                "(UTC), written YYYY-MM-DD. Pick a day in the partition bar or pass one to --partition."
+            ),
+            allow_retries=False,
+        )
+    return key

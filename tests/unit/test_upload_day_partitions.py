@@ -1,0 +1,49 @@
+"""Day-partitioned batch jobs refuse a day they cannot have, before any Spark work starts."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import defs
+
+TODAY = datetime.now(UTC).date()
+
+
+def failure_of(job_name: str, day: str) -> str:
+    """Run a job the way the CLI and GraphQL do (a partition *tag*, which Dagster does not
+    check against the partitions) and return its one step failure's description: the job's
+    step retries (orchestration/jobs.py) must not repeat it."""
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags={"dagster/partition": day}, raise_on_error=False
+        )
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        retried = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+        assert not retried, "a failure that cannot pass by itself was retried"
+        assert not instance.fetch_materializations(dg.AssetKey(_ASSET[job_name]), limit=1).records
+        return failure.step_failure_data.user_failure_data.description
+
+
+_ASSET = {"derivatives_job": "derivatives", "compaction_job": "lake_compaction"}
+
+
+@pytest.mark.parametrize("job_name", sorted(_ASSET))
+@pytest.mark.parametrize("day", [(TODAY + timedelta(days=30)).isoformat(), "2024-12-31"])
+def test_a_day_outside_the_partitions_fails_and_says_which_days_exist(job_name, day):
+    message = failure_of(job_name, day)
+    assert f"{day!r} is not an upload day" in message and "2025-01-01 to today" in message
+
+
+@pytest.mark.parametrize("day", ["24-11-2026", "yesterday"])
+def test_a_key_that_is_no_date_is_refused_by_dagster_before_any_step(day):
+    with dg.instance_for_test() as instance, pytest.raises(ValueError, match="%Y-%m-%d"):
+        defs.resolve_job_def("derivatives_job").execute_in_process(
+            instance=instance, tags={"dagster/partition": day}, raise_on_error=False
+        )
+
+
+def test_compaction_of_the_open_day_fails_and_says_when_it_will_run():
+    message = failure_of("compaction_job", TODAY.isoformat())
+    assert f"{TODAY} is still open" in message and "00:30 UTC" in message
