@@ -1,17 +1,22 @@
 """The Kafka sensor and the real-time batch run, against a real broker and a local lake."""
 
 import json
+import threading
 import time
 
 import dagster as dg
 import pytest
 
+from assets.curated import image_metadata
+from assets.raw import upload_events
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
-from orchestration.resources import KafkaResource
+from orchestration.jobs import realtime_batch_job
+from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from tests.conftest import dead_endpoint
 from tests.support import images
 from tests.support.realtime import run_batch, tick
+from tests.support.servers import LateRelay
 from tests.support.uploads import send, store_and_announce
 
 pytestmark = pytest.mark.integration
@@ -157,3 +162,48 @@ def test_while_batch_runs_wait_for_a_slot_the_sensor_starts_nothing_and_then_cut
     instance.delete_run(waiting.run_id)  # the queue drains
     after, _ = tick(instance, kafka, first.cursor)
     assert [r.run_key for r in after.run_requests] == [f"{kafka.topic}-0-1-2"]  # one run for both events
+
+
+def test_a_catalog_outage_is_retried_inside_the_run_and_the_batch_completes(stack, dynamodb_endpoint):
+    lake, kafka, instance, prod, catalog = stack
+    sent = [
+        store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=i), partition=1)
+        for i in range(2)
+    ]
+    batch_id = str(BatchId(kafka.topic, 1, 0, 1))
+    instance.add_dynamic_partitions("upload_batches", [batch_id])
+    dynamodb = LateRelay(dynamodb_endpoint.removeprefix("http://"))  # down until opened
+    job = dg.Definitions(
+        assets=[upload_events, image_metadata],
+        jobs=[realtime_batch_job],
+        resources={
+            "lake": LakeResource(url=lake.url),
+            "kafka": kafka,
+            "catalog": CatalogResource(table=catalog.table, endpoint=dynamodb.endpoint),
+        },
+    ).resolve_job_def(realtime_batch_job.name)
+    outcome = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(
+            result=job.execute_in_process(instance=instance, partition_key=batch_id, raise_on_error=False)
+        )
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any(
+            instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+            for run in instance.get_runs()
+        ):
+            assert runner.is_alive() and time.monotonic() < deadline, "the failed step was not retried"
+            time.sleep(0.2)
+        dynamodb.open()  # DynamoDB is back before the retry, 10 s after the failure
+        runner.join(120)
+    finally:
+        dynamodb.close()
+    result = outcome["result"]
+    assert result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert "catalog" in str(failure.event_specific_data.error).lower()
+    assert {catalog.get(e.image_id)["status"] for e in sent} == {"processed"}
+    assert len(read_batch_table(lake, "image_metadata", batch_id)) == 2
