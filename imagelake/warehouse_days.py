@@ -66,20 +66,24 @@ def days_of_keys(keys: Iterable[str]) -> set[date]:
     return days
 
 
-def days_of_materialization(metadata: Mapping[str, object], partition: str | None) -> set[date]:
-    """The days one upstream materialization touched: the ``dt=`` folders of the files it
-    lists (metadata ``files``), else its partition if that is a day; empty if it says neither."""
+def days_of_materialization(metadata: Mapping[str, object], partition: str | None) -> set[date] | None:
+    """The days one upstream materialization touched, or None if it does not say.
+
+    Its ``files`` metadata (the lake table files it wrote) names them by their ``dt=``
+    folders; an empty list says it wrote nothing (a dry run, a day with nothing to do),
+    so no day needs a refresh. Without file days, a partition that is a day stands in.
+    """
     files = metadata.get("files")
     if isinstance(files, list | tuple):
         days = days_of_keys(str(f) for f in files)
-        if days:
+        if days or not files:
             return days
     if partition:
         try:
             return {date.fromisoformat(partition)}
         except ValueError:
             pass
-    return set()
+    return None
 
 
 def refresh_window(days: Iterable[date], today: date, first_day: date) -> DayWindow | None:

@@ -17,7 +17,7 @@ from assets.warehouse import LAKE_TABLE_ASSETS, warehouse_models
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse_days import DayWindow, days_of_materialization, lookback, refresh_window
 from orchestration.schedules import scheduled_at
-from orchestration.ticks import minimum_interval
+from orchestration.ticks import interval_note, minimum_interval
 
 warehouse_job = dg.define_asset_job(
     "warehouse_job",
@@ -55,7 +55,8 @@ def today_utc() -> date:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Refreshes the warehouse for the upload days that new lake data touched "
-        "(late events included), one run at a time."
+        "(late events included), one run at a time. "
+        + interval_note(get_settings().warehouse_refresh_interval_s)
     ),
 )
 def warehouse_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -85,11 +86,18 @@ def warehouse_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
                 name: getattr(value, "value", value) for name, value in materialization.metadata.items()
             }
             touched = days_of_materialization(metadata, materialization.partition)
-            # A writer that names no day still changed something: rebuild the routine window.
-            days |= touched or set(lookback(today_utc(), get_settings().warehouse_lookback_days).days)
+            if touched is None:
+                # A writer that names no day may still have changed something: the routine window.
+                touched = set(lookback(today_utc(), get_settings().warehouse_lookback_days).days)
+            days |= touched
             seen[key.to_user_string()] = record.storage_id
     if seen == cursor:
         return dg.SkipReason("no new lake data since the last refresh")
+    if not days:
+        return dg.SensorResult(
+            cursor=json.dumps(seen, sort_keys=True),
+            skip_reason="new materializations wrote no lake files (dry runs, empty days): nothing to refresh",
+        )
     window = refresh_window(days, today_utc(), date.fromisoformat(WAREHOUSE_FIRST_DAY))
     new_cursor = json.dumps(seen, sort_keys=True)
     if window is None:

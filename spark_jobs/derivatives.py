@@ -48,7 +48,7 @@ def run(spark, params: DeriveParams, log) -> dict:
         "derivative_bytes": sum(r["size_bytes"] or 0 for r in written),
         "by_size": dict(sorted(Counter(str(r["size"]) for r in written).items())),
         "reused": sum(1 for r in written if r["reused"]),
-        "manifests": [m.key for m in manifests],
+        "files": [m.key for m in manifests],  # the lake table files written: what the warehouse reads
         "failures": [{"image_id": i, "reason": r} for i, r in failures[:20]],
         "plan_s": round(planned - started, 3),
         "render_s": round(rendered - planned, 3),

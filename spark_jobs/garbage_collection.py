@@ -118,6 +118,7 @@ def run(spark, params: GcParams, log) -> dict:
         "grace_hours": params.grace_hours,
         "references_complete": references_complete,
         "inventory_file": inventory_file,
+        "files": [inventory_file] if inventory_file else [],  # none on a dry run: no warehouse refresh
         "keys": [{"key": d.key, "reason": d.reason, "bytes": d.size} for d in doomed[:PREVIEW_KEYS]],
         "duration_s": round(time.monotonic() - started, 3),
     }

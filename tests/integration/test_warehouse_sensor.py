@@ -67,6 +67,19 @@ def test_data_whose_writer_names_no_day_refreshes_the_lookback_window():
     assert days(request) == ((TODAY - timedelta(days=WAREHOUSE_LOOKBACK_DAYS)).isoformat(), TODAY.isoformat())
 
 
+def test_runs_that_wrote_no_file_advance_the_cursor_and_start_no_build():
+    with dg.instance_for_test() as instance:
+        report(instance, "storage_inventory", [])  # a garbage-collection dry run
+        report(instance, "derivatives", [])  # an hourly derivatives run with nothing to do
+        quiet = tick(instance, None)
+        assert not quiet.run_requests and "wrote no lake files" in quiet.skip_reason.skip_message
+        assert set(json.loads(quiet.cursor)) == {"storage_inventory", "derivatives"}
+
+        report(instance, "derivatives", [f"curated/derivatives/dt={TODAY}/run-1.parquet"])
+        [request] = tick(instance, quiet.cursor).run_requests
+        assert days(request) == (TODAY.isoformat(), TODAY.isoformat())
+
+
 def test_runs_do_not_pile_up_behind_a_running_build_and_nothing_is_lost():
     def add_run(instance, n: int, status: dg.DagsterRunStatus) -> dg.DagsterRun:
         return instance.add_run(dg.DagsterRun(job_name=warehouse_job.name, run_id=f"{n:036d}", status=status))

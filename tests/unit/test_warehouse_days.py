@@ -57,10 +57,18 @@ def test_days_come_from_the_dt_folders_of_the_files_a_run_wrote():
     }
 
 
-def test_a_daily_partition_names_its_day_and_a_batch_with_no_files_names_none():
+def test_a_daily_partition_stands_in_for_files_without_days_and_a_writer_saying_nothing_names_none():
     assert days_of_materialization({}, "2026-03-09") == {D("2026-03-09")}
+    assert days_of_materialization({"files": ["derivatives/256/x.webp"]}, "2026-03-09") == {D("2026-03-09")}
+    assert days_of_materialization({}, "image-uploads-2-0-0") is None
+    assert days_of_materialization({"files": "not a list"}, None) is None
+
+
+def test_a_writer_that_wrote_no_file_touched_no_day_whatever_its_partition():
+    """A GC dry run, a derivatives run with no image to do, a batch of dead letters only."""
+    assert days_of_materialization({"files": []}, "2026-03-09") == set()
     assert days_of_materialization({"files": []}, "image-uploads-2-0-0") == set()
-    assert days_of_materialization({"files": "not a list"}, None) == set()
+    assert days_of_materialization({"files": [], "dry_run": True}, None) == set()
 
 
 def test_refresh_window_spans_the_days_within_the_warehouse_and_today():
