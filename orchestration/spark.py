@@ -134,7 +134,22 @@ class SparkResource(dg.ConfigurableResource):
     def run(
         self, context: dg.AssetExecutionContext, job: str, extras: dict[str, Any]
     ) -> PipesClientCompletedInvocation:
-        """Run ``spark_jobs/<job>.py`` and wait; its report arrives through Pipes."""
+        """Run ``spark_jobs/<job>.py`` and wait; its report arrives through Pipes.
+
+        A job that fails with an exception says why through Pipes; that reason, not "process
+        failed with code 1", becomes the step's failure.
+        """
+        try:
+            return self._run(context, job, extras)
+        except Exception as exc:
+            reason = external_exception(context)
+            if reason is None:
+                raise
+            raise dg.Failure(description=f"Spark job {job} failed: {reason}") from exc
+
+    def _run(
+        self, context: dg.AssetExecutionContext, job: str, extras: dict[str, Any]
+    ) -> PipesClientCompletedInvocation:
         if self.mode == "local":
             context.log.info(f"spark-submit {job} on {self.spark_master}")
             client = dg.PipesSubprocessClient(env=self.local_env(), cwd=str(PROJECT_ROOT))
@@ -174,3 +189,20 @@ def spark_resource(settings: Settings) -> SparkResource:
         spark_code_uri=settings.spark_code_uri,
         pipes_bucket=settings.pipes_bucket,
     )
+
+
+#: The engine event Dagster's Pipes session records when the external process closed with an exception.
+_PIPES_CLOSED_WITH_EXCEPTION = "[pipes] external process pipes closed with exception"
+
+
+def external_exception(context: dg.AssetExecutionContext) -> str | None:
+    """The message of the exception this step's Spark job closed Pipes with, if it did."""
+    step = context.op_execution_context.get_step_execution_context().step.key
+    for entry in reversed(
+        context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    ):
+        event = entry.dagster_event
+        if event and event.step_key == step and entry.user_message == _PIPES_CLOSED_WITH_EXCEPTION:
+            error = event.engine_event_data.error
+            return error.message.strip() if error else None
+    return None

@@ -15,15 +15,25 @@ from imagelake.compaction import CompactParams, compact_day
 from spark_jobs.common import run_job
 
 
+class CompactionIncomplete(RuntimeError):
+    """Some tables of the day could not be compacted; the others were, and stay so."""
+
+
 def _compact_tables(extras: dict, today: str, tables) -> list[dict]:
+    """Each table on its own: one that fails (a damaged file, say) is reported, not raised, so
+    the job can still say which tables it finished."""
     params = CompactParams.from_extras(extras)
     lake = params.lake()
-    return [
-        compact_day(
-            lake, table, params.dt, target_bytes=params.target_bytes, today=date.fromisoformat(today)
-        ).to_dict()
-        for table in tables
-    ]
+    results = []
+    for table in tables:
+        try:
+            day = compact_day(
+                lake, table, params.dt, target_bytes=params.target_bytes, today=date.fromisoformat(today)
+            )
+            results.append(day.to_dict())
+        except Exception as exc:  # reported per table; the driver raises once all are done
+            results.append({"table": table, "dt": params.dt, "status": "failed", "error": f"{exc}"})
+    return results
 
 
 def run(spark, params: CompactParams, log) -> dict:
@@ -39,6 +49,8 @@ def run(spark, params: CompactParams, log) -> dict:
         .mapPartitions(partial(_compact_tables, params.to_extras(), today.isoformat()))
         .collect()
     )
+    failed = {r["table"]: r["error"] for r in results if r["status"] == "failed"}
+    results = [r for r in results if r["status"] != "failed"]
     for r in results:
         if r["status"] == "compacted":
             log.info(
@@ -50,6 +62,14 @@ def run(spark, params: CompactParams, log) -> dict:
                 f"{r['table']} dt={r['dt']}: {len(r['kept'])} file(s) changed meanwhile, kept for next time"
             )
     compacted = [r for r in results if r["status"] == "compacted"]
+    if failed:
+        done = ", ".join(f"{r['table']} ({r['status']})" for r in results) or "none"
+        problems = "; ".join(f"{table}: {error.rstrip('.')}" for table, error in sorted(failed.items()))
+        raise CompactionIncomplete(
+            f"dt={params.dt}: {len(failed)} of {len(tables)} tables not compacted. {problems}. "
+            f"Finished and kept: {done}. Their batch files are still read as they are; fix the cause "
+            "and run the job again: finished tables are left unchanged."
+        )
     return {
         "dt": params.dt,
         "tables_compacted": len(compacted),

@@ -238,3 +238,31 @@ def test_compaction_job_compacts_every_table_of_a_closed_day(spark, lake):
     assert summary["rows"] == 24 and summary["duplicate_rows_dropped"] == 0
     assert len(read_day(lake, "upload_events", layout.dt_of(day))) == 12
     assert compaction.run(spark, p, log)["tables_compacted"] == 0
+
+
+def test_a_table_that_cannot_be_compacted_fails_the_job_and_the_others_stay_compacted(spark, lake):
+    day = datetime.now(UTC) - timedelta(days=1)
+    for b in range(2):
+        seed_batch(
+            lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(3)]
+        )
+    damaged = layout.batch_file_key("image_metadata", layout.dt_of(day), "t-2-0-0")
+    lake.put(damaged, b"not parquet at all")
+    p = CompactParams(lake_url=lake.url, dt=layout.dt_of(day), target_bytes=1 << 27)
+
+    with pytest.raises(compaction.CompactionIncomplete) as failed:
+        compaction.run(spark, p, log)
+    message = str(failed.value)
+    assert f"1 of {len(p.tables)} tables not compacted. image_metadata: {damaged}" in message
+    assert "upload_events (compacted)" in message and "run the job again" in message
+    [events_file] = list(lake.list(layout.day_prefix("upload_events", layout.dt_of(day))))
+    assert (
+        layout.is_compacted_key(events_file.key)
+        and len(read_day(lake, "upload_events", layout.dt_of(day))) == 6
+    )
+    assert lake.get(damaged) == b"not parquet at all"  # nothing of the failed table was touched
+
+    lake.delete(damaged)
+    again = compaction.run(spark, p, log)
+    assert again["by_table"]["upload_events"] == "unchanged"
+    assert again["by_table"]["image_metadata"] == "compacted"

@@ -165,7 +165,9 @@ def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelak
     assert meta["dagster_runs_pruned"] == 0  # nothing in this instance is older than the retention
 
 
-def test_compaction_asset_compacts_a_closed_day(imagelake_env, spark_local):
+def test_compaction_asset_says_which_tables_a_damaged_file_stopped_then_compacts_the_day(
+    imagelake_env, spark_local
+):
     settings = imagelake_env()
     lake = Lake.from_settings(settings)
     day = datetime.now(UTC) - timedelta(days=1)
@@ -173,17 +175,25 @@ def test_compaction_asset_compacts_a_closed_day(imagelake_env, spark_local):
         seed_batch(
             lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(3)]
         )
+    damaged = layout.batch_file_key("image_metadata", layout.dt_of(day), "t-5-0-0")
+    lake.put(damaged, b"not parquet")
+    resources = {"spark": spark_local, "lake": LakeResource(url=lake.url)}
     with dg.instance_for_test() as instance:
-        result = materialize(
-            [lake_compaction],
-            instance,
-            {"spark": spark_local, "lake": LakeResource(url=lake.url)},
-            partition_key=layout.dt_of(day),
-        )
+        failed = materialize([lake_compaction], instance, resources, partition_key=layout.dt_of(day))
+        assert not failed.success
+        [failure] = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        told = str(failure.event_specific_data.error)
+        assert damaged in told and "upload_events (compacted)" in told and "run the job again" in told
+        assert [layout.is_compacted_key(o.key) for o in lake.list("raw/events")] == [True]
+
+        lake.delete(damaged)
+        result = materialize([lake_compaction], instance, resources, partition_key=layout.dt_of(day))
         assert result.success
     meta = metadata_of(result, "lake_compaction")
-    assert meta["tables_compacted"] == 2 and meta["files_deleted"] == 6 and meta["rows"] == 18
-    assert [layout.is_compacted_key(o.key) for o in lake.list("raw/events")] == [True]
+    assert (
+        meta["by_table"]["upload_events"] == "unchanged" and meta["by_table"]["image_metadata"] == "compacted"
+    )
+    assert meta["tables_compacted"] == 1 and meta["files_deleted"] == 3 and meta["rows"] == 9
 
 
 def test_retention_prunes_dagster_runs_and_upload_batches_partitions_older_than_the_cutoff():
