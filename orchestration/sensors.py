@@ -19,7 +19,7 @@ from imagelake.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
 from imagelake.settings import get_settings
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource
-from orchestration.ticks import minimum_interval
+from orchestration.ticks import interval_note, minimum_interval
 
 
 def parse_cursor(raw: str | None) -> dict[int, int]:
@@ -62,7 +62,10 @@ _settings = get_settings()
     job=realtime_batch_job,
     minimum_interval_seconds=minimum_interval(_settings.sensor_interval_s),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Turns new upload events on Kafka into one realtime_batch_job run per offset range.",
+    description=(
+        "Turns new upload events on Kafka into one realtime_batch_job run per offset range. "
+        + interval_note(_settings.sensor_interval_s)
+    ),
 )
 def kafka_upload_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource

@@ -18,3 +18,12 @@ def minimum_interval(every_s: int) -> int:
     if every_s < 1:
         raise ValueError(f"a sensor interval must be at least 1 s, got {every_s}")
     return max(1, every_s - TICK_JITTER_ALLOWANCE_S)
+
+
+def interval_note(every_s: int) -> str:
+    """What a sensor's description says of its interval: the UI shows the minimum, a second
+    less than the interval people configure and the docs give."""
+    return (
+        f"Ticks every {every_s} s; the UI shows {minimum_interval(every_s)} s, a second's allowance "
+        "for the daemon's loop jitter (orchestration/ticks.py)."
+    )
