@@ -295,6 +295,24 @@ class Catalog:
                 raise
         return len(rows)
 
+    def record_derivatives_failure(self, image_id: str, reason: str) -> bool:
+        """Say on an image's item why its derivatives could not be made (the GET shows it).
+
+        Only on an item that exists: an image the catalog has forgotten gets no partial item.
+        Returns whether it was written. A later run that makes them clears it.
+        """
+        try:
+            self.update(
+                image_id,
+                {"derivatives_error": reason},
+                condition=f"attribute_exists({KEY_ATTRIBUTE})",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def discard_accepted(self, image_id: str) -> bool:
         """Delete an item that is still only ``accepted`` (an upload refused after all).
 

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -183,6 +184,9 @@ def derive_image(
         except DerivativeError as exc:
             reason = exc.reason
         if reason is not None:
+            if catalog is not None:
+                with contextlib.suppress(CatalogUnavailable):  # the manifest has it; the GET may lack it
+                    catalog.record_derivatives_failure(image.image_id, reason)
             return [
                 _failed(image, s, f, now, params.run_id, reason) for s in spec.sizes for f in spec.formats
             ]
@@ -205,7 +209,9 @@ def derive_image(
             )
     if catalog is not None:
         try:
-            catalog.update(image.image_id, {"derivatives": catalog_derivatives(rows)})
+            catalog.update(
+                image.image_id, {"derivatives": catalog_derivatives(rows), "derivatives_error": None}
+            )
         except CatalogUnavailable as exc:
             reason = f"catalog unavailable: {exc}"
             return [{**r, "status": "failed", "error": reason} for r in rows]

@@ -52,6 +52,13 @@ class ImageStatus(BaseModel):
         None, description="set when the image repeats an earlier upload of yours, exactly or nearly"
     )
     derivatives: dict[str, Any] = Field(default_factory=dict, description="keys of resized copies")
+    derivatives_error: str | None = Field(
+        None,
+        description=(
+            "why the resized copies could not be made (the upload itself is fine); "
+            "cleared when a later derivatives run makes them"
+        ),
+    )
 
 
 def image_status(item: dict[str, Any], *, show_duplicate: bool) -> ImageStatus:
@@ -73,4 +80,5 @@ def image_status(item: dict[str, Any], *, show_duplicate: bool) -> ImageStatus:
         metadata=ImageMetadata(**{c: item.get(c) for c in ("sha256", "size_bytes", *FACT_COLUMNS)}),
         duplicate=duplicate,
         derivatives=item.get("derivatives") or {},
+        derivatives_error=item.get("derivatives_error"),
     )

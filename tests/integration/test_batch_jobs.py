@@ -90,6 +90,7 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
         "zero": (b"", (10, 10)),
     }
     ids = seed_images(lake, {k: v[0] for k, v in corpus.items()}, {k: v[1] for k, v in corpus.items()})
+    catalog.update(ids["over_cap"], {"status": "processed"})  # as the real-time run left it
     p = params(lake, catalog, max_pixels=640 * 480)
     summary = derivatives.run(spark, p, log)
 
@@ -113,7 +114,8 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
         and rotated.getpixel((40, 5))[0] > 200
         and rotated.getpixel((40, 120))[2] > 200
     )
-    assert catalog.get(ids["corrupt"]) is None  # nothing written, nothing announced
+    assert catalog.get(ids["corrupt"]) is None  # no item to say it on: none is made up
+    assert "pixels" in catalog.get(ids["over_cap"])["derivatives_error"]
 
     manifest = read_day(lake, "derivatives", DT).to_pylist()
     assert len(manifest) == 2 * len(corpus)
@@ -129,6 +131,11 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
     assert forced["images"] == len(corpus) and forced["reused"] == 0
     rows = read_day(lake, "derivatives", DT).to_pylist()
     assert len(rows) == 2 * len(corpus) and {r["run_id"] for r in rows} == {"run-2"}
+
+    raised = params(lake, catalog, max_pixels=641 * 480, force=True, run_id="run-3")
+    assert derivatives.run(spark, raised, log)["images_failed"] == len(bad) - 1
+    item = catalog.get(ids["over_cap"])
+    assert "derivatives_error" not in item and set(item["derivatives"]) == {"64", "128"}
 
 
 def test_a_raw_object_deleted_mid_job_fails_that_image_only(spark, lake):

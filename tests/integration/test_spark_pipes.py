@@ -35,7 +35,7 @@ def metadata_of(result: dg.ExecuteInProcessResult, node: str) -> dict:
     return {k: v.value for k, v in mat.metadata.items()}
 
 
-def test_uploads_through_the_api_get_every_derivative_and_the_catalog_lists_them(
+def test_uploads_through_the_api_get_every_derivative_and_the_api_says_why_one_could_not_be_made(
     imagelake_env, kafka_bootstrap, topic, catalog, spark_local
 ):
     settings = imagelake_env(
@@ -45,45 +45,52 @@ def test_uploads_through_the_api_get_every_derivative_and_the_catalog_lists_them
     )
     lake = Lake.from_settings(settings)
     kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
-    uploads = [images.jpeg(1600, 1200, seed=1), images.png(700, 500, seed=2), images.jpeg(200, 150, seed=3)]
+    uploads = [
+        images.jpeg(1600, 1200, seed=1),
+        images.png(700, 500, seed=2),
+        images.jpeg(200, 150, seed=3),
+        images.jpeg(300, 200, seed=4),  # its raw object goes before the derivatives run
+    ]
+    headers = {"X-API-Key": "dev-key"}
     with (
         serve(create_app(settings, lake=lake, catalog=catalog)) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
+        httpx.Client(base_url=url, timeout=30, headers=headers) as client,
     ):
-        ids = [
-            client.post("/v1/images", headers={"X-API-Key": "dev-key"}, files={"file": ("i", data)}).json()[
-                "image_id"
-            ]
-            for data in uploads
+        *ids, gone = [
+            client.post("/v1/images", files={"file": ("i", data)}).json()["image_id"] for data in uploads
         ]
-    with dg.instance_for_test() as instance:
-        requests, _ = tick(instance, kafka, None)
-        for request in requests.run_requests:
-            assert run_batch(instance, request.partition_key, lake, kafka, catalog).success
-        today = layout.dt_of(datetime.now(UTC))
-        result = materialize(
-            [derivatives],
-            instance,
-            {
-                "spark": spark_local,
-                "lake": LakeResource(url=lake.url),
-                "catalog": CatalogResource(table=catalog.table, endpoint=catalog.endpoint),
-            },
-            partition_key=today,
-        )
-        assert result.success
+        with dg.instance_for_test() as instance:
+            requests, _ = tick(instance, kafka, None)
+            for request in requests.run_requests:
+                assert run_batch(instance, request.partition_key, lake, kafka, catalog).success
+            [raw_key] = [o.key for o in lake.list("raw/images") if gone in o.key]
+            lake.delete(raw_key)
+            result = materialize(
+                [derivatives],
+                instance,
+                {
+                    "spark": spark_local,
+                    "lake": LakeResource(url=lake.url),
+                    "catalog": CatalogResource(table=catalog.table, endpoint=catalog.endpoint),
+                },
+                partition_key=layout.parse_dt(raw_key).isoformat(),  # the upload day, whatever the clock says
+            )
+            assert result.success
+        answers = {image_id: client.get(f"/v1/images/{image_id}").json() for image_id in [*ids, gone]}
     meta = metadata_of(result, "derivatives")
-    assert meta["images"] == 3 and meta["images_failed"] == 0 and meta["derivatives_written"] == 3 * 3 * 2
+    assert meta["images"] == 4 and meta["images_failed"] == 1 and meta["derivatives_written"] == 3 * 3 * 2
     assert meta["by_size"] == {"256": 6, "512": 6, "1024": 6} and meta["derivative_bytes"] > 0
     for image_id in ids:
-        entry = catalog.get(image_id)["derivatives"]
-        assert set(entry) == {"256", "512", "1024"}
+        entry = answers[image_id]["derivatives"]
+        assert answers[image_id]["derivatives_error"] is None and set(entry) == {"256", "512", "1024"}
         for size, keys in entry.items():
             assert keys == {
                 "webp": layout.derivative_key(int(size), image_id, "webp"),
                 "jpeg": layout.derivative_key(int(size), image_id, "jpg"),
             }
             assert all(lake.exists(k) for k in keys.values())
+    assert answers[gone]["status"] == "processed" and answers[gone]["derivatives"] == {}
+    assert answers[gone]["derivatives_error"].startswith("missing: the raw object was deleted")
 
 
 def job_processes(job: str) -> list[psutil.Process]:
