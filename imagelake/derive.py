@@ -54,9 +54,13 @@ class DeriveParams(JobParams):
     catalog_table: str = ""
     catalog_endpoint: str = ""
     force: bool = False
+    #: Only these images of the day, made again whatever the manifest says (empty: the day's to-do).
+    image_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         layout.parse_dt(f"dt={self.dt}")
+        for image_id in self.image_ids:
+            layout.check_image_id(image_id)
 
     @property
     def spec(self) -> DerivativeSpec:
@@ -110,8 +114,26 @@ def done_images(manifest: pa.Table, spec: DerivativeSpec) -> set[str]:
     return {image_id for image_id, have in covered.items() if wanted <= have}
 
 
-def images_to_derive(lake: Lake, dt: str, spec: DerivativeSpec, force: bool) -> list[SourceImage]:
+class NotOnThisDay(ValueError):
+    """Images asked for by id that are not processed images of the day."""
+
+
+def images_to_derive(
+    lake: Lake, dt: str, spec: DerivativeSpec, force: bool, only: tuple[str, ...] = ()
+) -> list[SourceImage]:
+    """The day's images without every derivative (all of them if ``force``), or exactly
+    the images ``only`` names, made again: how an operator recovers one image."""
     images = processed_images(read_day(lake, layout.IMAGE_METADATA, dt))
+    if only:
+        chosen = [image for image in images if image.image_id in set(only)]
+        absent = sorted(set(only) - {image.image_id for image in chosen})
+        if absent:
+            raise NotOnThisDay(
+                f"not processed images of dt={dt}: {', '.join(absent)}. An image belongs to the day "
+                "of its uploaded_at (UTC; GET /v1/images/<id> shows it), and only `processed` images "
+                "have derivatives. Nothing was rendered."
+            )
+        return chosen
     if force:
         return images
     done = done_images(read_day(lake, "derivatives", dt), spec)

@@ -21,7 +21,7 @@ def run(spark, params: DeriveParams, log) -> dict:
     """Derive one day; returns the summary reported as materialization metadata."""
     started = time.monotonic()
     lake = params.lake()
-    todo = images_to_derive(lake, params.dt, params.spec, params.force)
+    todo = images_to_derive(lake, params.dt, params.spec, params.force, params.image_ids)
     log.info(f"dt={params.dt}: {len(todo)} image(s) need derivatives {params.sizes} x {params.formats}")
     planned = time.monotonic()
     rows: list[dict] = []

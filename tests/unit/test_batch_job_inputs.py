@@ -1,11 +1,18 @@
-"""Day-partitioned batch jobs refuse a day they cannot have, before any Spark work starts."""
+"""Batch jobs refuse inputs they cannot use (a day outside the partitions, the open day, image ids
+not of the day) once, with a clear error, before any Spark work starts."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
+from assets.derivatives import derivatives
+from imagelake import layout
+from imagelake.parquet import write_batch_table
 from orchestration.definitions import defs
+from orchestration.resources import CatalogResource, LakeResource
+from orchestration.spark import SparkResource
+from tests.support.lakerows import image_id_at, metadata_row
 
 TODAY = datetime.now(UTC).date()
 
@@ -47,3 +54,36 @@ def test_a_key_that_is_no_date_is_refused_by_dagster_before_any_step(day):
 def test_compaction_of_the_open_day_fails_and_says_when_it_will_run():
     message = failure_of("compaction_job", TODAY.isoformat())
     assert f"{TODAY} is still open" in message and "00:30 UTC" in message
+
+
+@pytest.mark.parametrize(
+    ("image_ids", "told"),
+    [
+        (["../../etc/passwd"], "config image_ids: not an image id: '../../etc/passwd'"),
+        ([image_id_at(datetime.now(UTC), 7)], "not processed images of dt="),
+    ],
+)
+def test_derivatives_for_image_ids_not_of_the_day_fail_once_and_render_nothing(lake, image_ids, told):
+    day = datetime.now(UTC) - timedelta(days=1)
+    here = image_id_at(day, 1)
+    write_batch_table(
+        lake, "image_metadata", "t-0-0-0", [metadata_row(here, day, "t-0-0-0")], [layout.dt_of(day)]
+    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [derivatives],
+            instance=instance,
+            partition_key=layout.dt_of(day),
+            resources={
+                "spark": SparkResource(spark_master="local[1]"),
+                "lake": LakeResource(url=lake.url),
+                "catalog": CatalogResource(table=""),
+            },
+            run_config={"ops": {"derivatives": {"config": {"image_ids": image_ids}}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("config image_ids:") and told in description  # said before Spark started
+    assert not list(lake.list("derivatives"))
