@@ -92,7 +92,7 @@ def test_uploads_through_the_api_reach_every_mart(imagelake_env, kafka_bootstrap
     assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
 
     assert_marts_match_lake(settings, Path(settings.lake_root_for_sql))
-    today = datetime.now(UTC).date()
+    today = now.date()  # the inventory snapshot's day
     [(images_, clients, jpeg, png, failed)] = query(
         settings,
         "select images, distinct_clients, jpeg_images, png_images, failed_images from marts.daily_upload_stats",
