@@ -76,10 +76,26 @@ def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=[fmt])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(422, f"image has more pixels than the limit of {max_pixels:,}: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's text names its own limits (ours, and twice ours for the error): say only ours.
+        raise ImageRejected(422, _over_cap_reason(data, fmt, max_pixels)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(422, f"unreadable {fmt} image: {exc}") from None
+
+
+def _over_cap_reason(data: bytes, fmt: str, max_pixels: int) -> str:
+    """Why an image Pillow refused as a decompression bomb is refused: its size against our cap.
+
+    The size is read again from the header by the format's plugin alone (what ``Image.open``
+    does before its bomb check), so still no pixel is decoded.
+    """
+    try:
+        factory, _ = Image.OPEN[fmt]
+        with factory(io.BytesIO(data), "") as probe:
+            width, height = probe.size
+    except Exception:  # the header was read once already: never fail the refusal itself
+        return f"image has more pixels than the limit of {max_pixels:,}"
+    return f"image is {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}"
 
 
 def open_checked(

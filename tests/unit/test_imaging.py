@@ -1,3 +1,4 @@
+import struct
 import tracemalloc
 import zlib
 from datetime import UTC, datetime
@@ -70,6 +71,31 @@ def test_huge_png_is_rejected_from_its_header_without_allocating_pixels():
     assert info.value.status == 422
     assert "pixels" in info.value.reason
     assert peak < 20 * 1024 * 1024  # 900 MP would need ~112 MB even at 1 bit per pixel
+
+
+def huge_tiff(width: int = 12000, height: int = 12000) -> bytes:
+    """An uncompressed 8-bit grey TIFF header of ``width`` x ``height``, without its pixels
+    (opening is lazy: the header is all a size check reads)."""
+    tags = [(256, width), (257, height), (258, 8), (259, 1), (262, 1), (273, 8), (277, 1), (278, height)]
+    tags.append((279, width * height))
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, 4, 1, v) for tag, v in tags)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "size"),
+    [
+        (huge_tiff(12000, 12000), "12000x12000 = 144,000,000"),  # over twice the cap: Pillow's error
+        (huge_tiff(9000, 9000), "9000x9000 = 81,000,000"),  # over the cap: Pillow's warning
+        (images.huge_png(30000, 30000), "30000x30000 = 900,000,000"),
+    ],
+    ids=["tiff-over-twice-the-cap", "tiff-over-the-cap", "png"],
+)
+def test_over_the_pixel_cap_names_only_our_limit_and_the_pixel_count(data, size):
+    with pytest.raises(ImageRejected) as info:
+        check_upload(data, max_pixels=CAP)
+    assert info.value.status == 422
+    assert info.value.reason == f"image is {size} pixels, more than the limit of 64,000,000"
 
 
 def test_pixel_cap_is_a_setting():
