@@ -19,7 +19,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from imagelake import layout
-from imagelake.api.multipart import BodyError, read_file_field
+from imagelake.api.multipart import BodyError, not_a_file_upload, read_file_field
 from imagelake.api.publisher import EventPublisher, PublishError
 from imagelake.api.status import ImageStatus, image_status
 from imagelake.catalog import Catalog, CatalogUnavailable
@@ -104,6 +104,9 @@ def create_app(
             # An unread body is dropped with the connection, never drained.
             raise HTTPException(exc.status, exc.reason, headers=CUT if exc.status == 413 else None) from None
         except ImageRejected as exc:
+            if exc.status == 415 and not upload.is_file:
+                # A text value (curl -F file=hello) is a mistake in the request, not a wrong format.
+                raise HTTPException(400, not_a_file_upload("file")) from None
             raise HTTPException(exc.status, exc.reason) from None
 
         uploaded_at = datetime.now(UTC)

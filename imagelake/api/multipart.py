@@ -32,6 +32,17 @@ class UploadedFile:
     sha256: str
     #: As sent by the client; informational only, never used in a key.
     filename: str | None
+    #: The part was sent as a file (a filename or a Content-Type), not as a plain text value
+    #: such as ``curl -F file=hello`` sends.
+    is_file: bool = True
+
+
+def not_a_file_upload(field: str) -> str:
+    """The reason given when ``field`` held a text value where a file upload belongs."""
+    return (
+        f"the {field!r} field must be a file upload (for example curl -F {field}=@photo.jpg), "
+        "not a text value"
+    )
 
 
 def _disposition(raw: bytes) -> tuple[str | None, str | None]:
@@ -57,6 +68,7 @@ async def read_file_field(
     buffer = bytearray()
     digest = hashlib.sha256()
     filename: list[str | None] = [None]
+    is_file = [True]
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["header_field"] += data[start:end]
@@ -73,6 +85,7 @@ async def read_file_field(
         state["in_file"] = name == field and not state["done"]
         if state["in_file"]:
             filename[0] = fname
+            is_file[0] = fname is not None or b"content-type" in state["headers"]
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if not state["in_file"]:
@@ -121,5 +134,7 @@ async def read_file_field(
     if not state["done"]:
         raise BodyError(400, f"no file in field {field!r}: send the image as multipart field {field!r}")
     if not buffer:
-        raise BodyError(400, f"the file in field {field!r} is empty")
-    return UploadedFile(bytes(buffer), digest.hexdigest(), filename[0])
+        raise BodyError(
+            400, f"the file in field {field!r} is empty" if is_file[0] else not_a_file_upload(field)
+        )
+    return UploadedFile(bytes(buffer), digest.hexdigest(), filename[0], is_file[0])

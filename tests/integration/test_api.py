@@ -398,3 +398,38 @@ def test_lake_unwritable_at_upload_time_is_503_with_nothing_left_behind(
     assert "image store" in response.json()["detail"] and "retry" in response.json()["detail"]
     assert catalog_items(catalog) == []
     assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
+def text_field_body(value: bytes) -> bytes:
+    """What ``curl -F file=<value>`` sends: the field as a text value (no filename, no Content-Type)."""
+    return b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\n' + value + b"\r\n--xyz--\r\n"
+
+
+@pytest.mark.parametrize("value", [b"hello", b""], ids=["text", "empty-text"])
+def test_a_text_value_in_the_file_field_is_400_saying_to_upload_a_file(api, value, kafka_bootstrap):
+    client, lake, settings = api
+    response = client.post(
+        "/v1/images",
+        headers={**KEY, "Content-Type": "multipart/form-data; boundary=xyz"},
+        content=text_field_body(value),
+    )
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "must be a file upload" in detail and "file=@photo.jpg" in detail, detail
+    assert raw_objects(lake) == []
+    assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
+def test_image_bytes_sent_as_a_text_value_are_still_accepted(api):
+    """``curl -F 'file=<photo.jpg'`` sends the bytes as a text value: the format is read from the
+    bytes, never from how the part was declared, so this keeps working as it always did."""
+    client, lake, _ = api
+    data = images.jpeg(seed=5)
+    response = client.post(
+        "/v1/images",
+        headers={**KEY, "Content-Type": "multipart/form-data; boundary=xyz"},
+        content=text_field_body(data),
+    )
+    assert response.status_code == 202, response.text
+    [key] = raw_objects(lake)
+    assert lake.get(key) == data
