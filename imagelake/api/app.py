@@ -1,5 +1,9 @@
 """The upload API: ``POST /v1/images``, ``GET /v1/images/{image_id}``, ``GET /healthz``.
 
+``HEAD`` is answered wherever ``GET`` is (the same status and headers, no body),
+and a path with one trailing slash is served as the path without it
+(:class:`TrailingSlashTolerant`).
+
 An upload is accepted only once it is durable: the bytes are in the raw zone
 (create-only, under a server-generated key), the catalog holds an
 ``accepted`` item and Kafka has acknowledged the event. If the catalog or
@@ -11,12 +15,15 @@ behind for an upload the client was told failed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagelake import layout
 from imagelake.api.multipart import BodyError, not_a_file_upload, read_file_field
@@ -34,6 +41,112 @@ log = logging.getLogger("imagelake.api")
 
 #: Close the connection after answering: the rest of an oversized body is never read.
 CUT = {"Connection": "close"}
+
+
+class Accepted(BaseModel):
+    image_id: str = Field(
+        description="server-generated ULID: ask GET /v1/images/{image_id} what became of it"
+    )
+    sha256: str = Field(description="SHA-256 of the bytes received, hex")
+    status: str = Field(description="always accepted: stored in the raw zone and announced on Kafka")
+
+
+class Problem(BaseModel):
+    """Every error the API answers: what went wrong and, where it can, what to do."""
+
+    detail: str
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+UNAUTHORIZED = _problem("missing or invalid X-API-Key header")
+
+#: The upload's request body as /docs shows it (the route parses the stream itself, so FastAPI
+#: cannot infer it): multipart/form-data with the image, as a file, in the field ``file``.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "contentMediaType": "application/octet-stream",
+                            "description": (
+                                "the image, sent as a file (curl -F file=@photo.jpg): JPEG, PNG, WebP, "
+                                "GIF or TIFF, recognised from its bytes"
+                            ),
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "accepted: stored in the raw zone, in the catalog, and acknowledged by Kafka"},
+    400: _problem(
+        "not a multipart/form-data body, no `file` field, a text value instead of a file upload, "
+        "an empty file, or a body cut short"
+    ),
+    401: UNAUTHORIZED,
+    413: _problem("the body is over the size cap (25 MiB by default); the connection is closed"),
+    415: _problem("not JPEG, PNG, WebP, GIF or TIFF (recognised from the bytes, not the file name)"),
+    422: _problem("a corrupt or truncated image, or one with more pixels than the cap"),
+    503: _problem(
+        "Kafka, the image catalog or the image store (lake) is unavailable: nothing was kept, retry"
+    ),
+}
+
+STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the catalog entry: status, metadata, duplicate and derivative keys"},
+    401: UNAUTHORIZED,
+    404: _problem("no such image for this API key (also for another client's image, or a malformed id)"),
+    503: _problem("the image catalog is unavailable; retry"),
+}
+
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the API is up and its Kafka producer works"},
+    503: _problem("the Kafka producer failed for good: restart the API"),
+}
+
+
+class TrailingSlashTolerant:
+    """Serve ``/v1/images/`` as ``/v1/images`` (one trailing slash dropped before routing).
+
+    Starlette's default answers such a path with a 307 redirect and an empty
+    body: a client that does not follow redirects (curl without ``-L``, most
+    HTTP libraries for a POST) gets no message at all, and one that does sends
+    the whole upload twice. The slash names the same resource, so a client
+    expects the same answer, not an error: the request is served as is.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(path := scope["path"]) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path[:-1]}
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes) and raw.endswith(b"/"):
+                scope["raw_path"] = raw[:-1]
+        await self.app(scope, receive, send)
+
+
+def canonical_image_id(image_id: str) -> str:
+    """An image id as stored: ULIDs are Crockford base32, which is case-insensitive, so any case
+    is read as the canonical upper case. Raises :class:`layout.LayoutError` for what is not an id
+    (only ASCII is upper-cased: ``str.upper`` would turn some other letters, like U+017F the long s, into ids)."""
+    if not image_id.isascii():
+        raise layout.LayoutError(f"not an image id: {image_id!r}")
+    return layout.check_image_id(image_id.upper())
 
 
 def create_app(
@@ -67,7 +180,19 @@ def create_app(
         version="1",
         lifespan=lifespan,
         description="Upload images into the imagelake raw zone. Authenticate with the X-API-Key header.",
+        redirect_slashes=False,
     )
+    app.add_middleware(TrailingSlashTolerant)
+
+    def get_and_head(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Route GET ``path``, and HEAD to the same handler: the same status and headers, and the
+        server sends no body. HEAD stays out of the OpenAPI document (GET describes it)."""
+
+        def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+            app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **kwargs)
+            return app.get(path, **kwargs)(endpoint)
+
+        return register
 
     def client_for(api_key: str | None) -> str:
         client = settings.api_keys.get(api_key or "")
@@ -75,15 +200,22 @@ def create_app(
             raise HTTPException(401, "missing or invalid X-API-Key header")
         return client
 
-    @app.get("/healthz")
+    @get_and_head("/healthz", responses=HEALTH_RESPONSES)
     async def healthz() -> dict[str, str]:
         pub = state.get("publisher")
         if pub is not None and pub.fatal_error:
             raise HTTPException(503, f"Kafka producer failed: {pub.fatal_error}")
         return {"status": "ok"}
 
-    @app.post("/v1/images", status_code=202)
+    @app.post(
+        "/v1/images",
+        status_code=202,
+        response_model=Accepted,
+        responses=UPLOAD_RESPONSES,
+        openapi_extra=UPLOAD_BODY,
+    )
     async def upload_image(request: Request, x_api_key: str | None = Header(default=None)) -> dict[str, str]:
+        """Upload one image as the multipart/form-data field ``file``."""
         client_id = client_for(x_api_key)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
@@ -160,13 +292,19 @@ def create_app(
         )
         return {"image_id": image_id, "sha256": upload.sha256, "status": "accepted"}
 
-    @app.get("/v1/images/{image_id}", response_model=ImageStatus, response_model_exclude_none=False)
+    @get_and_head(
+        "/v1/images/{image_id}",
+        response_model=ImageStatus,
+        response_model_exclude_none=False,
+        responses=STATUS_RESPONSES,
+    )
     async def image_status_of(image_id: str, x_api_key: str | None = Header(default=None)) -> ImageStatus:
-        """What became of an upload: status, metadata, duplicate info and derivative keys."""
+        """What became of an upload: status, metadata, duplicate info and derivative keys.
+        The id is case-insensitive (Crockford base32)."""
         client_id = client_for(x_api_key)
         not_found = HTTPException(404, f"no image {image_id!r} for this API key")
         try:
-            layout.check_image_id(image_id)
+            image_id = canonical_image_id(image_id)
         except layout.LayoutError:
             raise not_found from None
         try:
@@ -184,6 +322,17 @@ def create_app(
         # would tell this client what someone else uploaded.
         return image_status(item, show_duplicate=show_duplicate)
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, less the 422 "Validation Error" it lists for any route with
+        parameters: the status route's path and header are plain strings, so it never answers 422."""
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            schema["paths"]["/v1/images/{image_id}"]["get"]["responses"].pop("422", None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

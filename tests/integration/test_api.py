@@ -433,3 +433,107 @@ def test_image_bytes_sent_as_a_text_value_are_still_accepted(api):
     assert response.status_code == 202, response.text
     [key] = raw_objects(lake)
     assert lake.get(key) == data
+
+
+def head_exchange(url: str, path: str, key: str = "dev-key") -> tuple[str, dict[str, str], bytes]:
+    """A HEAD request by hand, reading to the end of the connection: status line, headers, and
+    every byte the server sent after them (httpx would never read a HEAD response's body)."""
+    host, port = url.removeprefix("http://").split(":")
+    request = f"HEAD {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request.encode())
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return status, headers, rest
+
+
+def test_head_answers_like_get_without_a_body(api):
+    client, _, _ = api
+    uploaded = client.post(
+        "/v1/images", headers=KEY, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")}
+    ).json()["image_id"]
+    url = str(client.base_url).rstrip("/")
+    cases = [
+        ("/healthz", "dev-key", 200),
+        (f"/v1/images/{uploaded}", "dev-key", 200),
+        (f"/v1/images/{'01' + 'Z' * 24}", "dev-key", 404),
+        (f"/v1/images/{uploaded}", "wrong-key", 401),
+    ]
+    for path, key, expected in cases:
+        got = client.get(path, headers={"X-API-Key": key})
+        status, headers, body = head_exchange(url, path, key)
+        assert (got.status_code, status.split(" ")[1]) == (expected, str(expected)), (path, status)
+        assert body == b"", (path, body)
+        for name in ("content-type", "content-length"):
+            assert headers.get(name) == got.headers.get(name), (path, name, headers)
+
+
+def test_a_trailing_slash_is_served_like_the_path_without_it(api, kafka_bootstrap):
+    """No 307 with an empty body: a client that does not follow redirects gets the real answer."""
+    client, lake, settings = api
+    assert not client.follow_redirects
+    data = images.jpeg(seed=9)
+    response = client.post("/v1/images/", headers=KEY, files={"file": ("a.jpg", data, "image/jpeg")})
+    assert response.status_code == 202, (response.status_code, response.headers, response.text)
+    image_id = response.json()["image_id"]
+    [key] = raw_objects(lake)
+    assert key.endswith(image_id) and lake.get(key) == data
+    status = client.get(f"/v1/images/{image_id}/", headers=KEY)
+    assert status.status_code == 200 and status.json()["image_id"] == image_id, status.text
+    assert client.get("/healthz/").json() == {"status": "ok"}
+    missing = client.get(f"/v1/images/{'01' + 'Z' * 24}/", headers=KEY)
+    assert missing.status_code == 404 and missing.json()["detail"].startswith("no image")
+    # A bad upload through the slashed path is refused the same way, and leaves nothing behind.
+    refused = client.post(
+        "/v1/images/", headers=KEY, files={"file": ("notes.txt", b"just some text", "text/plain")}
+    )
+    assert refused.status_code == 415 and "JPEG" in refused.json()["detail"], refused.text
+    assert raw_objects(lake) == [key]
+    assert [decode_event(v).image_id for v in all_messages(kafka_bootstrap, settings.uploads_topic)] == [
+        image_id
+    ]
+
+
+def test_image_ids_are_case_insensitive(api):
+    """ULIDs are Crockford base32: any case names the same image, answered in canonical upper case."""
+    client, _, _ = api
+    image_id = client.post(
+        "/v1/images", headers=KEY, files={"file": ("a.jpg", images.jpeg(), "image/jpeg")}
+    ).json()["image_id"]
+    mixed = "".join(c.lower() if i % 2 else c for i, c in enumerate(image_id))
+    for spelled in (image_id.lower(), mixed):
+        response = client.get(f"/v1/images/{spelled}", headers=KEY)
+        assert response.status_code == 200, response.text
+        assert response.json()["image_id"] == image_id
+    # Still refused with the clear error: not ids in any case, and letters that only upper-case
+    # into the alphabet (U+017F, the long s, becomes S) or are outside it (i, l, o, u).
+    for not_an_id in ("not-an-id", image_id[:-1].lower() + "\u017f", image_id[:-1].lower() + "u"):
+        response = client.get(f"/v1/images/{not_an_id}", headers=KEY)
+        assert response.status_code == 404, (not_an_id, response.text)
+        assert response.json()["detail"] == f"no image {not_an_id!r} for this API key"
+
+
+def test_openapi_documents_the_upload_body_and_every_answer(api):
+    client, _, _ = api
+    document = client.get("/openapi.json").json()
+    upload = document["paths"]["/v1/images"]["post"]
+    schema = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert upload["requestBody"]["required"] is True
+    assert schema["required"] == ["file"]
+    assert schema["properties"]["file"]["type"] == "string"
+    assert schema["properties"]["file"]["format"] == "binary"
+    assert set(upload["responses"]) == {"202", "400", "401", "413", "415", "422", "503"}
+    status = document["paths"]["/v1/images/{image_id}"]["get"]
+    assert set(status["responses"]) == {"200", "401", "404", "503"}
+    for operation in (upload, status):
+        for code, answer in operation["responses"].items():
+            assert answer["description"] and answer["description"] != "Validation Error", code
+            assert "application/json" in answer.get("content", {}), code
+    assert "200" in document["paths"]["/healthz"]["get"]["responses"]
+    assert client.get("/docs").status_code == 200
