@@ -8,6 +8,7 @@ independent pandas implementation (tests/support/marts_oracle.py).
 
 import shutil
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,6 +195,54 @@ def test_a_rerun_writes_the_rows_that_changed_and_keeps_the_rest(warehouse):
     assert fingerprint(settings) == incremental
 
 
+#: The daily aggregates, kept for good: longer than the lake holds the days they summarise.
+KEPT_FOR_GOOD = {
+    "marts.daily_upload_stats": "upload_date",
+    "marts.client_usage_daily": "upload_date",
+    "marts.storage_usage_daily": "usage_date",
+    "marts.processing_latency_daily": "upload_date",
+}
+
+
+def test_a_full_refresh_keeps_the_daily_aggregates_of_days_the_lake_no_longer_holds(warehouse):
+    settings, _ = warehouse
+    expired = TODAY - timedelta(days=60)  # its images and lake files are long gone
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        for table, day_column in KEPT_FOR_GOOD.items():
+            con.execute(  # that day's row, as a build sixty days ago left it
+                f"insert into {table} by name select * replace (date '{expired}' as {day_column}) "
+                f"from {table} order by {day_column} limit 1"
+            )
+    history = {
+        t: query(settings, f"select * from {t} where {c} = '{expired}'") for t, c in KEPT_FOR_GOOD.items()
+    }
+    assert all(len(rows) >= 1 for rows in history.values())
+    built = fingerprint(settings)
+    with dg.instance_for_test() as instance:
+        assert build(settings, instance, WINDOW, full_refresh=True).success
+    for table, day_column in KEPT_FOR_GOOD.items():
+        assert query(settings, f"select * from {table} where {day_column} = '{expired}'") == history[table]
+    assert fingerprint(settings) == built  # the days the lake holds: rebuilt to the same figures
+    assert_marts_match_lake(settings, lake_root(settings), days=list(DAYS))
+
+
+def test_per_image_detail_holds_the_days_the_lake_holds_and_no_older(warehouse):
+    """The day ``retention_days`` ago stays (garbage collection keeps it too: imagelake/gc.py)."""
+    settings, _ = warehouse
+    oldest_kept, gone = TODAY - timedelta(days=7), TODAY - timedelta(days=8)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        for n, day in enumerate((oldest_kept, gone)):
+            for table in DETAIL_TABLES:  # an image of that day and its duplicate verdict
+                con.execute(
+                    f"insert into {table} by name select * replace ('old-{n}' as image_id, "
+                    f"date '{day}' as upload_date) from {table} limit 1"
+                )
+    with dg.instance_for_test() as instance:
+        assert build(settings, instance, DayWindow(TODAY, TODAY)).success
+    for table in DETAIL_TABLES:
+        assert query(settings, f"select image_id from {table} where image_id like 'old-%'") == [("old-0",)]
+
+
 def test_events_three_days_late_are_counted_on_their_upload_day(warehouse):
     settings, lake = warehouse
     late_day = TODAY - timedelta(days=3)  # before the built window, as a late batch would be
@@ -309,15 +358,27 @@ def test_a_build_waits_for_an_analysts_open_session_and_then_builds(warehouse, m
     assert fingerprint(settings) == before
 
     monkeypatch.setattr(warehouse_assets, "READER_WAIT_S", 120)
-    threading.Timer(3, session.close).start()
+
+    def waiting_said(instance) -> bool:
+        return any(
+            "keeps DuckDB's one writer" in e.user_message
+            for run in instance.get_runs()
+            for e in instance.all_logs(run.run_id)
+        )
+
     with dg.instance_for_test() as instance:
-        result = build(settings, instance, DayWindow(DAYS[2], DAYS[2]))
-        told = [
-            e.user_message
-            for e in instance.all_logs(result.run_id)
-            if "keeps DuckDB's one writer" in e.user_message
-        ]
-    assert result.success and told
+        outcome = {}
+        runner = threading.Thread(
+            target=lambda: outcome.update(result=build(settings, instance, DayWindow(DAYS[2], DAYS[2])))
+        )
+        runner.start()
+        deadline = time.monotonic() + 120
+        while not waiting_said(instance):  # the analyst closes the session once the build waits for it
+            assert runner.is_alive() and time.monotonic() < deadline, "the build never said it waits"
+            time.sleep(0.2)
+        session.close()
+        runner.join(300)
+    assert outcome["result"].success
     assert query(
         settings, f"select images from marts.daily_upload_stats where upload_date = '{DAYS[2]}'"
     ) == [(SHAPE.images + 20,)]
