@@ -27,6 +27,7 @@ from imagelake.resolution import Settlement, settle
 from imagelake.settings import get_settings
 from imagelake.store import Lake
 from orchestration.resources import CatalogResource, LakeResource
+from orchestration.retries import STEP_RETRY
 
 IMAGE_METADATA = dg.AssetKey(layout.IMAGE_METADATA)
 HASH_INDEX = dg.AssetKey(layout.HASH_INDEX)
@@ -123,6 +124,7 @@ def _metadata_result(settled: Settlement, extract_s: float, received: int) -> dg
 @dg.multi_asset(
     name="image_metadata",
     partitions_def=upload_batches,
+    retry_policy=STEP_RETRY,
     specs=[
         dg.AssetSpec(
             HASH_INDEX,

@@ -8,6 +8,7 @@ from imagelake.derive import DeriveParams, NotOnThisDay, images_to_derive
 from imagelake.layout import LayoutError
 from imagelake.settings import get_settings
 from orchestration.resources import CatalogResource, LakeResource
+from orchestration.retries import STEP_RETRY
 from orchestration.spark import SparkResource
 
 
@@ -22,6 +23,7 @@ class DerivativesConfig(dg.Config):
 @dg.asset(
     name="derivatives",
     partitions_def=upload_days,
+    retry_policy=STEP_RETRY,
     deps=[dg.AssetDep(IMAGE_METADATA, partition_mapping=dg.AllPartitionMapping())],
     group_name="derivatives",
     kinds={"spark", "pillow", "parquet"},

@@ -18,6 +18,7 @@ from imagelake.compaction import CompactParams
 from imagelake.gc import GcParams
 from imagelake.settings import get_settings
 from orchestration.resources import LakeResource
+from orchestration.retries import STEP_RETRY
 from orchestration.spark import SparkResource
 
 _ALL_BATCHES = dg.AllPartitionMapping()
@@ -27,6 +28,7 @@ _PARTITION_TAG = "dagster/partition"
 
 @dg.asset(
     partitions_def=upload_days,
+    retry_policy=STEP_RETRY,
     deps=[
         dg.AssetDep(upload_events, partition_mapping=_ALL_BATCHES),
         dg.AssetDep(IMAGE_METADATA, partition_mapping=_ALL_BATCHES),
@@ -113,6 +115,7 @@ def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_ru
         )
     ],
     pool="lake_maintenance",
+    retry_policy=STEP_RETRY,
 )
 def garbage_collection(
     context: dg.AssetExecutionContext,

@@ -12,6 +12,7 @@ from imagelake.layout import RAW_IMAGES, BatchId
 from imagelake.parquet import write_batch_table
 from imagelake.settings import get_settings
 from orchestration.resources import KafkaResource, LakeResource
+from orchestration.retries import STEP_RETRY
 
 raw_images = dg.AssetSpec(
     key="raw_images",
@@ -26,6 +27,7 @@ raw_images = dg.AssetSpec(
 
 @dg.asset(
     partitions_def=upload_batches,
+    retry_policy=STEP_RETRY,
     group_name="raw",
     kinds={"kafka", "parquet"},
     description=(

@@ -4,33 +4,13 @@ import dagster as dg
 
 from assets.curated import image_metadata
 from assets.raw import upload_events
-
-#: Two kinds of retry, because a failure is either passing or for good.
-#:
-#: - A run stopped half-way (Ctrl-C on `make dev`, a lost pod) runs again, whole, at most twice;
-#:   the instance enables run retries (infra/local/dagster.yaml, infra/k8s/dagster/values.yaml).
-#:   Whole, because every job here is idempotent and a step's inputs are not kept for a retry of
-#:   the failed steps alone. The Kafka sensor has moved past a batch once its run is launched, so
-#:   without this an interrupted batch stays `accepted` until someone re-executes it.
-#: - A step that fails (S3, DynamoDB, Spark) is retried inside its run, twice, after 10 s then
-#:   20 s (``STEP_RETRY``), so the retries show in the run that failed. A failure that cannot
-#:   pass by itself (a day outside the partitions, a day still open) raises
-#:   ``dg.Failure(allow_retries=False)`` and fails once; before, the run retries repeated it twice.
-#:
-#: The warehouse job has neither: its sensor and hourly schedule build the days again anyway.
-RETRY_TAGS = {
-    "dagster/max_retries": "2",
-    "dagster/retry_strategy": "ALL_STEPS",
-    "dagster/retry_on_asset_or_op_failure": "false",
-}
-STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+from orchestration.retries import RUN_RETRY_TAGS
 
 #: One run per Kafka micro-batch, in one process like every job here (the code location's
 #: executor, orchestration/definitions.py): on a small machine process start-up dominates a batch.
 realtime_batch_job = dg.define_asset_job(
     "realtime_batch_job",
-    tags=RETRY_TAGS,
-    op_retry_policy=STEP_RETRY,
+    tags=RUN_RETRY_TAGS,
     selection=dg.AssetSelection.assets(upload_events, image_metadata),
     description=(
         "Archive one Kafka batch of upload events, extract each image's metadata and perceptual hash, "
@@ -43,8 +23,7 @@ realtime_batch_job = dg.define_asset_job(
 #: Derivatives of one upload date (partition = the date).
 derivatives_job = dg.define_asset_job(
     "derivatives_job",
-    tags=RETRY_TAGS,
-    op_retry_policy=STEP_RETRY,
+    tags=RUN_RETRY_TAGS,
     selection=dg.AssetSelection.assets("derivatives"),
     description="Make every configured derivative of the processed images of one upload date.",
 )
@@ -52,8 +31,7 @@ derivatives_job = dg.define_asset_job(
 #: Compaction of one closed upload date.
 compaction_job = dg.define_asset_job(
     "compaction_job",
-    tags=RETRY_TAGS,
-    op_retry_policy=STEP_RETRY,
+    tags=RUN_RETRY_TAGS,
     selection=dg.AssetSelection.assets("lake_compaction"),
     description="Compact the batch files of one closed upload date into one file per table.",
 )
@@ -61,8 +39,7 @@ compaction_job = dg.define_asset_job(
 #: Garbage collection and retention over the whole lake, then Dagster's own records.
 garbage_collection_job = dg.define_asset_job(
     "garbage_collection_job",
-    tags=RETRY_TAGS,
-    op_retry_policy=STEP_RETRY,
+    tags=RUN_RETRY_TAGS,
     selection=dg.AssetSelection.assets("storage_inventory"),
     description="Delete what is older than the retention period or orphaned; prune old runs and partitions.",
 )

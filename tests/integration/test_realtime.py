@@ -7,12 +7,10 @@ import time
 import dagster as dg
 import pytest
 
-from assets.curated import image_metadata
-from assets.raw import upload_events
+from imagelake.catalog import Catalog
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
-from orchestration.jobs import realtime_batch_job
-from orchestration.resources import CatalogResource, KafkaResource, LakeResource
+from orchestration.resources import KafkaResource
 from tests.conftest import dead_endpoint
 from tests.support import images
 from tests.support.realtime import run_batch, tick
@@ -165,27 +163,26 @@ def test_while_batch_runs_wait_for_a_slot_the_sensor_starts_nothing_and_then_cut
 
 
 def test_a_catalog_outage_is_retried_inside_the_run_and_the_batch_completes(stack, dynamodb_endpoint):
+    """Started as the UI's Materialize button starts it (an asset job, not realtime_batch_job):
+    the step retry comes with the assets (orchestration/retries.py)."""
     lake, kafka, instance, prod, catalog = stack
     sent = [
         store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=i), partition=1)
         for i in range(2)
     ]
     batch_id = str(BatchId(kafka.topic, 1, 0, 1))
-    instance.add_dynamic_partitions("upload_batches", [batch_id])
     dynamodb = LateRelay(dynamodb_endpoint.removeprefix("http://"))  # down until opened
-    job = dg.Definitions(
-        assets=[upload_events, image_metadata],
-        jobs=[realtime_batch_job],
-        resources={
-            "lake": LakeResource(url=lake.url),
-            "kafka": kafka,
-            "catalog": CatalogResource(table=catalog.table, endpoint=dynamodb.endpoint),
-        },
-    ).resolve_job_def(realtime_batch_job.name)
     outcome = {}
     runner = threading.Thread(
         target=lambda: outcome.update(
-            result=job.execute_in_process(instance=instance, partition_key=batch_id, raise_on_error=False)
+            result=run_batch(
+                instance,
+                batch_id,
+                lake,
+                kafka,
+                Catalog(catalog.table, dynamodb.endpoint),
+                raise_on_error=False,
+            )
         )
     )
     runner.start()
