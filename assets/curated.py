@@ -23,7 +23,7 @@ from imagelake.catalog import CatalogUnavailable
 from imagelake.duplicates import HashIndex
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
-from imagelake.resolution import Settlement, settle
+from imagelake.resolution import Settlement, own_client_verdicts, settle
 from imagelake.settings import get_settings
 from imagelake.store import Lake
 from orchestration.resources import CatalogResource, LakeResource
@@ -222,9 +222,10 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
 
     started = time.monotonic()
     try:
-        written = catalog.catalog().record_outcomes(
-            [*settled.rows, *settled.corrected], settings.retention_days
+        outcomes = own_client_verdicts(
+            settled.index, [*settled.rows, *settled.corrected], settings.duplicate_max_distance, window
         )
+        written = catalog.catalog().record_outcomes(outcomes, settings.retention_days)
     except CatalogUnavailable as exc:
         raise dg.Failure(
             description=(

@@ -247,7 +247,9 @@ class HashIndex:
         self.hashed = phash.is_valid().to_numpy(zero_copy_only=False)
         self.hashes = phash.fill_null(0).to_numpy().view(np.uint64)
         self._sha = table.column("sha256")
-        self._clients = table.column("client_id")
+        clients = pc.dictionary_encode(table.column("client_id").fill_null("")).combine_chunks()
+        self._client_names: list[str] = clients.dictionary.to_pylist()
+        self._client_codes = clients.indices.to_numpy(zero_copy_only=False)
 
     def _owners(self, ids: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
         """Where an image was seen by several batches, keep only the smallest batch's entry.
@@ -303,16 +305,33 @@ class HashIndex:
         """Batches other than the owner that received the same image (a redelivered event)."""
         return [b for b in self._also_seen.get(image_id, []) if b != self.owner(image_id)]
 
+    def client_of(self, image_id: str) -> str | None:
+        """The client that uploaded an indexed image."""
+        pos = self._position(image_id)
+        return None if pos is None else self._client_names[self._client_codes[pos]]
+
     def earliest_match(
-        self, image_id: str, uploaded_at: datetime, phash: int, sha256: str, threshold: int, window: timedelta
+        self,
+        image_id: str,
+        uploaded_at: datetime,
+        phash: int,
+        sha256: str,
+        threshold: int,
+        window: timedelta,
+        client: str | None = None,
     ) -> Match | None:
-        """The earliest indexed image that ``image_id`` duplicates, or ``None``."""
+        """The earliest indexed image that ``image_id`` duplicates, or ``None``; with ``client``,
+        the earliest among that client's own images (what the client may be told)."""
         lo = int(np.searchsorted(self.ids, _id_bound(uploaded_at - window, last=False), "left"))
         hi = int(np.searchsorted(self.ids, image_id.encode(), "left"))
         if hi <= lo:
             return None
         dist = distances(self.hashes[lo:hi], phash)
         hit = (dist <= threshold) & self.hashed[lo:hi] & (self.micros[lo:hi] >= _micros(uploaded_at - window))
+        if client is not None:
+            if client not in self._client_names:
+                return None
+            hit &= self._client_codes[lo:hi] == self._client_names.index(client)
         first = int(hit.argmax())
         if not hit[first]:
             return None

@@ -87,6 +87,42 @@ def resolve_rows(index: HashIndex, rows: list[dict], threshold: int, window: tim
     return out
 
 
+def own_client_verdicts(index: HashIndex, rows: list[dict], threshold: int, window: timedelta) -> list[dict]:
+    """Rows with the duplicate verdict a client may see: the earliest of its *own* images.
+
+    The lake and the marts keep the verdict over every client (analysts count cross-client
+    copies). The catalog, which the API answers from, gets this one: telling a client that
+    its upload repeats another client's image, or hiding that it repeats its own because
+    another client had it first, would tell it what someone else uploaded. It is the same
+    search over a subset of the index, so it too only moves earlier as the index grows, and
+    the catalog's "only earlier" update (Catalog.record_outcome) still converges.
+    """
+    out = []
+    for row in rows:
+        original = row.get("duplicate_of")
+        if original is None or index.client_of(original) == row["client_id"]:
+            out.append(row)
+            continue
+        match = index.earliest_match(
+            row["image_id"],
+            row["uploaded_at"],
+            match_hash(row),
+            row["sha256"],
+            threshold,
+            window,
+            client=row["client_id"],
+        )
+        out.append(
+            {
+                **row,
+                "duplicate_of": match.duplicate_of if match else None,
+                "duplicate_kind": match.kind if match else None,
+                "duplicate_distance": match.distance if match else None,
+            }
+        )
+    return out
+
+
 def metadata_key(batch_id: str, dt: str) -> str:
     return layout.batch_file_key(IMAGE_METADATA, dt, batch_id)
 

@@ -318,8 +318,8 @@ def create_app(
         except CatalogUnavailable as exc:
             log.warning("catalog read for %s failed: %s", image_id, exc)
             raise HTTPException(503, "the image catalog is unavailable; retry in a few seconds") from None
-        # A duplicate of another client's image is not shown: its id, or that it exists at all,
-        # would tell this client what someone else uploaded.
+        # The run records each client's own earliest copy (resolution.own_client_verdicts); the
+        # check above guards items written before that, which name the earliest of any client.
         return image_status(item, show_duplicate=show_duplicate)
 
     default_openapi = app.openapi

@@ -204,3 +204,31 @@ def test_a_catalog_outage_is_retried_inside_the_run_and_the_batch_completes(stac
     assert "catalog" in str(failure.event_specific_data.error).lower()
     assert {catalog.get(e.image_id)["status"] for e in sent} == {"processed"}
     assert len(read_batch_table(lake, "image_metadata", batch_id)) == 2
+
+
+def test_the_catalog_tells_a_client_only_of_its_own_earlier_copy_and_the_lake_keeps_the_earliest(stack):
+    """Client A uploads a picture, then B uploads it twice (the new-user trial's case)."""
+    lake, kafka, instance, prod, catalog = stack
+    picture = images.jpeg(90, 60, seed=5)
+    a, b1, b2 = (
+        store_and_announce(lake, prod, kafka.topic, picture, client_id=client, partition=0)
+        for client in ("a", "b", "b")
+    )
+    batch_id = str(BatchId(kafka.topic, 0, 0, 2))
+    assert run_batch(instance, batch_id, lake, kafka, catalog).success
+
+    lake_verdicts = {
+        r["image_id"]: r["duplicate_of"]
+        for r in read_batch_table(lake, "image_metadata", batch_id).to_pylist()
+    }
+    assert lake_verdicts == {
+        a.image_id: None,
+        b1.image_id: a.image_id,
+        b2.image_id: a.image_id,
+    }  # for analysts
+    told = {e.image_id: catalog.get(e.image_id).get("duplicate_of") for e in (a, b1, b2)}
+    assert told == {a.image_id: None, b1.image_id: None, b2.image_id: b1.image_id}  # for each client
+    assert catalog.get(b2.image_id)["duplicate_kind"] == "exact"
+
+    assert run_batch(instance, batch_id, lake, kafka, catalog).success  # a re-run changes nothing
+    assert {e.image_id: catalog.get(e.image_id).get("duplicate_of") for e in (a, b1, b2)} == told

@@ -312,3 +312,31 @@ def test_a_corrupt_index_file_is_named_with_what_to_do(tmp_path):
         HashIndex.load(lake, "2026-11-17")
     assert info.value.key == broken
     assert broken in str(info.value) and "re-execute the failed run" in str(info.value)
+
+
+def test_a_client_is_told_only_of_its_own_earliest_copy_near_ones_and_the_window_included():
+    from imagelake.resolution import own_client_verdicts, resolve_rows
+
+    h = 0x0F0F_F0F0_1234_5678
+    theirs = {**row(T0, h, n=1), "client_id": "a"}
+    mine_near = {**row(T0 + timedelta(hours=1), h ^ 0b111, n=2), "client_id": "b"}  # 3 bits off
+    mine_again = {**row(T0 + timedelta(hours=2), h, n=3), "client_id": "b"}
+    mine_late = {**row(T0 + WEEK + timedelta(minutes=30), h, n=4), "client_id": "b"}  # theirs out of its week
+    rows = [theirs, mine_near, mine_again, mine_late]
+    index = index_of(*rows)
+    resolved = resolve_rows(index, rows, threshold=6, window=WEEK)
+    assert [r["duplicate_of"] for r in resolved] == [
+        None,
+        theirs["image_id"],
+        theirs["image_id"],
+        mine_near["image_id"],
+    ]
+
+    told = own_client_verdicts(index, resolved, threshold=6, window=WEEK)
+    assert [(r["duplicate_of"], r["duplicate_kind"], r["duplicate_distance"]) for r in told] == [
+        (None, None, None),
+        (None, None, None),  # only another client had it before: nothing to tell
+        (mine_near["image_id"], "near", 3),
+        (mine_near["image_id"], "near", 3),  # already its own: unchanged
+    ]
+    assert index.client_of(theirs["image_id"]) == "a" and index.client_of(image_id(T0, 99)) is None
