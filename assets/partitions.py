@@ -1,6 +1,11 @@
 """Partitions shared by assets, jobs and sensors."""
 
+from datetime import UTC, date, datetime
+
 import dagster as dg
+
+from imagelake.gc import oldest_day_kept
+from imagelake.settings import get_settings
 
 #: One partition per Kafka micro-batch; the key is the batch id
 #: ``<topic>-<partition>-<first offset>-<last offset>``, added by the Kafka sensor.
@@ -25,6 +30,17 @@ def checked_upload_day(context: dg.AssetExecutionContext) -> str:
             description=(
                 f"{key!r} is not an upload day: the days run from {upload_days.start:%Y-%m-%d} to today "
                 "(UTC), written YYYY-MM-DD. Pick a day in the partition bar or pass one to --partition."
+            ),
+            allow_retries=False,
+        )
+    retention_days = get_settings().retention_days
+    oldest = oldest_day_kept(datetime.now(UTC), retention_days)
+    if date.fromisoformat(key) < oldest:
+        raise dg.Failure(
+            description=(
+                f"{key} is past the retention period ({retention_days} days, IMAGELAKE_RETENTION_DAYS): "
+                f"garbage collection has removed its data, so there is nothing to do. The oldest day "
+                f"kept is {oldest}."
             ),
             allow_retries=False,
         )

@@ -89,6 +89,19 @@ def read_day(lake: Lake, table_name: str, dt: str) -> pa.Table:
     return exactly_once(pa.concat_tables(tables), table_name)
 
 
+def day_totals(manifest: pa.Table) -> dict[str, int]:
+    """What a day's manifest (read by the exactly-once rule) says is done, whatever run did it:
+    a run with nothing left to do still reports the day's state, not zeros."""
+    rows = manifest.to_pylist()
+    written = [r for r in rows if r["status"] == "written"]
+    return {
+        "day_images_with_derivatives": len({r["image_id"] for r in written}),
+        "day_derivatives": len(written),
+        "day_derivative_bytes": sum(r["size_bytes"] or 0 for r in written),
+        "day_images_failed": len({r["image_id"] for r in rows if r["status"] == "failed"}),
+    }
+
+
 def processed_images(metadata: pa.Table) -> list[SourceImage]:
     """The day's processed images, one per image id (its first result, as dbt staging keeps it)."""
     first: dict[str, dict] = {}

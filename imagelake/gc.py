@@ -40,6 +40,13 @@ REASONS: tuple[str, ...] = (EXPIRED, EXPIRED_DEAD_LETTER, FAILED_UPLOAD, ORPHAN_
 GC_PREFIXES: tuple[str, ...] = tuple(f"{zone}/" for zone in layout.ZONES)
 
 
+def oldest_day_kept(now: datetime, retention_days: int) -> date:
+    """The oldest upload date the lake keeps: days before it are older than the retention
+    period; this one still holds images younger than it (the warehouse's per-image detail
+    keeps the same days, dbt_project/macros/windows.sql)."""
+    return (now - timedelta(days=retention_days)).astimezone(UTC).date()
+
+
 @dataclass(frozen=True)
 class GcPolicy:
     """When things go: the retention (the one setting) and the grace period, from one ``now``."""
@@ -56,8 +63,7 @@ class GcPolicy:
 
     @property
     def cutoff(self) -> date:
-        """The oldest data date kept: days before it are older than the retention period."""
-        return (self.now - timedelta(days=self.retention_days)).astimezone(UTC).date()
+        return oldest_day_kept(self.now, self.retention_days)
 
     def is_young(self, info: ObjectInfo) -> bool:
         return self.now - info.last_modified < self.grace

@@ -13,7 +13,14 @@ from collections import Counter
 from dataclasses import asdict
 from functools import partial
 
-from imagelake.derive import DeriveParams, derive_partition, images_to_derive, write_manifests
+from imagelake.derive import (
+    DeriveParams,
+    day_totals,
+    derive_partition,
+    images_to_derive,
+    read_day,
+    write_manifests,
+)
 from spark_jobs.common import run_job, slices
 
 
@@ -36,12 +43,15 @@ def run(spark, params: DeriveParams, log) -> dict:
     failures = sorted({(r["image_id"], r["error"]) for r in failed})
     for image_id, reason in failures:
         log.warning(f"image {image_id}: no derivatives: {reason}")
+    day = day_totals(read_day(lake, "derivatives", params.dt))
     log.info(
         f"dt={params.dt}: {len(written)} derivatives for {len(todo)} images, "
-        f"{len({i for i, _ in failures})} failed, in {time.monotonic() - started:.1f} s"
+        f"{len({i for i, _ in failures})} failed, in {time.monotonic() - started:.1f} s; the day now has "
+        f"{day['day_derivatives']} derivatives of {day['day_images_with_derivatives']} images"
     )
     return {
         "dt": params.dt,
+        **day,
         "images": len(todo),
         "images_failed": len({image_id for image_id, _ in failures}),
         "derivatives_written": len(written),

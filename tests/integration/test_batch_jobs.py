@@ -125,6 +125,12 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
 
     again = derivatives.run(spark, p, log)
     assert again["images"] == 0 and again["derivatives_written"] == 0  # done, failed for good: skipped
+    # ... and what it shows is the day, not its own zeros: the UI shows the latest run's figures.
+    assert (again["day_images_with_derivatives"], again["day_derivatives"]) == (len(good), 2 * len(good))
+    assert (
+        again["day_images_failed"] == len(bad)
+        and again["day_derivative_bytes"] == summary["derivative_bytes"]
+    )
     forced = derivatives.run(
         spark, params(lake, catalog, max_pixels=640 * 480, force=True, run_id="run-2"), log
     )
