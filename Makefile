@@ -17,7 +17,14 @@ help:
 	@echo "make dev    - set up, start Kafka + DynamoDB Local + upload API + dagster dev (Ctrl-C stops all)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make setup  - create .venv, install from pyproject.toml, fetch the Maven jars, parse dbt"
-	@echo "make lint   - ruff and sqlfluff"
+	@echo "make lint   - ruff and sqlfluff (make format rewrites the Python)"
+	@echo "make clean  - remove .data (lake, Kafka, catalog, warehouse), .cache (jars) and build output"
+	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
+	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
+	@echo "make warehouse-freshness - dbt source freshness of the lake tables"
+	@echo "make bench-realtime | bench-derivatives | bench-marts - the benchmarks (README, Benchmarks)"
+	@echo "make spark-package       - the Spark jobs and their environment for EMR Serverless"
+	@echo "make infra-synth | infra-test - synthesize / test the AWS CDK app (docs/deploy.md)"
 
 setup: venv jars dbt-parse
 
@@ -65,7 +72,7 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf .data .cache dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
+	rm -rf .data .cache dbt_project/target dbt_project/logs .pytest_cache .ruff_cache infra/aws/cdk.out
 
 # AWS infrastructure (docs/deploy.md): synthesize the CDK app; its tests run with `make test` too.
 INFRA_CONTEXT ?= infra/aws/example-context.json

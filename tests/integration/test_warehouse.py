@@ -527,17 +527,23 @@ def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse
     }
 
 
-def test_the_analysts_example_queries_run_here_and_pass_the_redshift_gate(built):
+def test_the_example_queries_of_the_docs_run_here_pass_the_redshift_gate_and_keep_integers(built):
+    """docs/analysts.md and the README: every query, with integer sums pandas reads as int64."""
     from tests.support.redshift_gate import redshift_problems
 
     data_dir, _ = built
     settings = load_settings({"IMAGELAKE_DATA_DIR": str(data_dir)})
-    text = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text()
+    root = Path(__file__).parents[2]
+    text = (root / "docs" / "analysts.md").read_text() + (root / "README.md").read_text()
     queries = [block.split("```")[0] for block in text.split("```sql")[1:]]
-    assert len(queries) >= 6
+    assert len(queries) >= 7
     for sql in queries:
         assert redshift_problems(sql) == [], sql
-        assert query(settings, sql), f"no rows from:\n{sql}"
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            result = con.sql(sql)
+            types = {name: str(kind) for name, kind in zip(result.columns, result.types, strict=True)}
+            assert result.fetchall(), f"no rows from:\n{sql}"
+        assert "HUGEINT" not in types.values(), f"a 128-bit sum (pandas reads a float): {types}\n{sql}"
 
 
 def test_source_freshness_of_a_lake_table_with_no_file_yet_says_so(warehouse):
