@@ -22,7 +22,7 @@ from imagelake.batches import build_metadata_rows, events_from_table, unique_eve
 from imagelake.catalog import CatalogUnavailable
 from imagelake.duplicates import HashIndex
 from imagelake.layout import BatchId
-from imagelake.parquet import read_batch_table
+from imagelake.parquet import CorruptLakeFile, read_batch_table
 from imagelake.resolution import Settlement, own_client_verdicts, settle
 from imagelake.settings import get_settings
 from imagelake.store import Lake
@@ -191,7 +191,10 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
             context.log.warning(f"image {row['image_id']} failed: {row['error']}")
 
     window = timedelta(days=settings.retention_days)
-    settled = settle(store, batch_id, rows, threshold=settings.duplicate_max_distance, window=window)
+    try:
+        settled = settle(store, batch_id, rows, threshold=settings.duplicate_max_distance, window=window)
+    except CorruptLakeFile as exc:  # stays damaged until someone acts: failing once says so
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     for row in settled.rows:
         if row["duplicate_of"]:
             context.log.info(

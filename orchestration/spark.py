@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import dagster as dg
 from dagster._core.pipes.client import PipesClientCompletedInvocation
+from dagster._utils.error import SerializableErrorInfo
 
 from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, Settings
 
@@ -139,13 +140,18 @@ class SparkResource(dg.ConfigurableResource):
         A job that fails with an exception says why through Pipes; that reason, not "process
         failed with code 1", becomes the step's failure.
         """
+        before = len(_engine_events(context))
         try:
             return self._run(context, job, extras)
         except Exception as exc:
-            reason = external_exception(context)
-            if reason is None:
+            error = external_exception(context, after=before)
+            if error is None:
                 raise
-            raise dg.Failure(description=f"Spark job {job} failed: {reason}") from exc
+            raise dg.Failure(
+                description=f"Spark job {job} failed: {error.message.strip()}",
+                # A damaged lake file stays damaged: retrying the step would only repeat this.
+                allow_retries=error.cls_name not in FINAL_ERRORS,
+            ) from exc
 
     def _run(
         self, context: dg.AssetExecutionContext, job: str, extras: dict[str, Any]
@@ -191,18 +197,24 @@ def spark_resource(settings: Settings) -> SparkResource:
     )
 
 
+#: Exceptions of the Spark jobs that a retry cannot cure (the step fails once): a lake file that
+#: is not Parquet, and compaction stopped only by such files.
+FINAL_ERRORS = frozenset({"CorruptLakeFile", "CompactionBlocked"})
+
 #: The engine event Dagster's Pipes session records when the external process closed with an exception.
 _PIPES_CLOSED_WITH_EXCEPTION = "[pipes] external process pipes closed with exception"
 
 
-def external_exception(context: dg.AssetExecutionContext) -> str | None:
-    """The message of the exception this step's Spark job closed Pipes with, if it did."""
+def _engine_events(context: dg.AssetExecutionContext) -> list:
+    return context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+
+
+def external_exception(context: dg.AssetExecutionContext, after: int = 0) -> SerializableErrorInfo | None:
+    """The exception this step's Spark job closed Pipes with, if it did, among the engine
+    events after the first ``after`` (those of this attempt, not of an earlier one)."""
     step = context.op_execution_context.get_step_execution_context().step.key
-    for entry in reversed(
-        context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-    ):
+    for entry in reversed(_engine_events(context)[after:]):
         event = entry.dagster_event
         if event and event.step_key == step and entry.user_message == _PIPES_CLOSED_WITH_EXCEPTION:
-            error = event.engine_event_data.error
-            return error.message.strip() if error else None
+            return event.engine_event_data.error
     return None

@@ -12,11 +12,16 @@ from datetime import UTC, date, datetime
 from functools import partial
 
 from imagelake.compaction import CompactParams, compact_day
+from imagelake.parquet import CorruptLakeFile
 from spark_jobs.common import run_job
 
 
 class CompactionIncomplete(RuntimeError):
     """Some tables of the day could not be compacted; the others were, and stay so."""
+
+
+class CompactionBlocked(CompactionIncomplete):
+    """Only damaged lake files stopped it: running it again cannot help until they are fixed."""
 
 
 def _compact_tables(extras: dict, today: str, tables) -> list[dict]:
@@ -32,7 +37,10 @@ def _compact_tables(extras: dict, today: str, tables) -> list[dict]:
             )
             results.append(day.to_dict())
         except Exception as exc:  # reported per table; the driver raises once all are done
-            results.append({"table": table, "dt": params.dt, "status": "failed", "error": f"{exc}"})
+            damaged = isinstance(exc, CorruptLakeFile)
+            results.append(
+                {"table": table, "dt": params.dt, "status": "failed", "error": f"{exc}", "damaged": damaged}
+            )
     return results
 
 
@@ -50,6 +58,7 @@ def run(spark, params: CompactParams, log) -> dict:
         .collect()
     )
     failed = {r["table"]: r["error"] for r in results if r["status"] == "failed"}
+    blocked = all(r["damaged"] for r in results if r["status"] == "failed")
     results = [r for r in results if r["status"] != "failed"]
     for r in results:
         if r["status"] == "compacted":
@@ -65,7 +74,7 @@ def run(spark, params: CompactParams, log) -> dict:
     if failed:
         done = ", ".join(f"{r['table']} ({r['status']})" for r in results) or "none"
         problems = "; ".join(f"{table}: {error.rstrip('.')}" for table, error in sorted(failed.items()))
-        raise CompactionIncomplete(
+        raise (CompactionBlocked if blocked else CompactionIncomplete)(
             f"dt={params.dt}: {len(failed)} of {len(tables)} tables not compacted. {problems}. "
             f"Finished and kept: {done}. Their batch files are still read as they are; fix the cause "
             "and run the job again: finished tables are left unchanged."

@@ -19,7 +19,14 @@ from imagelake.gc import GcParams
 from imagelake.parquet import write_batch_table
 from spark_jobs import compaction, derivatives, garbage_collection
 from tests.support import images
-from tests.support.lakerows import event_row, image_id_at, metadata_row, seed_batch, seed_gc_lake
+from tests.support.lakerows import (
+    event_row,
+    image_id_at,
+    metadata_row,
+    seed_batch,
+    seed_closed_day_with_a_damaged_file,
+    seed_gc_lake,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -261,16 +268,10 @@ def test_compaction_job_compacts_every_table_of_a_closed_day(spark, lake):
 
 
 def test_a_table_that_cannot_be_compacted_fails_the_job_and_the_others_stay_compacted(spark, lake):
-    day = datetime.now(UTC) - timedelta(days=1)
-    for b in range(2):
-        seed_batch(
-            lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(3)]
-        )
-    damaged = layout.batch_file_key("image_metadata", layout.dt_of(day), "t-2-0-0")
-    lake.put(damaged, b"not parquet at all")
+    day, damaged = seed_closed_day_with_a_damaged_file(lake, batches=2)
     p = CompactParams(lake_url=lake.url, dt=layout.dt_of(day), target_bytes=1 << 27)
 
-    with pytest.raises(compaction.CompactionIncomplete) as failed:
+    with pytest.raises(compaction.CompactionBlocked) as failed:  # by a damaged file: final
         compaction.run(spark, p, log)
     message = str(failed.value)
     assert f"1 of {len(p.tables)} tables not compacted. image_metadata: {damaged}" in message
@@ -280,7 +281,7 @@ def test_a_table_that_cannot_be_compacted_fails_the_job_and_the_others_stay_comp
         layout.is_compacted_key(events_file.key)
         and len(read_day(lake, "upload_events", layout.dt_of(day))) == 6
     )
-    assert lake.get(damaged) == b"not parquet at all"  # nothing of the failed table was touched
+    assert lake.get(damaged) == b"not parquet"  # nothing of the failed table was touched
 
     lake.delete(damaged)
     again = compaction.run(spark, p, log)

@@ -7,6 +7,7 @@ import time
 import dagster as dg
 import pytest
 
+from imagelake import layout
 from imagelake.catalog import Catalog
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
@@ -232,3 +233,21 @@ def test_the_catalog_tells_a_client_only_of_its_own_earlier_copy_and_the_lake_ke
 
     assert run_batch(instance, batch_id, lake, kafka, catalog).success  # a re-run changes nothing
     assert {e.image_id: catalog.get(e.image_id).get("duplicate_of") for e in (a, b1, b2)} == told
+
+
+def test_a_damaged_index_file_fails_the_batch_once_naming_it_and_nothing_is_lost(stack):
+    lake, kafka, instance, prod, catalog = stack
+    sent = store_and_announce(lake, prod, kafka.topic, images.jpeg(80, 60, seed=8), partition=2)
+    damaged = layout.hash_index_key(layout.dt_of(sent.uploaded_at), "t-9-0-0")
+    lake.put(damaged, b"not parquet")
+    batch_id = str(BatchId(kafka.topic, 2, 0, 0))
+    failed = run_batch(instance, batch_id, lake, kafka, catalog, raise_on_error=False)
+    assert not failed.success
+    assert not [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    [failure] = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert damaged in failure.step_failure_data.user_failure_data.description
+    assert catalog.get(sent.image_id) is None or catalog.get(sent.image_id)["status"] == "accepted"
+
+    lake.delete(damaged)  # the operator moves it out, then re-executes the run
+    assert run_batch(instance, batch_id, lake, kafka, catalog).success
+    assert catalog.get(sent.image_id)["status"] == "processed"

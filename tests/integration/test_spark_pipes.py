@@ -20,7 +20,13 @@ from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.spark import SparkResource
 from tests.integration.test_realtime import run_batch, tick
 from tests.support import images
-from tests.support.lakerows import image_id_at, metadata_row, seed_batch, seed_gc_lake
+from tests.support.lakerows import (
+    image_id_at,
+    metadata_row,
+    seed_batch,
+    seed_closed_day_with_a_damaged_file,
+    seed_gc_lake,
+)
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.integration
@@ -177,19 +183,15 @@ def test_compaction_asset_says_which_tables_a_damaged_file_stopped_then_compacts
 ):
     settings = imagelake_env()
     lake = Lake.from_settings(settings)
-    day = datetime.now(UTC) - timedelta(days=1)
-    for b in range(3):
-        seed_batch(
-            lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(3)]
-        )
-    damaged = layout.batch_file_key("image_metadata", layout.dt_of(day), "t-5-0-0")
-    lake.put(damaged, b"not parquet")
+    day, damaged = seed_closed_day_with_a_damaged_file(lake, batches=3)
     resources = {"spark": spark_local, "lake": LakeResource(url=lake.url)}
     with dg.instance_for_test() as instance:
         failed = materialize([lake_compaction], instance, resources, partition_key=layout.dt_of(day))
         assert not failed.success
         [failure] = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         told = str(failure.event_specific_data.error)
+        retried = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+        assert not retried, "a damaged file cannot be cured by retrying the step"
         assert damaged in told and "upload_events (compacted)" in told and "run the job again" in told
         assert [layout.is_compacted_key(o.key) for o in lake.list("raw/events")] == [True]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from imagelake import gc, layout
 from imagelake.ids import new_image_id
@@ -118,3 +118,16 @@ def seed_gc_lake(lake, now: datetime) -> dict[str, set[str]]:
     doomed = set().union(*expected.values())
     expected["stay"] = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)} - doomed
     return expected
+
+
+def seed_closed_day_with_a_damaged_file(lake, batches: int) -> tuple[datetime, str]:
+    """Yesterday: ``batches`` batch files of three images each, and one image_metadata file that
+    is not Parquet (what compaction must not hide). Returns the day and the damaged key."""
+    day = datetime.now(UTC) - timedelta(days=1)
+    for b in range(batches):
+        seed_batch(
+            lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(3)]
+        )
+    damaged = layout.batch_file_key("image_metadata", layout.dt_of(day), f"t-{batches + 2}-0-0")
+    lake.put(damaged, b"not parquet")
+    return day, damaged
