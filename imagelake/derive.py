@@ -138,8 +138,9 @@ def images_to_derive(
     the images ``only`` names, made again: how an operator recovers one image."""
     images = processed_images(read_day(lake, layout.IMAGE_METADATA, dt))
     if only:
-        chosen = [image for image in images if image.image_id in set(only)]
-        absent = sorted(set(only) - {image.image_id for image in chosen})
+        wanted = set(only)
+        chosen = [image for image in images if image.image_id in wanted]
+        absent = sorted(wanted - {image.image_id for image in chosen})
         if absent:
             raise NotOnThisDay(
                 f"not processed images of dt={dt}: {', '.join(absent)}. An image belongs to the day "
