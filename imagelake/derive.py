@@ -59,8 +59,8 @@ class DeriveParams(JobParams):
 
     def __post_init__(self) -> None:
         layout.parse_dt(f"dt={self.dt}")
-        for image_id in self.image_ids:
-            layout.check_image_id(image_id)
+        # Ids as an operator pastes them: any case (Crockford base32), as the API reads them.
+        object.__setattr__(self, "image_ids", tuple(layout.canonical_image_id(i) for i in self.image_ids))
 
     @property
     def spec(self) -> DerivativeSpec:

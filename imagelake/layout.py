@@ -83,6 +83,15 @@ def check_image_id(image_id: str) -> str:
     return image_id
 
 
+def canonical_image_id(image_id: str) -> str:
+    """An image id as stored: ULIDs are Crockford base32, which is case-insensitive, so any case
+    is read as the canonical upper case. Raises :class:`LayoutError` for what is not an id
+    (only ASCII is upper-cased: ``str.upper`` would turn some other letters, like U+017F the long s, into ids)."""
+    if not image_id.isascii():
+        raise LayoutError(f"not an image id: {image_id!r}")
+    return check_image_id(image_id.upper())
+
+
 def raw_image_key(dt: str, image_id: str) -> str:
     return f"{RAW_IMAGES}/dt={dt}/{check_image_id(image_id)}"
 

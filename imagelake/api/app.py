@@ -140,15 +140,6 @@ class TrailingSlashTolerant:
         await self.app(scope, receive, send)
 
 
-def canonical_image_id(image_id: str) -> str:
-    """An image id as stored: ULIDs are Crockford base32, which is case-insensitive, so any case
-    is read as the canonical upper case. Raises :class:`layout.LayoutError` for what is not an id
-    (only ASCII is upper-cased: ``str.upper`` would turn some other letters, like U+017F the long s, into ids)."""
-    if not image_id.isascii():
-        raise layout.LayoutError(f"not an image id: {image_id!r}")
-    return layout.check_image_id(image_id.upper())
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -304,7 +295,7 @@ def create_app(
         client_id = client_for(x_api_key)
         not_found = HTTPException(404, f"no image {image_id!r} for this API key")
         try:
-            image_id = canonical_image_id(image_id)
+            image_id = layout.canonical_image_id(image_id)
         except layout.LayoutError:
             raise not_found from None
         try:
