@@ -198,8 +198,8 @@ def spark_resource(settings: Settings) -> SparkResource:
 
 
 #: Exceptions of the Spark jobs that a retry cannot cure (the step fails once): a lake file that
-#: is not Parquet, and compaction stopped only by such files.
-FINAL_ERRORS = frozenset({"CorruptLakeFile", "CompactionBlocked"})
+#: is not Parquet, compaction stopped only by such files, images an operator named that failed.
+FINAL_ERRORS = frozenset({"CorruptLakeFile", "CompactionBlocked", "RequestedImagesFailed"})
 
 #: The engine event Dagster's Pipes session records when the external process closed with an exception.
 _PIPES_CLOSED_WITH_EXCEPTION = "[pipes] external process pipes closed with exception"

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from functools import partial
 
 from imagelake.derive import (
+    TRANSIENT_ERRORS,
     DeriveParams,
     day_totals,
     derive_partition,
@@ -22,6 +23,38 @@ from imagelake.derive import (
     write_manifests,
 )
 from spark_jobs.common import run_job, slices
+
+
+class DerivativesIncomplete(RuntimeError):
+    """The run wrote what it could (objects and manifest), but some images still lack their
+    derivatives in a way the operator must hear of: the step fails, so it is retried or seen."""
+
+
+class RequestedImagesFailed(DerivativesIncomplete):
+    """Images the operator named could not be made: retrying cannot help until the cause is fixed."""
+
+
+def unfinished(params: DeriveParams, failures: list[tuple[str, str]]) -> DerivativesIncomplete | None:
+    """The error the run fails with although it wrote its manifest, or None.
+
+    A catalog outage is passing: failing the step gets it retried in a few seconds (the
+    outage's images are not done, so the retry takes them again). Images an operator named
+    (``image_ids``) that failed: they asked for exactly those, so a green run would mislead.
+    """
+    transient = sorted({i for i, reason in failures if reason.startswith(TRANSIENT_ERRORS)})
+    if transient:
+        return DerivativesIncomplete(
+            f"dt={params.dt}: the image catalog was unavailable for {len(transient)} image(s) (first: "
+            f"{transient[0]}): their derivatives are written, their keys not yet in the catalog. The step "
+            "is retried; if DynamoDB stays away, the next derivatives run (hourly) completes them."
+        )
+    if params.image_ids and failures:
+        reasons = "; ".join(f"{i}: {reason}" for i, reason in failures[:5])
+        return RequestedImagesFailed(
+            f"dt={params.dt}: {len({i for i, _ in failures})} of the images asked for (image_ids) got no "
+            f"derivatives: {reasons}"
+        )
+    return None
 
 
 def run(spark, params: DeriveParams, log) -> dict:
@@ -49,6 +82,8 @@ def run(spark, params: DeriveParams, log) -> dict:
         f"{len({i for i, _ in failures})} failed, in {time.monotonic() - started:.1f} s; the day now has "
         f"{day['day_derivatives']} derivatives of {day['day_images_with_derivatives']} images"
     )
+    if (error := unfinished(params, failures)) is not None:
+        raise error
     return {
         "dt": params.dt,
         **day,

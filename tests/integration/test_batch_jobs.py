@@ -18,6 +18,7 @@ from imagelake.derive import DeriveParams, derive_partition, images_to_derive, r
 from imagelake.gc import GcParams
 from imagelake.parquet import write_batch_table
 from spark_jobs import compaction, derivatives, garbage_collection
+from tests.conftest import dead_endpoint
 from tests.support import images
 from tests.support.lakerows import (
     event_row,
@@ -145,13 +146,16 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
     rows = read_day(lake, "derivatives", DT).to_pylist()
     assert len(rows) == 2 * len(corpus) and {r["run_id"] for r in rows} == {"run-2"}
 
+    with pytest.raises(derivatives.RequestedImagesFailed, match=f"image_ids.*{ids['corrupt']}: undecodable"):
+        derivatives.run(spark, params(lake, catalog, image_ids=(ids["corrupt"],), run_id="run-x"), log)
+
     # The operator raises the cap and makes that one image again, not the whole day (any case of its id).
     one = params(lake, catalog, max_pixels=641 * 480, image_ids=(ids["over_cap"].lower(),), run_id="run-3")
     redone = derivatives.run(spark, one, log)
     assert redone["images"] == 1 and redone["images_failed"] == 0 and redone["derivatives_written"] == 2
     rows = read_day(lake, "derivatives", DT).to_pylist()
     assert {r["run_id"] for r in rows if r["image_id"] == ids["over_cap"]} == {"run-3"}
-    assert len(rows) == 2 * len(corpus) and {r["run_id"] for r in rows} == {"run-2", "run-3"}
+    assert len(rows) == 2 * len(corpus) and {r["run_id"] for r in rows} == {"run-2", "run-3", "run-x"}
     item = catalog.get(ids["over_cap"])
     assert "derivatives_error" not in item and set(item["derivatives"]) == {"64", "128"}
 
@@ -287,3 +291,22 @@ def test_a_table_that_cannot_be_compacted_fails_the_job_and_the_others_stay_comp
     again = compaction.run(spark, p, log)
     assert again["by_table"]["upload_events"] == "unchanged"
     assert again["by_table"]["image_metadata"] == "compacted"
+
+
+def test_a_catalog_outage_fails_the_step_after_the_work_and_the_next_run_completes_the_catalog(
+    spark, lake, catalog
+):
+    ids = seed_images(
+        lake,
+        {f"img{i}": images.jpeg(320, 240, seed=i) for i in range(3)},
+        {f"img{i}": (320, 240) for i in range(3)},
+    )
+    down = params(lake, catalog, catalog_endpoint=f"http://{dead_endpoint()}")
+    with pytest.raises(derivatives.DerivativesIncomplete, match="catalog was unavailable for 3 image"):
+        derivatives.run(spark, down, log)  # failed, so Dagster's step retry takes it again
+    assert len(list(lake.list("derivatives"))) == 6  # the objects are written all the same
+    assert all(catalog.get(i) is None for i in ids.values())
+
+    back = derivatives.run(spark, params(lake, catalog, run_id="run-2"), log)
+    assert back["images"] == 3 and back["reused"] == 6 and back["images_failed"] == 0
+    assert all(set(catalog.get(i)["derivatives"]) == {"64", "128"} for i in ids.values())
