@@ -87,9 +87,9 @@ def canonical_image_id(image_id: str) -> str:
     """An image id as stored: ULIDs are Crockford base32, which is case-insensitive, so any case
     is read as the canonical upper case. Raises :class:`LayoutError` for what is not an id
     (only ASCII is upper-cased: ``str.upper`` would turn some other letters, like U+017F the long s, into ids)."""
-    if not image_id.isascii():
-        raise LayoutError(f"not an image id: {image_id!r}")
-    return check_image_id(image_id.upper())
+    if image_id.isascii() and _IMAGE_ID_RE.match(upper := image_id.upper()):
+        return upper
+    raise LayoutError(f"not an image id: {image_id!r}")  # as given, not upper-cased
 
 
 def raw_image_key(dt: str, image_id: str) -> str:

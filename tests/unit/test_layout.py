@@ -50,3 +50,12 @@ def test_batch_id_round_trips_with_dashes_in_the_topic():
     for bad in ["image-uploads-2-10", "x-a-1-2", "image-uploads-1-9-3", "-1-2-3"]:
         with pytest.raises(LayoutError):
             BatchId.parse(bad)
+
+
+def test_an_image_id_is_read_in_any_case_and_a_non_id_is_named_as_given():
+    image_id = layout.check_image_id("01M85QCKHR3ZJSJNCNT7KSAN6A")
+    assert layout.canonical_image_id(image_id.lower()) == image_id
+    for bad in ("../../etc/passwd", "01m85qckhr3zjsjncnt7ksan6\u017f"):  # the long s upper-cases to S
+        with pytest.raises(layout.LayoutError) as info:
+            layout.canonical_image_id(bad)
+        assert repr(bad) in str(info.value)
