@@ -6,7 +6,7 @@ Retention also prunes Dagster's own records: the ``upload_batches``
 partitions and the runs older than the retention period.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -14,7 +14,7 @@ from assets.curated import IMAGE_METADATA
 from assets.derivatives import derivatives
 from assets.partitions import checked_upload_day, upload_batches, upload_days
 from assets.raw import raw_images, upload_events
-from imagelake.compaction import CompactParams
+from imagelake.compaction import CompactParams, is_open_day
 from imagelake.gc import GcParams
 from imagelake.settings import get_settings
 from orchestration.resources import LakeResource
@@ -47,7 +47,7 @@ def lake_compaction(
     context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     day = checked_upload_day(context)
-    if date.fromisoformat(day) >= datetime.now(UTC).date():
+    if is_open_day(day, datetime.now(UTC).date()):
         # Uploads still land on this day: there is nothing to compact yet, and saying "materialized"
         # would mark the day done in the partition bar.
         raise dg.Failure(

@@ -124,6 +124,11 @@ def _split(table: pa.Table, parts: int) -> list[pa.Table]:
     return [table.slice(start, per_part) for start in range(0, table.num_rows, per_part)]
 
 
+def is_open_day(dt: str, today: date) -> bool:
+    """Uploads may still land on ``dt``: today (UTC) or later, so not yet compacted."""
+    return date.fromisoformat(dt) >= today
+
+
 def compact_day(
     lake: Lake,
     table_name: str,
@@ -134,7 +139,7 @@ def compact_day(
     after_verify: Callable[[list[str]], None] | None = None,
 ) -> DayResult:
     """Compact one closed day of one table; ``after_verify`` runs between the write and the deletes."""
-    if date.fromisoformat(dt) >= today:
+    if is_open_day(dt, today):
         return DayResult(table_name, dt, "open_day")
     files = day_files(lake, table_name, dt)
     before = sum(f.size for f in files)

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from imagelake import layout
-from imagelake.duplicates import HashIndex, match_hash, merge_day, write_segment
+from imagelake.duplicates import HashIndex, Match, match_hash, merge_day, write_segment
 from imagelake.layout import IMAGE_METADATA
 from imagelake.parquet import (
     WrittenFile,
@@ -64,6 +64,16 @@ def normalise(rows: list[dict]) -> list[dict]:
     return rows_to_table(IMAGE_METADATA, rows).to_pylist() if rows else []
 
 
+def with_match(row: dict, match: Match | None) -> dict:
+    """A row with the duplicate columns of ``match`` (all null when there is none)."""
+    return {
+        **row,
+        "duplicate_of": match.duplicate_of if match else None,
+        "duplicate_kind": match.kind if match else None,
+        "duplicate_distance": match.distance if match else None,
+    }
+
+
 def resolve_rows(index: HashIndex, rows: list[dict], threshold: int, window: timedelta) -> list[dict]:
     """A file's rows with duplicate columns from ``index``, without images another batch owns."""
     out = []
@@ -76,14 +86,7 @@ def resolve_rows(index: HashIndex, rows: list[dict], threshold: int, window: tim
             match = index.earliest_match(
                 row["image_id"], row["uploaded_at"], key, row["sha256"], threshold, window
             )
-        out.append(
-            {
-                **row,
-                "duplicate_of": match.duplicate_of if match else None,
-                "duplicate_kind": match.kind if match else None,
-                "duplicate_distance": match.distance if match else None,
-            }
-        )
+        out.append(with_match(row, match))
     return out
 
 
@@ -112,14 +115,7 @@ def own_client_verdicts(index: HashIndex, rows: list[dict], threshold: int, wind
             window,
             client=row["client_id"],
         )
-        out.append(
-            {
-                **row,
-                "duplicate_of": match.duplicate_of if match else None,
-                "duplicate_kind": match.kind if match else None,
-                "duplicate_distance": match.distance if match else None,
-            }
-        )
+        out.append(with_match(row, match))
     return out
 
 

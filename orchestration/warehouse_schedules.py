@@ -95,13 +95,13 @@ def warehouse_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
             seen[key.to_user_string()] = record.storage_id
     if seen == cursor:
         return dg.SkipReason("no new lake data since the last refresh")
+    new_cursor = json.dumps(seen, sort_keys=True)
     if not days:
         return dg.SensorResult(
-            cursor=json.dumps(seen, sort_keys=True),
+            cursor=new_cursor,
             skip_reason="new materializations wrote no lake files (dry runs, empty days): nothing to refresh",
         )
     window = refresh_window(days, today_utc(), date.fromisoformat(WAREHOUSE_FIRST_DAY))
-    new_cursor = json.dumps(seen, sort_keys=True)
     if window is None:
         return dg.SensorResult(
             cursor=new_cursor, skip_reason="new data only for days before the warehouse's first day"

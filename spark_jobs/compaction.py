@@ -11,7 +11,7 @@ import time
 from datetime import UTC, date, datetime
 from functools import partial
 
-from imagelake.compaction import CompactParams, compact_day
+from imagelake.compaction import CompactParams, compact_day, is_open_day
 from imagelake.parquet import CorruptLakeFile
 from spark_jobs.common import run_job
 
@@ -47,7 +47,7 @@ def _compact_tables(extras: dict, today: str, tables) -> list[dict]:
 def run(spark, params: CompactParams, log) -> dict:
     started = time.monotonic()
     today = datetime.now(UTC).date()
-    if date.fromisoformat(params.dt) >= today:
+    if is_open_day(params.dt, today):
         log.warning(
             f"dt={params.dt} is not closed yet (today is {today}): compaction waits for the day to end"
         )

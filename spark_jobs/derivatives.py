@@ -74,12 +74,13 @@ def run(spark, params: DeriveParams, log) -> dict:
     written = [r for r in rows if r["status"] == "written"]
     failed = [r for r in rows if r["status"] == "failed"]
     failures = sorted({(r["image_id"], r["error"]) for r in failed})
+    failed_images = {image_id for image_id, _ in failures}
     for image_id, reason in failures:
         log.warning(f"image {image_id}: no derivatives: {reason}")
     day = day_totals(read_day(lake, "derivatives", params.dt))
     log.info(
         f"dt={params.dt}: {len(written)} derivatives for {len(todo)} images, "
-        f"{len({i for i, _ in failures})} failed, in {time.monotonic() - started:.1f} s; the day now has "
+        f"{len(failed_images)} failed, in {time.monotonic() - started:.1f} s; the day now has "
         f"{day['day_derivatives']} derivatives of {day['day_images_with_derivatives']} images"
     )
     if (error := unfinished(params, failures)) is not None:
@@ -88,7 +89,7 @@ def run(spark, params: DeriveParams, log) -> dict:
         "dt": params.dt,
         **day,
         "images": len(todo),
-        "images_failed": len({image_id for image_id, _ in failures}),
+        "images_failed": len(failed_images),
         "derivatives_written": len(written),
         "derivative_bytes": sum(r["size_bytes"] or 0 for r in written),
         "by_size": dict(sorted(Counter(str(r["size"]) for r in written).items())),
