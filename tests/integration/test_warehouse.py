@@ -229,7 +229,8 @@ def test_a_full_refresh_keeps_the_daily_aggregates_of_days_the_lake_no_longer_ho
 def test_per_image_detail_holds_the_days_the_lake_holds_and_no_older(warehouse):
     """The day ``retention_days`` ago stays (garbage collection keeps it too: imagelake/gc.py)."""
     settings, _ = warehouse
-    oldest_kept, gone = TODAY - timedelta(days=7), TODAY - timedelta(days=8)
+    today = datetime.now(UTC).date()  # the build's day, not the module's: a run may cross midnight
+    oldest_kept, gone = today - timedelta(days=7), today - timedelta(days=8)
     with duckdb.connect(str(settings.warehouse_path)) as con:
         for n, day in enumerate((oldest_kept, gone)):
             for table in DETAIL_TABLES:  # an image of that day and its duplicate verdict
@@ -238,7 +239,7 @@ def test_per_image_detail_holds_the_days_the_lake_holds_and_no_older(warehouse):
                     f"date '{day}' as upload_date) from {table} limit 1"
                 )
     with dg.instance_for_test() as instance:
-        assert build(settings, instance, DayWindow(TODAY, TODAY)).success
+        assert build(settings, instance, DayWindow(today, today)).success
     for table in DETAIL_TABLES:
         assert query(settings, f"select image_id from {table} where image_id like 'old-%'") == [("old-0",)]
 
