@@ -17,6 +17,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from dagster_dbt import DbtCliInvocation
 
@@ -514,8 +515,16 @@ def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(
 def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse):
     settings, _ = warehouse
     derivatives = lake_root(settings) / "curated" / "derivatives"
-    for day in DAYS[1:]:  # the derivatives job has not run for two days
+    for day in DAYS[1:]:  # the derivatives job has not run since noon two days ago
         shutil.rmtree(derivatives / f"dt={day}")
+    # The first day's late images got derivatives after its midnight; drop those too, so the
+    # newest derivative is at least 36 hours old at any time of today (and of tomorrow).
+    noon = datetime.combine(DAYS[0], datetime.min.time(), UTC) + timedelta(hours=12)
+    for path in (derivatives / f"dt={DAYS[0]}").glob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(
+            table.filter(pc.less(table["created_at"], pa.scalar(noon, table["created_at"].type))), path
+        )
     invocation = dbt_cli(settings, ["source", "freshness"], raise_on_error=False)
     status = {
         r["unique_id"].split(".")[-1]: r["status"] for r in invocation.get_artifact("sources.json")["results"]
@@ -540,8 +549,10 @@ def test_the_example_queries_of_the_docs_run_here_pass_the_redshift_gate_and_kee
     assert len(queries) >= 7
     for sql in queries:
         assert redshift_problems(sql) == [], sql
+        # "today" is the data's last day, even when the run has crossed midnight UTC since
+        as_of_data = sql.replace("current_date", f"date '{DAYS[-1]}'")
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            result = con.sql(sql)
+            result = con.sql(as_of_data)
             types = {name: str(kind) for name, kind in zip(result.columns, result.types, strict=True)}
             assert result.fetchall(), f"no rows from:\n{sql}"
         assert "HUGEINT" not in types.values(), f"a 128-bit sum (pandas reads a float): {types}\n{sql}"
