@@ -66,6 +66,8 @@ WAREHOUSE_REFRESH_INTERVAL_S = 30
 
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
+#: The default size cap of one upload (IMAGELAKE_MAX_UPLOAD_BYTES).
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
@@ -203,7 +205,7 @@ class Settings:
     #: The Dagster UI of ``make dev``.
     ui_port: int = 3000
     api_keys: Mapping[str, str] = field(default_factory=lambda: {"dev-key": "dev"})
-    max_upload_bytes: int = 25 * 1024 * 1024
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_image_pixels: int = 64_000_000
     allowed_formats: tuple[str, ...] = ALLOWED_FORMATS
 
@@ -324,7 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_port=_int(env, "IMAGELAKE_API_PORT", 8000, 1),
         ui_port=_int(env, "IMAGELAKE_UI_PORT", 3000, 1),
         api_keys=api_keys,
-        max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1),
+        max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES, 1),
         max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", 64_000_000, 1),
         retention_days=retention,
         sensor_interval_s=_int(env, "IMAGELAKE_SENSOR_INTERVAL_S", 5, 1),

@@ -34,7 +34,7 @@ from imagelake.events import UploadEvent
 from imagelake.ids import new_image_id
 from imagelake.imaging import ImageRejected, check_upload
 from imagelake.kafka import KafkaConnection, producer_config
-from imagelake.settings import Settings, get_settings
+from imagelake.settings import MAX_UPLOAD_BYTES, Settings, get_settings
 from imagelake.store import Lake
 
 log = logging.getLogger("imagelake.api")
@@ -97,7 +97,10 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "an empty file, or a body cut short"
     ),
     401: UNAUTHORIZED,
-    413: _problem("the body is over the size cap (25 MiB by default); the connection is closed"),
+    413: _problem(
+        f"the body is over the size cap (IMAGELAKE_MAX_UPLOAD_BYTES, {MAX_UPLOAD_BYTES >> 20} MiB by default); "
+        "the connection is closed"
+    ),
     415: _problem("not JPEG, PNG, WebP, GIF or TIFF (recognised from the bytes, not the file name)"),
     422: _problem("a corrupt or truncated image, or one with more pixels than the cap"),
     503: _problem(
