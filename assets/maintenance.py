@@ -65,12 +65,6 @@ def lake_compaction(
     return spark.run(context, "compaction", params.to_extras()).get_materialize_result()
 
 
-class GarbageCollectionConfig(dg.Config):
-    """``dry_run``: list what would go (objects, Dagster partitions and runs) without deleting anything."""
-
-    dry_run: bool = False
-
-
 def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_run: bool) -> dict:
     """Delete finished runs created before ``cutoff`` and the ``upload_batches`` partitions only they ran."""
     old_runs = []
@@ -117,31 +111,64 @@ def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_ru
     pool="lake_maintenance",
     retry_policy=STEP_RETRY,
 )
-def garbage_collection(
-    context: dg.AssetExecutionContext,
-    config: GarbageCollectionConfig,
-    spark: SparkResource,
-    lake: LakeResource,
-):
-    settings = get_settings()
-    params = GcParams(
-        **lake.location(),
-        retention_days=settings.retention_days,
-        grace_hours=settings.gc_grace_hours,
-        dry_run=config.dry_run,
-    )
-    result = spark.run(context, "garbage_collection", params.to_extras()).get_materialize_result()
-    cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
-    pruned = prune_dagster_records(context.instance, cutoff, config.dry_run)
-    verb = "would prune" if config.dry_run else "pruned"
-    context.log.info(
-        f"{verb} {pruned['runs']} Dagster runs and {len(pruned['partitions'])} upload_batches partitions"
-    )
+def garbage_collection(context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource):
+    result = spark.run(context, "garbage_collection", gc_params(lake, dry_run=False).to_extras())
+    pruned = prune_old_dagster_records(context, dry_run=False)
     yield dg.MaterializeResult(
         asset_key="storage_inventory",
         metadata={
-            **result.metadata,
+            **result.get_materialize_result().metadata,
             "dagster_runs_pruned": pruned["runs"],
             "upload_batches_pruned": dg.MetadataValue.json(pruned["partitions"][:200]),
         },
     )
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    pool="lake_maintenance",
+    retry_policy=STEP_RETRY,
+    description=(
+        "Garbage collection's dry run: what it would delete now (objects, bytes and keys by reason) and "
+        "the Dagster runs and partitions retention would prune. Deletes nothing and, being an op, records "
+        "no materialization: storage_inventory keeps its last real snapshot."
+    ),
+)
+def garbage_collection_preview(context: dg.OpExecutionContext, spark: SparkResource, lake: LakeResource):
+    summary = spark.summary(context, "garbage_collection", gc_params(lake, dry_run=True).to_extras())
+    pruned = prune_old_dagster_records(context, dry_run=True)
+    context.log.info(
+        f"would delete {summary['would_delete_objects']} objects ({summary['would_delete_bytes']:,} bytes) "
+        f"of {summary['listed_objects']} listed"
+    )
+    return dg.Output(
+        None,
+        metadata={
+            **{k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in summary.items()},
+            "dagster_runs_to_prune": pruned["runs"],
+            "upload_batches_to_prune": dg.MetadataValue.json(pruned["partitions"][:200]),
+        },
+    )
+
+
+def gc_params(lake: LakeResource, dry_run: bool) -> GcParams:
+    settings = get_settings()
+    return GcParams(
+        **lake.location(),
+        retention_days=settings.retention_days,
+        grace_hours=settings.gc_grace_hours,
+        dry_run=dry_run,
+    )
+
+
+def prune_old_dagster_records(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext, dry_run: bool
+) -> dict:
+    """Retention of Dagster's own records, logged: what ``prune_dagster_records`` did or would do."""
+    cutoff = datetime.now(UTC) - timedelta(days=get_settings().retention_days)
+    pruned = prune_dagster_records(context.instance, cutoff, dry_run)
+    verb = "would prune" if dry_run else "pruned"
+    context.log.info(
+        f"{verb} {pruned['runs']} Dagster runs and {len(pruned['partitions'])} upload_batches partitions"
+    )
+    return pruned

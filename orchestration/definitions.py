@@ -14,6 +14,7 @@ from imagelake.settings import get_settings
 from orchestration.jobs import (
     compaction_job,
     derivatives_job,
+    garbage_collection_dry_run_job,
     garbage_collection_job,
     heartbeat_job,
     realtime_batch_job,
@@ -40,6 +41,7 @@ defs = dg.Definitions(
         derivatives_job,
         compaction_job,
         garbage_collection_job,
+        garbage_collection_dry_run_job,
         heartbeat_job,
     ],
     schedules=batch_schedules,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.curated import image_metadata
+from assets.maintenance import garbage_collection_preview
 from assets.raw import upload_events
 from orchestration.retries import RUN_RETRY_TAGS
 
@@ -43,6 +44,17 @@ garbage_collection_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("storage_inventory"),
     description="Delete what is older than the retention period or orphaned; prune old runs and partitions.",
 )
+
+
+@dg.job(
+    tags=RUN_RETRY_TAGS,
+    description=(
+        "Garbage collection's dry run: lists what garbage_collection_job would delete now, with counts, "
+        "bytes and keys in the step's output metadata. Deletes nothing; records no materialization."
+    ),
+)
+def garbage_collection_dry_run_job():
+    garbage_collection_preview()
 
 
 @dg.op(description="Does nothing: the run's duration is the cost of launching a run.")

@@ -28,6 +28,9 @@ from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, Set
 if TYPE_CHECKING:  # imported when an EMR job starts (orchestration/emr.py says why)
     from dagster_aws.pipes import PipesEMRServerlessClient
 
+#: An asset step reports the job's summary as its materialization; an op step gets it back.
+StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
+
 #: Local Spark: bind to loopback, no UI, quiet.
 LOCAL_CONF: dict[str, str] = {
     "spark.driver.host": "127.0.0.1",
@@ -132,9 +135,7 @@ class SparkResource(dg.ConfigurableResource):
         return emr_serverless_client(self._aws("emr-serverless"), self._aws("s3"), self.pipes_bucket)
 
     # -- either -----------------------------------------------------------------
-    def run(
-        self, context: dg.AssetExecutionContext, job: str, extras: dict[str, Any]
-    ) -> PipesClientCompletedInvocation:
+    def run(self, context: StepContext, job: str, extras: dict[str, Any]) -> PipesClientCompletedInvocation:
         """Run ``spark_jobs/<job>.py`` and wait; its report arrives through Pipes.
 
         A job that fails with an exception says why through Pipes; that reason, not "process
@@ -153,9 +154,14 @@ class SparkResource(dg.ConfigurableResource):
                 allow_retries=error.cls_name not in FINAL_ERRORS,
             ) from exc
 
-    def _run(
-        self, context: dg.AssetExecutionContext, job: str, extras: dict[str, Any]
-    ) -> PipesClientCompletedInvocation:
+    def summary(self, context: dg.OpExecutionContext, job: str, extras: dict[str, Any]) -> dict[str, Any]:
+        """Run a job from an op, which changes no asset (a dry run), and return the summary it reported."""
+        messages = self.run(context, job, extras).get_custom_messages()
+        if not messages:
+            raise dg.Failure(description=f"Spark job {job} finished without reporting a summary; see its log")
+        return messages[-1]
+
+    def _run(self, context: StepContext, job: str, extras: dict[str, Any]) -> PipesClientCompletedInvocation:
         if self.mode == "local":
             context.log.info(f"spark-submit {job} on {self.spark_master}")
             client = dg.PipesSubprocessClient(env=self.local_env(), cwd=str(PROJECT_ROOT))
@@ -205,11 +211,11 @@ FINAL_ERRORS = frozenset({"CorruptLakeFile", "CompactionBlocked", "RequestedImag
 _PIPES_CLOSED_WITH_EXCEPTION = "[pipes] external process pipes closed with exception"
 
 
-def _engine_events(context: dg.AssetExecutionContext) -> list:
+def _engine_events(context: StepContext) -> list:
     return context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
 
 
-def external_exception(context: dg.AssetExecutionContext, after: int = 0) -> SerializableErrorInfo | None:
+def external_exception(context: StepContext, after: int = 0) -> SerializableErrorInfo | None:
     """The exception this step's Spark job closed Pipes with, if it did, among the engine
     events after the first ``after`` (those of this attempt, not of an earlier one)."""
     step = context.op_execution_context.get_step_execution_context().step.key

@@ -54,7 +54,12 @@ def report(pipes: PipesContext, summary: dict) -> None:
 
 
 def run_job(name: str, params_type, run) -> None:
-    """A job's ``main``: params from the Pipes extras, ``run(spark, params, log)``, its summary reported."""
+    """A job's ``main``: params from the Pipes extras, ``run(spark, params, log)``, its summary reported:
+    as the asset's materialization, or, launched from an op (a dry run changes no asset), as a message."""
     with pipes_session() as pipes:
         params = params_type.from_extras(dict(pipes.extras))
-        report(pipes, run(spark_session(name), params, pipes.log))
+        summary = run(spark_session(name), params, pipes.log)
+        if pipes.is_asset_step:
+            report(pipes, summary)
+        else:
+            pipes.report_custom_message(summary)

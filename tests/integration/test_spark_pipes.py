@@ -16,6 +16,7 @@ from imagelake.api.app import create_app
 from imagelake.derive import read_day
 from imagelake.parquet import write_batch_table
 from imagelake.store import Lake
+from orchestration.jobs import garbage_collection_dry_run_job
 from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.spark import SparkResource
 from tests.integration.test_realtime import run_batch, tick
@@ -179,6 +180,32 @@ def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelak
     assert meta["by_reason"]["failed_upload"] == {"objects": 1, "bytes": len(b"no event")}
     assert meta["by_reason"]["orphan_derivative"] == {"objects": 1, "bytes": len(b"source gone")}
     assert meta["dagster_runs_pruned"] == 0  # nothing in this instance is older than the retention
+
+
+def test_a_garbage_collection_dry_run_deletes_nothing_and_records_no_materialization(
+    imagelake_env, spark_local
+):
+    settings = imagelake_env(IMAGELAKE_GC_GRACE_HOURS=str(1 / 3600), IMAGELAKE_RETENTION_DAYS="7")
+    lake = Lake.from_settings(settings)
+    expected = seed_gc_lake(lake, datetime.now(UTC))
+    doomed = set().union(*(keys for reason, keys in expected.items() if reason != "stay"))
+    before = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    time.sleep(1.2)
+    with dg.instance_for_test() as instance:
+        result = garbage_collection_dry_run_job.execute_in_process(
+            instance=instance, resources={"spark": spark_local, "lake": LakeResource(url=lake.url)}
+        )
+        assert result.success
+        assert instance.get_latest_materialization_event(dg.AssetKey("storage_inventory")) is None
+    assert result.get_asset_materialization_events() == []
+    assert {o.key for z in gc.GC_PREFIXES for o in lake.list(z)} == before  # nothing deleted
+    [output] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT]
+    meta = {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    assert meta["dry_run"] is True and meta["deleted_objects"] == 0 and meta["files"] == []
+    assert meta["would_delete_objects"] == len(doomed) and meta["would_delete_bytes"] > 0
+    assert {k["key"] for k in meta["keys"]} == doomed
+    assert meta["by_reason"]["failed_upload"] == {"objects": 1, "bytes": len(b"no event")}
+    assert meta["dagster_runs_to_prune"] == 0
 
 
 def test_compaction_asset_says_which_tables_a_damaged_file_stopped_then_compacts_the_day(
