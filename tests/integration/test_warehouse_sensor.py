@@ -74,7 +74,7 @@ def test_data_whose_writer_names_no_day_refreshes_the_lookback_window():
 
 def test_runs_that_wrote_no_file_advance_the_cursor_and_start_no_build():
     with dg.instance_for_test() as instance:
-        report(instance, "storage_inventory", [])  # a garbage-collection dry run
+        report(instance, "storage_inventory", [])  # a garbage collection that left an empty lake
         report(instance, "derivatives", [])  # an hourly derivatives run with nothing to do
         quiet = tick(instance, None)
         assert not quiet.run_requests and "wrote no lake files" in quiet.skip_reason.skip_message
