@@ -65,7 +65,7 @@ def test_a_daily_partition_stands_in_for_files_without_days_and_a_writer_saying_
 
 
 def test_a_writer_that_wrote_no_file_touched_no_day_whatever_its_partition():
-    """A GC dry run, a derivatives run with no image to do, a batch of dead letters only."""
+    """A GC that left an empty lake, a derivatives run with no image to do, a batch of dead letters only."""
     assert days_of_materialization({"files": []}, "2026-03-09") == set()
     assert days_of_materialization({"files": []}, "image-uploads-2-0-0") == set()
     assert days_of_materialization({"files": [], "dry_run": True}, None) == set()
