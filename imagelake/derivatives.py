@@ -146,13 +146,15 @@ def decode_for(data: bytes, largest: int, *, max_pixels: int) -> tuple[Image.Ima
         raise DerivativeError(f"undecodable: {exc.reason}") from None
     with source:
         width, height = source.size
-        orientation = read_orientation(source)
         first = target_dimensions(width, height, largest)
         try:
             if fmt == "JPEG":
                 source.draft("RGB", first)  # DCT scaling: decodes at 1/2, 1/4 or 1/8 when that still covers
             source.seek(0)  # the first frame of an animation
             source.load()
+            # Read after loading: Pillow turns a TIFF upright as it loads it (its size already is)
+            # and drops the tag; other formats keep theirs and are turned below.
+            orientation = read_orientation(source)
             icc = source.info.get("icc_profile")
             im = _to_8bit(source, bit_depth(data, source))
             if im.size != first:
