@@ -111,11 +111,12 @@ def _metadata_result(settled: Settlement, extract_s: float, received: int) -> dg
             "duplicates_near": kinds.get("near", 0),
             "redelivered": received - len(rows),
             "corrected_rows_of_other_batches": sum(1 for r in settled.corrected if r["duplicate_of"]),
-            "corrected_files": dg.MetadataValue.json(settled.corrected_files),
+            "corrected_files": dg.MetadataValue.json([f.key for f in settled.corrected_files]),
             "resolution_rounds": settled.rounds,
             "extract_s": round(extract_s, 3),
             "resolve_s": round(settled.load_s + settled.search_s, 3),
-            **files_metadata(settled.files),
+            # Other batches' files it rewrote count too: the warehouse refreshes the days of all of them.
+            **files_metadata([*settled.files, *settled.corrected_files]),
             "preview": preview(rows, PREVIEW_COLUMNS),
         },
     )
@@ -204,7 +205,7 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
     if settled.corrected_files:
         context.log.info(
             f"earlier images of this batch changed duplicate answers in {len(settled.corrected_files)} "
-            f"file(s) of other batches: {', '.join(settled.corrected_files)}"
+            f"file(s) of other batches: {', '.join(f.key for f in settled.corrected_files)}"
         )
     yield dg.MaterializeResult(
         asset_key=HASH_INDEX,

@@ -193,7 +193,7 @@ class Settlement:
     index_files: list[WrittenFile]  # this batch's hash_index segments
     index: HashIndex = field(default_factory=HashIndex)  # the index as the run last read it
     corrected: list[dict] = field(default_factory=list)  # other batches' rows this run rewrote
-    corrected_files: list[str] = field(default_factory=list)
+    corrected_files: list[WrittenFile] = field(default_factory=list)  # other batches' files it rewrote
     merged_files: list[str] = field(default_factory=list)  # index files this run merged a day into
     rounds: int = 0
     load_s: float = 0.0
@@ -274,7 +274,7 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
         index_files=index_files,
         index=index,
         corrected=[row for key in corrected_keys for row in written[key]],
-        corrected_files=corrected_keys,
+        corrected_files=[WrittenFile(key, len(written[key]), sizes[key]) for key in corrected_keys],
         rounds=rounds,
         merged_files=merged,
         load_s=load_s,

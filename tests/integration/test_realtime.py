@@ -3,15 +3,19 @@
 import json
 import threading
 import time
+from datetime import timedelta
 
 import dagster as dg
 import pytest
 
+from assets.curated import IMAGE_METADATA
 from imagelake import layout
 from imagelake.catalog import Catalog
 from imagelake.layout import BatchId
 from imagelake.parquet import read_batch_table
+from imagelake.warehouse_days import DayWindow
 from orchestration.resources import KafkaResource
+from orchestration.warehouse_schedules import warehouse_refresh_sensor
 from tests.conftest import dead_endpoint
 from tests.support import images
 from tests.support.realtime import run_batch, tick
@@ -251,3 +255,31 @@ def test_a_damaged_index_file_fails_the_batch_once_naming_it_and_nothing_is_lost
     lake.delete(damaged)  # the operator moves it out, then re-executes the run
     assert run_batch(instance, batch_id, lake, kafka, catalog).success
     assert catalog.get(sent.image_id)["status"] == "processed"
+
+
+def test_a_late_original_lists_the_later_files_it_rewrote_so_the_warehouse_refreshes_their_day(stack):
+    """An event a day late is the original of a picture uploaded today: the late batch rewrites
+    today's batch file (its duplicate answer changed), and the marts of today must follow."""
+    lake, kafka, instance, prod, catalog = stack
+    picture = images.jpeg(90, 60, seed=11)
+    copy = store_and_announce(lake, prod, kafka.topic, picture, partition=1)
+    first = str(BatchId(kafka.topic, 1, 0, 0))
+    assert run_batch(instance, first, lake, kafka, catalog).success
+    refresh = warehouse_refresh_sensor(dg.build_sensor_context(instance=instance))
+    original = store_and_announce(
+        lake, prod, kafka.topic, picture, uploaded_at=copy.uploaded_at - timedelta(days=1), partition=1
+    )
+    result = run_batch(instance, str(BatchId(kafka.topic, 1, 1, 1)), lake, kafka, catalog)
+    assert result.success
+
+    [row] = read_batch_table(lake, "image_metadata", first).to_pylist()
+    assert row["duplicate_of"] == original.image_id  # today's file was rewritten
+    [mat] = [m for m in result.get_asset_materialization_events() if m.asset_key == IMAGE_METADATA]
+    files = mat.materialization.metadata["files"].value
+    assert layout.batch_file_key("image_metadata", layout.dt_of(copy.uploaded_at), first) in files
+    [request] = warehouse_refresh_sensor(
+        dg.build_sensor_context(instance=instance, cursor=refresh.cursor)
+    ).run_requests
+    assert request.tags["imagelake/days"] == str(
+        DayWindow(original.uploaded_at.date(), copy.uploaded_at.date())
+    )

@@ -119,7 +119,7 @@ def test_in_order_batches_find_duplicates_within_and_across_batches(lake):
 
 def assert_corrected_the_later_batches(settled, batches) -> None:
     """The late original batch of scenario() rewrote both later batches' files and their three copies."""
-    assert sorted(settled.corrected_files) == sorted(
+    assert sorted(f.key for f in settled.corrected_files) == sorted(
         [metadata_key("t-1-0-1", "2026-11-24"), metadata_key("t-2-0-1", "2026-11-24")]
     )
     assert {r["image_id"] for r in settled.corrected if r["duplicate_of"]} == {
