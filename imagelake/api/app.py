@@ -93,8 +93,9 @@ UPLOAD_BODY: dict[str, Any] = {
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "accepted: stored in the raw zone, in the catalog, and acknowledged by Kafka"},
     400: _problem(
-        "not a multipart/form-data body, no `file` field, a text value instead of a file upload, "
-        "an empty file, or a body cut short"
+        "not a multipart/form-data body, no `file` field, more than one part in the `file` field "
+        "(send one image per request; fields with other names are ignored), a text value instead "
+        "of a file upload, an empty file, or a body cut short"
     ),
     401: UNAUTHORIZED,
     413: _problem(

@@ -2,6 +2,10 @@
 
 The body is parsed as it arrives and the read stops the moment the cap is
 passed: an oversized upload is refused without ever being buffered whole.
+
+One request carries one file: the body is read to its end (within the same
+cap) and a second part named like the file field is refused, never silently
+dropped. Parts with other names are read past and ignored.
 """
 
 from __future__ import annotations
@@ -55,16 +59,30 @@ def _disposition(raw: bytes) -> tuple[str | None, str | None]:
     )
 
 
+def more_than_one_file(field: str, parts: int) -> str:
+    """The reason given when the body holds ``parts`` (more than one) parts named ``field``."""
+    return (
+        f"the body holds {parts} parts named {field!r}; send one file per request "
+        f"(one -F {field}=@photo.jpg), and each further image in a request of its own: nothing was stored"
+    )
+
+
 async def read_file_field(
     chunks: AsyncIterator[bytes], content_type: str | None, field: str, max_bytes: int
 ) -> UploadedFile:
-    """Read the first part named ``field`` out of a streamed multipart body."""
+    """Read the one part named ``field`` out of a streamed multipart body.
+
+    The whole body is read (within ``max_bytes`` plus :data:`ENVELOPE_ALLOWANCE`), so a second
+    part named ``field`` is found and refused (400) instead of being silently dropped; other
+    parts are ignored and never buffered."""
     mime, params = parse_options_header(content_type or "")
     boundary = params.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
         raise BodyError(400, f"send multipart/form-data with the image in a field named {field!r}")
 
     state = {"header_field": b"", "header_value": b"", "headers": {}, "in_file": False, "done": False}
+    #: Parts named ``field`` seen so far: only the first is read, a second one refuses the body.
+    parts = [0]
     buffer = bytearray()
     digest = hashlib.sha256()
     filename: list[str | None] = [None]
@@ -82,7 +100,9 @@ async def read_file_field(
 
     def on_headers_finished() -> None:
         name, fname = _disposition(state["headers"].get(b"content-disposition", b""))
-        state["in_file"] = name == field and not state["done"]
+        if name == field:
+            parts[0] += 1
+        state["in_file"] = name == field and parts[0] == 1
         if state["in_file"]:
             filename[0] = fname
             is_file[0] = fname is not None or b"content-type" in state["headers"]
@@ -120,10 +140,7 @@ async def read_file_field(
             if total > body_cap:
                 raise BodyError(413, f"the request body is larger than the {max_bytes:,}-byte limit")
             parser.write(chunk)
-            if state["done"]:
-                break
-        else:
-            parser.finalize()
+        parser.finalize()
     except MultipartParseError as exc:
         raise BodyError(400, f"malformed multipart body: {exc}") from None
     if state["in_file"]:
@@ -133,6 +150,8 @@ async def read_file_field(
         )
     if not state["done"]:
         raise BodyError(400, f"no file in field {field!r}: send the image as multipart field {field!r}")
+    if parts[0] > 1:
+        raise BodyError(400, more_than_one_file(field, parts[0]))
     if not buffer:
         raise BodyError(
             400, f"the file in field {field!r} is empty" if is_file[0] else not_a_file_upload(field)

@@ -149,6 +149,17 @@ def test_missing_or_empty_file_is_400(api, kwargs, status, kafka_bootstrap):
     assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
 
 
+def test_two_files_in_the_file_field_are_400_with_nothing_stored(api, kafka_bootstrap):
+    """curl -F file=@a.png -F file=@b.jpg: the second image is not silently dropped."""
+    client, lake, settings = api
+    files = [("file", ("a.png", images.png(), "image/png")), ("file", ("b.jpg", images.jpeg(), "image/jpeg"))]
+    response = client.post("/v1/images", headers=KEY, files=files)
+    assert response.status_code == 400, response.text
+    assert "send one file per request" in response.json()["detail"]
+    assert raw_objects(lake) == []
+    assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}], ids=["missing", "wrong"])
 def test_bad_api_key_is_401(api, headers):
     client, lake, _ = api
