@@ -1,6 +1,8 @@
 """``make dev``: the whole product on one machine; Ctrl-C stops every process it started.
 
-Checks its ports, then starts Kafka (127.0.0.1:9092; its KRaft controller on a
+Takes its data folder's lock (one stack per ``IMAGELAKE_DATA_DIR``, default
+``.data/``; refused, with what to do, while another ``make dev`` holds it), checks
+its ports, then starts Kafka (127.0.0.1:9092; its KRaft controller on a
 free port) and DynamoDB Local (127.0.0.1:8001) with data under ``.data/``,
 creates the upload topic, then runs the upload API (127.0.0.1:8000) and
 ``dagster dev`` (UI on 127.0.0.1:3000). If any process dies, everything is
@@ -23,6 +25,9 @@ from imagelake.kafka import KafkaConnection, ensure_topic
 from imagelake.settings import PROJECT_ROOT, Settings, get_settings
 from infra.local.stack import (
     HERE,
+    LOCK_NAME,
+    DataDirInUse,
+    DataDirLock,
     Service,
     StackError,
     port_in_use,
@@ -65,7 +70,28 @@ def planned_ports(settings: Settings) -> list[PortUse]:
 def taken_port_message(use: PortUse) -> str:
     return (
         f"port {use.port} ({use.what}) is in use: stop whatever holds it (another `make dev`?), "
-        f"or set {use.setting} to run {use.what} on another port"
+        f"or set {use.setting} to run {use.what} on another port "
+        "(a second `make dev` also needs its own IMAGELAKE_DATA_DIR=<folder>)"
+    )
+
+
+def data_dir_in_use_message(settings: Settings, taken: DataDirInUse) -> str:
+    """Why ``make dev`` will not start on a data folder another stack holds, and what to do."""
+    pid = taken.pid
+    if pid is None:
+        who = "another `make dev`"
+        stop = "stop it first (Ctrl-C in its terminal)"
+    elif taken.holder_alive:
+        who = f"another `make dev` (pid {pid})"
+        stop = f"stop it first (Ctrl-C in its terminal, or kill -INT {pid})"
+    else:
+        who = f"processes started by a `make dev` that has exited (pid {pid})"
+        stop = f"wait for them to stop or stop them (`lsof {settings.data_dir / LOCK_NAME}` lists them)"
+    moved = " ".join(use.setting for use in planned_ports(settings))
+    return (
+        f"the data folder {settings.data_dir} is in use by {who}: nothing was started or changed.\n"
+        f"Either {stop}, or run a second stack beside it with its own data folder and ports:\n"
+        f"  IMAGELAKE_DATA_DIR=<another folder> {moved} make dev"
     )
 
 
@@ -143,11 +169,13 @@ def _say(message: str) -> None:
     print("\n".join(f"imagelake: {line}" for line in message.splitlines()), file=sys.stderr, flush=True)
 
 
-def _python_service(name: str, args: list[str], use: PortUse, env: dict[str, str]) -> Service:
+def _python_service(
+    name: str, args: list[str], use: PortUse, env: dict[str, str], keep_fds: tuple[int, ...]
+) -> Service:
     """A Python process whose output goes to this terminal."""
     if port_in_use(use.port):  # checked at start-up; taken since?
         raise StackError(taken_port_message(use))
-    return spawn(name, args, use.port, env=env, cwd=PROJECT_ROOT)
+    return spawn(name, args, use.port, env=env, cwd=PROJECT_ROOT, keep_fds=keep_fds)
 
 
 def main() -> int:
@@ -155,6 +183,7 @@ def main() -> int:
     data = settings.data_dir
     logs = data / "logs"
     services: list[Service] = []
+    lock: DataDirLock | None = None
     stopping = False
     failure: str | None = None
 
@@ -180,14 +209,24 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: (shutdown(), sys.exit(0)))
     try:
+        # First, before anything in the data folder is touched: one stack per data folder (a
+        # second Kafka on it rewrote the first one's server.properties, then died on its lock).
+        try:
+            lock = DataDirLock(data)
+        except DataDirInUse as taken:
+            raise StackError(data_dir_in_use_message(settings, taken)) from None
+        # The services hold the lock too: it outlives this process until they have stopped.
+        held = (lock.fd,) if lock.fd is not None else ()
         check_ports(settings)
         *_, api_port, ui_port = planned_ports(settings)
         print("imagelake: starting Kafka on", settings.kafka_bootstrap, flush=True)
         # The controller takes a free port: only the broker talks to it.
-        services.append(start_kafka(data / "kafka", _port(settings.kafka_bootstrap)))
+        services.append(start_kafka(data / "kafka", _port(settings.kafka_bootstrap), keep_fds=held))
         print("imagelake: starting DynamoDB Local on", settings.dynamodb_endpoint, flush=True)
         services.append(
-            start_dynamodb(data / "dynamodb", _port(settings.dynamodb_endpoint), logs / "dynamodb.log")
+            start_dynamodb(
+                data / "dynamodb", _port(settings.dynamodb_endpoint), logs / "dynamodb.log", keep_fds=held
+            )
         )
         ensure_topic(
             KafkaConnection.from_settings(settings), settings.uploads_topic, settings.uploads_topic_partitions
@@ -205,7 +244,9 @@ def main() -> int:
             "DAGSTER_HOME": str(dagster_home),
             **settings.dbt_env(),
         }
-        services.append(_python_service("upload-api", [sys.executable, "-m", "imagelake.api"], api_port, env))
+        services.append(
+            _python_service("upload-api", [sys.executable, "-m", "imagelake.api"], api_port, env, held)
+        )
         services.append(
             _python_service(
                 "dagster",
@@ -221,6 +262,7 @@ def main() -> int:
                 ],
                 ui_port,
                 env,
+                held,
             )
         )
         print("imagelake: waiting for the upload API and the Dagster UI (about 20 s)", flush=True)
@@ -243,6 +285,8 @@ def main() -> int:
             # The others' output while they stopped (librdkafka's connection errors when Kafka
             # died) has scrolled the cause away: say it again, last.
             _say(f"everything is stopped. Why: {failure}")
+        if lock is not None:
+            lock.release()  # after the services: the data folder is free once they have stopped
 
 
 if __name__ == "__main__":

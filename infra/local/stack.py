@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import fcntl
 import os
 import re
 import shutil
@@ -30,6 +31,78 @@ HERE = Path(__file__).resolve().parent
 
 class StackError(RuntimeError):
     """A local service could not be started; the message says what to do."""
+
+
+#: The lock file ``make dev`` holds in its data folder while its stack runs.
+LOCK_NAME = "make-dev.lock"
+
+
+class DataDirInUse(StackError):
+    """Another running stack holds the data folder's lock."""
+
+    def __init__(self, data_dir: Path, pid: int | None) -> None:
+        self.data_dir = data_dir
+        #: The pid that took the lock, when it wrote one (it may have exited since, see ``holder_alive``).
+        self.pid = pid
+        super().__init__(
+            f"the data folder {data_dir} is in use by another `make dev` (pid {pid or 'unknown'})"
+        )
+
+    @property
+    def holder_alive(self) -> bool:
+        return self.pid is not None and _pid_alive(self.pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DataDirLock:
+    """An exclusive ``flock`` on ``<data_dir>/make-dev.lock``: one stack per data folder.
+
+    Taken before anything else in the folder is touched and held for the stack's life. The OS
+    drops it when the last process holding it exits, however it exits (a crash leaves no stale
+    lock): pass :attr:`fd` to the services (``spawn(..., keep_fds=...)``) and it is held until
+    they have stopped too. The file holds the locking pid, only to name it in the message; it is
+    never deleted (deleting a lock file would let two processes lock two different files).
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / LOCK_NAME
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Opened without truncating: while another stack holds the lock, its pid stays readable.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise DataDirInUse(data_dir, int(holder) if holder.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        """Close this process's hold (services given the fd keep the lock until they exit)."""
+        if self.fd is not None:
+            os.close(self.fd)  # not LOCK_UN: that would unlock it for the services holding it too
+            self.fd = None
+
+    def __enter__(self) -> DataDirLock:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
 
 
 @dataclass
@@ -140,8 +213,13 @@ def spawn(
     log_path: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    keep_fds: tuple[int, ...] = (),
 ) -> Service:
-    """Start a service in its own process group; output to ``log_path`` or this terminal."""
+    """Start a service in its own process group; output to ``log_path`` or this terminal.
+
+    ``keep_fds``: file descriptors the service inherits (a :class:`DataDirLock`'s, so the lock
+    is held until the service has exited too).
+    """
     log = None
     log_start = 0
     if log_path is not None:
@@ -157,6 +235,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            pass_fds=keep_fds,
         )
     finally:
         if log is not None:
@@ -247,7 +326,11 @@ def kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
 
 
 def start_kafka(
-    data_dir: Path, port: int, controller_port: int | None = None, timeout: float = 90.0
+    data_dir: Path,
+    port: int,
+    controller_port: int | None = None,
+    timeout: float = 90.0,
+    keep_fds: tuple[int, ...] = (),
 ) -> Service:
     """A single-node KRaft broker on 127.0.0.1:``port``; storage formatted on first start.
 
@@ -292,12 +375,20 @@ def start_kafka(
             raise StackError(
                 f"formatting Kafka storage in {data_dir} failed:\n{formatted.stdout}{formatted.stderr}"
             )
-    service = spawn("kafka", [*jvm, "kafka.Kafka", str(props)], port, data_dir / "broker.log")
+    service = spawn(
+        "kafka", [*jvm, "kafka.Kafka", str(props)], port, data_dir / "broker.log", keep_fds=keep_fds
+    )
     wait_for_port(service, timeout)
     return service
 
 
-def start_dynamodb(data_dir: Path | None, port: int, log_path: Path, timeout: float = 60.0) -> Service:
+def start_dynamodb(
+    data_dir: Path | None,
+    port: int,
+    log_path: Path,
+    timeout: float = 60.0,
+    keep_fds: tuple[int, ...] = (),
+) -> Service:
     """DynamoDB Local on 127.0.0.1:``port``; in memory when ``data_dir`` is None."""
     if port_in_use(port):
         raise StackError(
@@ -323,6 +414,6 @@ def start_dynamodb(data_dir: Path | None, port: int, log_path: Path, timeout: fl
         cmd += ["-dbPath", str(data_dir), "-sharedDb"]
     # DynamoDB Local writes dynamodb-local-metadata.json into its working directory:
     # keep it beside its log, out of the checkout.
-    service = spawn("dynamodb-local", cmd, port, log_path, cwd=log_path.parent)
+    service = spawn("dynamodb-local", cmd, port, log_path, cwd=log_path.parent, keep_fds=keep_fds)
     wait_for_port(service, timeout)
     return service

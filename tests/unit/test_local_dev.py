@@ -3,23 +3,34 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from imagelake.settings import load_settings
+from imagelake.settings import PROJECT_ROOT, load_settings
 from infra.local.dev import (
     PortUse,
     banner,
     check_ports,
+    data_dir_in_use_message,
     exit_message,
     planned_ports,
     port_problems,
     stopping_message,
 )
-from infra.local.stack import StackError, bind_failure, free_port, spawn, start_kafka, wait_for_port
+from infra.local.stack import (
+    DataDirInUse,
+    DataDirLock,
+    StackError,
+    bind_failure,
+    free_port,
+    spawn,
+    start_kafka,
+    wait_for_port,
+)
 
 
 @pytest.fixture
@@ -68,6 +79,7 @@ def test_a_taken_port_names_the_setting_that_moves_it(settings):
     assert len(lines) == 2
     assert lines[0].startswith("port 9092 (Kafka) is in use: stop whatever holds it")
     assert "set IMAGELAKE_KAFKA_BOOTSTRAP=127.0.0.1:<port> to run Kafka on another port" in lines[0]
+    assert "a second `make dev` also needs its own IMAGELAKE_DATA_DIR=<folder>" in lines[0]
     assert "port 3000 (the Dagster UI)" in lines[1] and "IMAGELAKE_UI_PORT=<port>" in lines[1]
     check_ports(settings, in_use=lambda port: False)  # all free: no error
 
@@ -175,3 +187,118 @@ def test_a_killed_service_reports_the_signal_and_stop_after_kill_does_nothing(tm
     service.stop()
     assert service.process.returncode == -signal.SIGKILL
     service.stop()  # reaped: its pid may be another program's now, so nothing is signalled
+
+
+# What a running `make dev` does to its data folder, written without infra.local.stack: an
+# exclusive flock on make-dev.lock, its pid inside, held until the process exits.
+_HOLD_THE_DATA_DIR = """
+import fcntl, os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "make-dev.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("locked", flush=True)
+time.sleep(300)
+"""
+
+
+def _make_dev(data: Path) -> subprocess.CompletedProcess:
+    """`python -m infra.local.dev` on free ports with ``data`` as its data folder.
+
+    No Java (JAVA_HOME points nowhere): a launcher that gets as far as starting Kafka stops
+    there at once, after writing Kafka's server.properties as it always does.
+    """
+    env = {
+        **os.environ,
+        "IMAGELAKE_ENV": "local",
+        "IMAGELAKE_DATA_DIR": str(data),
+        "IMAGELAKE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "IMAGELAKE_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "IMAGELAKE_API_PORT": str(free_port()),
+        "IMAGELAKE_UI_PORT": str(free_port()),
+        "JAVA_HOME": str(data.parent / "no-java"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "infra.local.dev"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_data_folder_in_use_is_refused_before_anything_in_it_is_touched(tmp_path):
+    data = tmp_path / "data"
+    (data / "kafka").mkdir(parents=True)
+    running_config = "listeners=PLAINTEXT://127.0.0.1:9092\n"  # the running broker's
+    (data / "kafka" / "server.properties").write_text(running_config)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_THE_DATA_DIR, str(data)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        second = _make_dev(data)
+        assert second.returncode == 1, second.stderr
+        assert (data / "kafka" / "server.properties").read_text() == running_config
+        assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == [
+            "kafka",
+            "kafka/server.properties",
+            "make-dev.lock",
+        ]
+        said = second.stderr
+        assert f"imagelake: the data folder {data} is in use by another `make dev` (pid {holder.pid})" in said
+        assert f"kill -INT {holder.pid}" in said
+        assert "IMAGELAKE_DATA_DIR=<another folder> IMAGELAKE_KAFKA_BOOTSTRAP=127.0.0.1:<port>" in said
+        assert "starting Kafka" not in second.stdout
+    finally:
+        holder.kill()
+        holder.wait(10)
+    # The lock died with its holder (no stale file to clean up): this launcher gets past it
+    # and only stops at the missing Java, having started on the data folder.
+    third = _make_dev(data)
+    assert third.returncode == 1
+    assert "is in use" not in third.stderr and "Java 17+ is required" in third.stderr, third.stderr
+    assert (data / "kafka" / "server.properties").read_text() != running_config
+    assert (data / "make-dev.lock").read_text().strip().isdigit()
+
+
+def test_the_services_hold_the_data_folder_until_they_exit(tmp_path):
+    lock = DataDirLock(tmp_path)
+    service = spawn(
+        "svc", [sys.executable, "-c", "import time; time.sleep(300)"], free_port(), keep_fds=(lock.fd,)
+    )
+    try:
+        lock.release()  # the launcher is gone; a service it started still runs on the folder
+        with pytest.raises(DataDirInUse) as caught:
+            DataDirLock(tmp_path)
+        assert caught.value.pid == os.getpid() and caught.value.data_dir == tmp_path
+    finally:
+        service.kill()
+    with DataDirLock(tmp_path) as again:  # free once the last holder has exited
+        assert (tmp_path / "make-dev.lock").read_text() == f"{os.getpid()}\n"
+        assert again.fd is not None
+
+
+def test_the_data_folder_message_says_who_holds_it_and_what_to_do(tmp_path):
+    settings = load_settings({"IMAGELAKE_DATA_DIR": str(tmp_path)})
+    alive = data_dir_in_use_message(settings, DataDirInUse(tmp_path, os.getpid()))
+    lines = alive.splitlines()
+    assert lines[0] == (
+        f"the data folder {tmp_path} is in use by another `make dev` (pid {os.getpid()}): "
+        "nothing was started or changed."
+    )
+    assert lines[1] == (
+        f"Either stop it first (Ctrl-C in its terminal, or kill -INT {os.getpid()}), "
+        "or run a second stack beside it with its own data folder and ports:"
+    )
+    assert lines[2] == (
+        "  IMAGELAKE_DATA_DIR=<another folder> IMAGELAKE_KAFKA_BOOTSTRAP=127.0.0.1:<port> "
+        "IMAGELAKE_DYNAMODB_ENDPOINT=http://127.0.0.1:<port> IMAGELAKE_API_PORT=<port> "
+        "IMAGELAKE_UI_PORT=<port> make dev"
+    )
+    unknown = data_dir_in_use_message(settings, DataDirInUse(tmp_path, None))
+    assert "in use by another `make dev`: " in unknown and "kill" not in unknown
+    launcher = subprocess.Popen([sys.executable, "-c", "pass"])
+    launcher.wait(30)  # exited and reaped: its services may still hold the lock
+    gone = data_dir_in_use_message(settings, DataDirInUse(tmp_path, launcher.pid))
+    assert "that has exited" in gone and f"lsof {tmp_path / 'make-dev.lock'}" in gone
