@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagelake import layout
-from imagelake.api.multipart import BodyError, not_a_file_upload, read_file_field
+from imagelake.api.multipart import MAX_PART_HEADER_BYTES, BodyError, not_a_file_upload, read_file_field
 from imagelake.api.publisher import EventPublisher, PublishError
 from imagelake.api.status import ImageStatus, image_status
 from imagelake.catalog import Catalog, CatalogUnavailable
@@ -95,7 +95,8 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _problem(
         "not a multipart/form-data body, no `file` field, more than one part in the `file` field "
         "(send one image per request; fields with other names are ignored), a text value instead "
-        "of a file upload, an empty file, or a body cut short"
+        f"of a file upload, an empty file, a part header (such as a file name) over {MAX_PART_HEADER_BYTES:,} "
+        "bytes, or a body cut short"
     ),
     401: UNAUTHORIZED,
     413: _problem(

@@ -273,6 +273,20 @@ def test_filename_with_path_traversal_is_ignored(api, tmp_path):
     assert not any(p.name == "passwd" for p in tmp_path.rglob("*"))
 
 
+def test_a_very_long_file_name_is_400_naming_the_header_limit(api, kafka_bootstrap):
+    client, lake, settings = api
+    ok = client.post("/v1/images", headers=KEY, files={"file": ("é" * 1000, images.png(), "image/png")})
+    assert ok.status_code == 202, ok.text
+    [stored] = raw_objects(lake)
+    response = client.post("/v1/images", headers=KEY, files={"file": ("é" * 4000, images.png(), "image/png")})
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "header of a multipart part is longer than the 4,224-byte limit" in detail, detail
+    assert "shorter name" in detail
+    assert raw_objects(lake) == [stored]
+    assert len(all_messages(kafka_bootstrap, settings.uploads_topic)) == 1
+
+
 def test_kafka_down_at_upload_time_is_503_with_nothing_left_behind(settings_factory, topic, catalog):
     settings = settings_factory(
         IMAGELAKE_KAFKA_BOOTSTRAP=dead_endpoint(), IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="2"

@@ -54,3 +54,19 @@ def test_the_rest_of_the_body_is_still_bounded_by_the_cap():
     with pytest.raises(BodyError) as info:
         read(body(part("file", b"PNGDATA", "a.png"), huge_tail), max_bytes=1000, chunk=4096)
     assert info.value.status == 413
+
+
+@pytest.mark.parametrize("char", ["é", "文", "\U0001f600"], ids=["2-byte", "3-byte", "4-byte"])
+def test_a_1000_character_file_name_is_read_in_any_script(char):
+    upload = read(body(part("file", b"PNGDATA", char * 1000)), chunk=4096)
+    assert upload.filename == char * 1000
+
+
+@pytest.mark.parametrize("chunk", [7, 65536], ids=["small-chunks", "one-chunk"])
+def test_a_part_header_over_the_limit_is_named_with_the_limit(chunk):
+    with pytest.raises(BodyError) as info:
+        read(body(part("file", b"PNGDATA", "é" * 4000)), chunk=chunk)
+    assert info.value.status == 400
+    reason = info.value.reason
+    assert "Content-Disposition header of a multipart part is longer than the 4,224-byte limit" in reason
+    assert "shorter name" in reason and "Maximum header size" not in reason
