@@ -22,7 +22,10 @@ from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagelake import layout
@@ -189,6 +192,30 @@ def create_app(
             return app.get(path, **kwargs)(endpoint)
 
         return register
+
+    async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        """A 405 whose Allow header names every method the path answers.
+
+        GET and HEAD are separate routes (see ``get_and_head``), and the router's 405 names only
+        the methods of the first route whose path matched (HEAD alone): the methods of every
+        route matching the path are gathered here instead, in a stable (sorted) order."""
+        allowed = sorted(
+            {
+                method
+                for route in app.router.routes
+                if route.matches(request.scope)[0] is not Match.NONE
+                for method in getattr(route, "methods", None) or ()
+            }
+        )
+        if not allowed and isinstance(exc, StarletteHTTPException) and exc.headers:
+            allowed = [m.strip() for m in exc.headers.get("Allow", "").split(",") if m.strip()]
+        return JSONResponse(
+            {"detail": f"{request.method} is not allowed here: use {' or '.join(allowed)}"},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+    app.add_exception_handler(405, method_not_allowed)
 
     def client_for(api_key: str | None) -> str:
         client = settings.api_keys.get(api_key or "")

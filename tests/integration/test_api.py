@@ -497,6 +497,22 @@ def test_head_answers_like_get_without_a_body(api):
             assert headers.get(name) == got.headers.get(name), (path, name, headers)
 
 
+def test_a_wrong_method_is_405_naming_every_method_the_path_answers(api):
+    """GET and HEAD are separate routes: the Allow header must name both, not only the first."""
+    client, _, _ = api
+    cases = [
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("DELETE", f"/v1/images/{'01' + 'Z' * 24}", "GET, HEAD"),
+        ("PUT", f"/v1/images/{'01' + 'Z' * 24}/", "GET, HEAD"),
+        ("PUT", "/v1/images", "POST"),
+    ]
+    for method, path, allow in cases:
+        response = client.request(method, path, headers=KEY)
+        assert (response.status_code, response.headers.get("allow")) == (405, allow), (method, path)
+        expected = f"{method} is not allowed here: use {allow.replace(', ', ' or ')}"
+        assert response.json()["detail"] == expected
+
+
 def test_a_trailing_slash_is_served_like_the_path_without_it(api, kafka_bootstrap):
     """No 307 with an empty body: a client that does not follow redirects gets the real answer."""
     client, lake, settings = api
