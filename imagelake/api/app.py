@@ -325,7 +325,7 @@ def create_app(
         """What became of an upload: status, metadata, duplicate info and derivative keys.
         The id is case-insensitive (Crockford base32)."""
         client_id = client_for(x_api_key)
-        not_found = HTTPException(404, f"no image {image_id!r} for this API key")
+        not_found = HTTPException(404, f"no image {echoed(image_id)!r} for this API key")
         try:
             image_id = layout.canonical_image_id(image_id)
         except layout.LayoutError:
@@ -357,6 +357,16 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+#: How much of an id from a URL a 404 repeats: a valid id has 26 characters.
+ECHO_CHARS = 40
+
+
+def echoed(image_id: str) -> str:
+    """The id as a 404 repeats it: whole up to :data:`ECHO_CHARS` characters, else cut with an
+    ellipsis, so a path of any length is never sent back in full."""
+    return image_id if len(image_id) <= ECHO_CHARS else image_id[:ECHO_CHARS] + "…"
 
 
 def discard_accepted(catalog: Catalog, image_id: str) -> None:

@@ -558,6 +558,18 @@ def test_image_ids_are_case_insensitive(api):
         assert response.json()["detail"] == f"no image {not_an_id!r} for this API key"
 
 
+def test_a_long_malformed_id_is_echoed_cut_short(api):
+    client, _, _ = api
+    long_id = "A" * 26 + "x" * 4974
+    response = client.get(f"/v1/images/{long_id}", headers=KEY)
+    assert response.status_code == 404, response.text
+    assert response.json()["detail"] == f"no image {long_id[:40] + '…'!r} for this API key"
+    exactly_40 = "0" * 40  # up to 40 characters the id is repeated whole
+    assert client.get(f"/v1/images/{exactly_40}", headers=KEY).json()["detail"] == (
+        f"no image {exactly_40!r} for this API key"
+    )
+
+
 def test_openapi_documents_the_upload_body_and_every_answer(api):
     client, _, _ = api
     document = client.get("/openapi.json").json()
