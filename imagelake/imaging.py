@@ -12,18 +12,44 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, PngImagePlugin
 
 from imagelake import png_stream
 from imagelake.exif import read_exif
 from imagelake.hashing import phash
-from imagelake.settings import ALLOWED_FORMATS
+from imagelake.settings import ALLOWED_FORMATS, MAX_UPLOAD_BYTES
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+#: The most one PNG metadata chunk may inflate to: an ICC profile (iCCP) or compressed text
+#: (zTXt, or iTXt, where XMP lives). Pillow's default, 1 MiB, refused valid photos whose 3 MB
+#: profile a JPEG, WebP or TIFF carries (uncompressed) without trouble; the upload cap is the
+#: largest profile such an accepted file can carry, so a PNG may carry as much. It stays a
+#: bound, not unlimited: zlib inflates about 1000-fold, so a 25 MiB upload could otherwise ask
+#: for some 25 GB. Pillow's limits are process-wide, so this is the default cap (the constant),
+#: not a deployment's IMAGELAKE_MAX_UPLOAD_BYTES. Every image is opened through this module (the
+#: upload API, the real-time metadata run and the Spark derivatives job alike), so setting
+#: Pillow's limits here, once, at import, sets them for all of them; :func:`png_metadata_error`
+#: checks the same bounds first, so a refusal names the chunk and the limit.
+PNG_METADATA_CHUNK_LIMIT = MAX_UPLOAD_BYTES
+#: The most all of a PNG's metadata chunks may inflate to together: Pillow's own bound for
+#: its text chunks (MAX_TEXT_MEMORY, 64 MiB), kept, and here counting the ICC profile too.
+PNG_METADATA_TOTAL_LIMIT = 64 * 1024 * 1024
+PngImagePlugin.MAX_TEXT_CHUNK = PNG_METADATA_CHUNK_LIMIT
+PngImagePlugin.MAX_TEXT_MEMORY = PNG_METADATA_TOTAL_LIMIT
+
+#: PNG chunks that hold metadata Pillow reads (inflating the compressed ones), as a reason names them.
+PNG_METADATA_CHUNKS = {
+    b"iCCP": "ICC colour profile (iCCP chunk)",
+    b"zTXt": "compressed text (zTXt chunk)",
+    b"iTXt": "international text (iTXt chunk, where XMP is kept)",
+    b"tEXt": "text (tEXt chunk)",
+}
 
 #: Content types answered for each accepted format.
 CONTENT_TYPES: dict[str, str] = {
@@ -98,6 +124,86 @@ def _over_cap_reason(data: bytes, fmt: str, max_pixels: int) -> str:
     return f"image is {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}"
 
 
+def _mib(size: int) -> str:
+    return f"{size:,} bytes ({size / (1 << 20):g} MiB)"
+
+
+def _inflated_size(stream: memoryview, limit: int) -> int:
+    """How many bytes the zlib ``stream`` inflates to, counted a step at a time and never held;
+    once past ``limit`` the count stops there. A broken stream counts what came out before the
+    fault (Pillow ignores such a chunk)."""
+    inflater = zlib.decompressobj()
+    size = 0
+    try:
+        for at in range(0, len(stream), png_stream.STEP):
+            pending: bytes | memoryview = stream[at : at + png_stream.STEP]
+            while pending:
+                size += len(inflater.decompress(pending, png_stream.STEP))
+                if size > limit or inflater.eof:
+                    return size
+                pending = inflater.unconsumed_tail
+        while not inflater.eof and (out := inflater.decompress(b"", png_stream.STEP)):
+            size += len(out)
+            if size > limit:
+                return size
+    except zlib.error:
+        pass
+    return size
+
+
+def _metadata_size(kind: bytes, payload: memoryview, limit: int) -> int:
+    """The size of the metadata a PNG chunk holds, parsed as Pillow parses it (inflated where
+    compressed), counted up to just past ``limit``; 0 where Pillow reads nothing or refuses the
+    chunk for another reason (an unknown compression method)."""
+    raw = bytes(payload)  # one copy, as Pillow makes: find() on it, and views of it, copy no more
+    view = memoryview(raw)
+    key_end = raw.find(b"\0")
+    if key_end < 0:
+        return 0
+    at = key_end + 1
+    if kind == b"tEXt":
+        return len(raw) - at
+    if kind in (b"iCCP", b"zTXt"):  # keyword NUL, compression method (0: zlib), compressed data
+        return _inflated_size(view[at + 1 :], limit) if raw[at : at + 1] == b"\0" else 0
+    # iTXt: keyword NUL, compression flag, method, language tag NUL, translated keyword NUL, text.
+    flag, method = raw[at : at + 1], raw[at + 1 : at + 2]
+    lang_end = raw.find(b"\0", at + 2)
+    tkey_end = raw.find(b"\0", lang_end + 1) if lang_end >= 0 else -1
+    if not method or tkey_end < 0:
+        return 0
+    if flag == b"\0":
+        return len(raw) - tkey_end - 1
+    return _inflated_size(view[tkey_end + 1 :], limit) if method == b"\0" else 0
+
+
+def png_metadata_error(data: bytes) -> str | None:
+    """Why a PNG's metadata is over :data:`PNG_METADATA_CHUNK_LIMIT` (one chunk) or
+    :data:`PNG_METADATA_TOTAL_LIMIT` (all together), or None. Checked before Pillow reads the
+    chunks, so the reason names the chunk and our limit, not Pillow's internals; memory stays
+    bounded whatever the chunks inflate to."""
+    total = 0
+    for kind, payload in png_stream.chunks(data):
+        if kind == b"IEND":
+            break
+        if kind not in PNG_METADATA_CHUNKS:
+            continue
+        size = _metadata_size(kind, payload, PNG_METADATA_CHUNK_LIMIT)
+        if size > PNG_METADATA_CHUNK_LIMIT:
+            return (
+                f"the PNG's {PNG_METADATA_CHUNKS[kind]} is more than {_mib(PNG_METADATA_CHUNK_LIMIT)} "
+                "once decompressed, the limit for one metadata chunk: strip or shrink that metadata "
+                "(for example with exiftool or an image editor's export option) and upload again"
+            )
+        total += size
+        if total > PNG_METADATA_TOTAL_LIMIT:
+            return (
+                f"the PNG's metadata chunks (ICC profile and text, such as XMP) are more than "
+                f"{_mib(PNG_METADATA_TOTAL_LIMIT)} together once decompressed, the limit for all of them: "
+                "strip or shrink the metadata and upload again"
+            )
+    return None
+
+
 def open_checked(
     data: bytes, *, max_pixels: int, allowed: tuple[str, ...] = ALLOWED_FORMATS
 ) -> tuple[str, Image.Image]:
@@ -117,6 +223,8 @@ def open_checked(
             415,
             f"not an image of an accepted format: send one of {', '.join(allowed)} (detected from the bytes)",
         )
+    if fmt == "PNG" and (error := png_metadata_error(data)):
+        raise ImageRejected(422, error)
     im = _open(data, fmt, max_pixels)
     width, height = im.size
     if width <= 0 or height <= 0:

@@ -35,7 +35,7 @@ from imagelake.api.status import ImageStatus, image_status
 from imagelake.catalog import Catalog, CatalogUnavailable
 from imagelake.events import UploadEvent
 from imagelake.ids import new_image_id
-from imagelake.imaging import ImageRejected, check_upload
+from imagelake.imaging import PNG_METADATA_CHUNK_LIMIT, PNG_METADATA_TOTAL_LIMIT, ImageRejected, check_upload
 from imagelake.kafka import KafkaConnection, producer_config
 from imagelake.settings import MAX_UPLOAD_BYTES, Settings, get_settings
 from imagelake.store import Lake
@@ -107,7 +107,11 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "the connection is closed"
     ),
     415: _problem("not JPEG, PNG, WebP, GIF or TIFF (recognised from the bytes, not the file name)"),
-    422: _problem("a corrupt or truncated image, or one with more pixels than the cap"),
+    422: _problem(
+        "a corrupt or truncated image, one with more pixels than the cap, or a PNG whose metadata "
+        f"(ICC profile, XMP or other text) decompresses to more than {PNG_METADATA_CHUNK_LIMIT >> 20} MiB "
+        f"in one chunk or {PNG_METADATA_TOTAL_LIMIT >> 20} MiB in all"
+    ),
     503: _problem(
         "Kafka, the image catalog or the image store (lake) is unavailable: nothing was kept, retry"
     ),

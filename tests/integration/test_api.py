@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import random
 import socket
 import time
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from imagelake.store import Lake
 from tests.conftest import dead_endpoint
 from tests.support import images
 from tests.support.servers import serve
-from tests.unit.test_imaging import huge_tiff
+from tests.unit.test_imaging import huge_tiff, icc_chunk, with_chunk
 
 pytestmark = pytest.mark.integration
 KEY = {"X-API-Key": "dev-key"}
@@ -219,6 +220,16 @@ def test_huge_image_is_refused_before_decoding_naming_only_our_limit(api, name, 
     assert response.json()["detail"] == f"image is {size} pixels, more than the limit of 64,000,000"
     assert raw_objects(lake) == []
     assert all_messages(kafka_bootstrap, settings.uploads_topic) == []
+
+
+def test_a_png_with_a_3_mb_icc_profile_is_accepted(api):
+    """As the same profile in a JPEG is: Pillow's 1 MiB default for PNG metadata no longer refuses it."""
+    client, lake, _ = api
+    data = with_chunk(images.png(), b"iCCP", icc_chunk(random.Random(2).randbytes(3_000_000)))
+    response = client.post("/v1/images", headers=KEY, files={"file": ("icc.png", data, "image/png")})
+    assert response.status_code == 202, response.text
+    [key] = raw_objects(lake)
+    assert lake.get(key) == data
 
 
 def test_body_over_the_cap_is_413_and_cut_short(settings_factory, kafka_bootstrap, topic, catalog):

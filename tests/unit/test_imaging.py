@@ -1,3 +1,4 @@
+import random
 import struct
 import tracemalloc
 import zlib
@@ -5,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imagelake.imaging import ImageRejected, check_upload, describe, sniff_format
+from imagelake.derivatives import decode_for
+from imagelake.imaging import (
+    PNG_METADATA_CHUNK_LIMIT,
+    PNG_METADATA_TOTAL_LIMIT,
+    ImageRejected,
+    check_upload,
+    describe,
+    sniff_format,
+)
 from tests.support import images
 
 CAP = 64_000_000
@@ -174,3 +183,94 @@ def test_real_pngs_of_every_mode_pass_the_pixel_data_check():
         images.png(33, 17, mode="L"),
     ):
         check_upload(data, max_pixels=CAP)
+
+
+def with_chunk(png: bytes, kind: bytes, payload: bytes, *, after_pixels: bool = False) -> bytes:
+    """``png`` with one more chunk (valid CRC), before its first IDAT or just before IEND."""
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    at = png.rindex(b"IEND") - 4 if after_pixels else png.index(b"IDAT") - 4
+    return png[:at] + chunk + png[at:]
+
+
+def icc_chunk(profile: bytes) -> bytes:
+    return b"ICC Profile\0\0" + zlib.compress(profile)
+
+
+def xmp_chunk(xmp: bytes) -> bytes:
+    """An iTXt chunk holding compressed XMP, as Adobe's tools write it."""
+    return b"XML:com.adobe.xmp\0\1\0\0\0" + zlib.compress(xmp)
+
+
+MB3 = 3 * 1000 * 1000
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "after_pixels"),
+    [
+        (b"iCCP", icc_chunk(random.Random(1).randbytes(MB3)), False),
+        (b"iTXt", xmp_chunk(b"<x:xmpmeta>" + b"x" * MB3 + b"</x:xmpmeta>"), True),
+        (b"zTXt", b"Comment\0\0" + zlib.compress(b"y" * MB3), True),
+    ],
+    ids=["icc-profile", "xmp-after-the-pixels", "ztxt-after-the-pixels"],
+)
+def test_a_png_with_megabytes_of_metadata_is_accepted_and_described(kind, payload, after_pixels):
+    """A 3 MB ICC profile or XMP packet is accepted in a JPEG; a PNG carrying one is as valid."""
+    data = with_chunk(images.png(), kind, payload, after_pixels=after_pixels)
+    header = check_upload(data, max_pixels=CAP)
+    assert (header.format, header.width, header.height) == ("PNG", 64, 48)
+    facts = describe(data, max_pixels=CAP, uploaded_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert (facts.width, facts.height, facts.has_icc) == (64, 48, kind == b"iCCP")
+    rendered, width, height = decode_for(data, 32, max_pixels=CAP)  # the derivatives job's decode
+    assert (width, height) == (64, 48) and max(rendered.size) == 32
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "named"),
+    [
+        (b"iCCP", icc_chunk(bytes(PNG_METADATA_CHUNK_LIMIT + 1)), "ICC colour profile (iCCP chunk)"),
+        (b"iTXt", xmp_chunk(bytes(PNG_METADATA_CHUNK_LIMIT + 1)), "international text (iTXt chunk"),
+        (
+            b"zTXt",
+            b"Comment\0\0" + zlib.compress(bytes(2 * PNG_METADATA_CHUNK_LIMIT)),
+            "compressed text (zTXt",
+        ),
+    ],
+    ids=["icc-profile", "xmp", "ztxt"],
+)
+def test_png_metadata_over_the_bound_is_422_naming_the_chunk_and_the_limit(kind, payload, named):
+    """Zeros inflate a thousand-fold: the bound, not the upload cap, stops such a chunk."""
+    data = with_chunk(images.png(), kind, payload, after_pixels=kind != b"iCCP")
+    assert len(data) < 100_000
+    with pytest.raises(ImageRejected) as info:
+        check_upload(data, max_pixels=CAP)
+    assert info.value.status == 422
+    reason = info.value.reason
+    assert named in reason and f"{PNG_METADATA_CHUNK_LIMIT:,} bytes (25 MiB)" in reason, reason
+    assert "limit for one metadata chunk" in reason and "MAX_TEXT" not in reason
+    with pytest.raises(ImageRejected):
+        describe(data, max_pixels=CAP, uploaded_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_png_metadata_over_the_total_bound_is_422():
+    chunk = b"Comment\0\0" + zlib.compress(bytes(PNG_METADATA_CHUNK_LIMIT))  # each within the bound
+    data = images.png()
+    for _ in range(3):
+        data = with_chunk(data, b"zTXt", chunk)
+    with pytest.raises(ImageRejected) as info:
+        check_upload(data, max_pixels=CAP)
+    assert info.value.status == 422
+    assert f"{PNG_METADATA_TOTAL_LIMIT:,} bytes (64 MiB) together" in info.value.reason
+
+
+def test_a_png_metadata_bomb_is_refused_in_bounded_memory():
+    """1 GiB of zeros compresses to 1 MB: refused without inflating it whole."""
+    data = with_chunk(images.png(), b"zTXt", b"Comment\0\0" + zlib.compress(bytes(1 << 30)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageRejected) as info:
+            check_upload(data, max_pixels=CAP)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.status == 422 and "zTXt" in info.value.reason
+    assert peak < 16 * 1024 * 1024
