@@ -169,6 +169,7 @@ def _row(image: SourceImage, size: int, fmt: str, now: datetime, run_id: str, **
         "uploaded_at": image.uploaded_at,
         "created_at": now,
         "run_id": run_id,
+        "first_written_at": now if values.get("status", "written") == "written" else None,
         "reused": False,  # not a manifest column: True when a previous run had written the object
         **values,
     }
@@ -276,8 +277,37 @@ def derive_partition(params_extras: dict, images: Iterable[dict]) -> Iterator[di
         yield from derive_image(lake, catalog, SourceImage(**image), params, now)
 
 
+def carry_first_writes(rows: list[dict], day: pa.Table) -> list[dict]:
+    """``rows`` with the first write of each derivative as ``day`` (the manifest so far) knows it:
+    a forced re-render replaces a row, not the moment the derivative first existed."""
+    first: dict[tuple, datetime] = {}
+    for r in day.to_pylist():
+        earliest = r.get("first_written_at") or (r["created_at"] if r["status"] == "written" else None)
+        if earliest is not None:
+            first[(r["image_id"], r["size"], r["format"])] = earliest
+    return [
+        {
+            **row,
+            "first_written_at": min(
+                (
+                    t
+                    for t in (
+                        first.get((row["image_id"], row["size"], row["format"])),
+                        row["first_written_at"],
+                    )
+                    if t
+                ),
+                default=None,
+            ),
+        }
+        for row in rows
+    ]
+
+
 def write_manifests(lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, str]) -> list[WrittenFile]:
     """One manifest file per source metadata batch, merged with the rows it already holds."""
+    if rows:
+        rows = carry_first_writes(rows, read_day(lake, "derivatives", dt))
     by_batch: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_batch[batch_of[row["image_id"]]].append(row)

@@ -98,6 +98,9 @@ DERIVATIVES = pa.schema(
         pa.field("uploaded_at", _TS, nullable=False),  # of the source image
         pa.field("created_at", _TS, nullable=False),
         pa.field("run_id", pa.string(), nullable=False),  # the job run that wrote it
+        # When the derivative was first written, carried over forced re-renders (latency counts from
+        # it); null while it never was. Older files lack it: readers fall back to created_at.
+        pa.field("first_written_at", _TS),
     ]
 )
 

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from imagelake import gc, layout
 from imagelake.parquet import to_parquet_bytes
@@ -277,10 +278,12 @@ def _derivatives(rng, ok, image_ids, sha, uploaded, width, height, shape: DaySha
         "uploaded_at": _timestamps(uploaded[idx]),
         "created_at": _timestamps(created),
         "run_id": np.full(len(idx), run),
+        "first_written_at": pc.if_else(pa.array(failed), None, _timestamps(created)),
     }
     table = pa.table(cols).cast(SCHEMAS["derivatives"])
     files = [(run, table)]
-    # A forced re-run rewrote some derivatives later: the latest row per (image, size, format) wins.
+    # A forced re-run rewrote some derivatives later: the latest row per (image, size, format) wins,
+    # and carries the first write (first_written_at) as the job does.
     again = np.flatnonzero(rng.uniform(size=len(idx)) < shape.derivative_rerun_share)
     if len(again):
         rerun = table.take(pa.array(again))
@@ -404,6 +407,7 @@ def derivatives_for(metadata: pa.Table, run_id: str, sizes: tuple[int, ...] = DE
                     "uploaded_at": r["uploaded_at"],
                     "created_at": r["processed_at"] + timedelta(seconds=60 + 7 * i),
                     "run_id": run_id,
+                    "first_written_at": r["processed_at"] + timedelta(seconds=60 + 7 * i),
                 }
             )
     return pa.Table.from_pylist(rows, schema=SCHEMAS["derivatives"])

@@ -64,17 +64,24 @@ def images(lake_root: Path) -> pd.DataFrame:
     derivatives = read_table(lake_root, "derivatives")
     if not derivatives.empty:
         derivatives["format"] = derivatives["format"].str.lower()
+        # the first write a row carries, or (files from before the job carried it) a written row's own time
+        if "first_written_at" not in derivatives:
+            derivatives["first_written_at"] = pd.NaT
+        derivatives["first_write"] = derivatives["first_written_at"].fillna(
+            derivatives["created_at"].where(derivatives["status"] == "written")
+        )
         first_written = (
-            derivatives[derivatives["status"] == "written"]
-            .groupby(["image_id", "size", "format"])["created_at"]
+            derivatives.groupby(["image_id", "size", "format"])["first_write"]
             .min()
             .rename("first_written_at")
         )
         derivatives = derivatives.sort_values(["created_at", "run_id"]).drop_duplicates(
             ["image_id", "size", "format"], keep="last"
         )
-        written = derivatives[derivatives["status"] == "written"].join(
-            first_written, on=["image_id", "size", "format"]
+        written = (
+            derivatives[derivatives["status"] == "written"]
+            .drop(columns=["first_written_at"])
+            .join(first_written, on=["image_id", "size", "format"])
         )
         per_image = written.groupby("image_id").agg(
             derivative_bytes=("size_bytes", "sum"), derivatives_ready_at=("first_written_at", "max")
