@@ -83,12 +83,17 @@ def check_image_id(image_id: str) -> str:
     return image_id
 
 
+#: Crockford base32 reads I and L as 1 and O as 0 (people copy ids by hand); U stays invalid.
+_CROCKFORD_ALIASES = str.maketrans("ILO", "110")
+
+
 def canonical_image_id(image_id: str) -> str:
-    """An image id as stored: ULIDs are Crockford base32, which is case-insensitive, so any case
-    is read as the canonical upper case. Raises :class:`LayoutError` for what is not an id
-    (only ASCII is upper-cased: ``str.upper`` would turn some other letters, like U+017F the long s, into ids)."""
-    if image_id.isascii() and _IMAGE_ID_RE.match(upper := image_id.upper()):
-        return upper
+    """An image id as stored: ULIDs are Crockford base32, which is case-insensitive and reads
+    I, L as 1 and O as 0, so any such spelling is read as the canonical id. Raises
+    :class:`LayoutError` for what is not an id (only ASCII is upper-cased: ``str.upper`` would
+    turn some other letters, like U+017F the long s, into ids)."""
+    if image_id.isascii() and _IMAGE_ID_RE.match(canonical := image_id.upper().translate(_CROCKFORD_ALIASES)):
+        return canonical
     raise LayoutError(f"not an image id: {image_id!r}")  # as given, not upper-cased
 
 

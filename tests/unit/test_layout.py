@@ -55,7 +55,10 @@ def test_batch_id_round_trips_with_dashes_in_the_topic():
 def test_an_image_id_is_read_in_any_case_and_a_non_id_is_named_as_given():
     image_id = layout.check_image_id("01M85QCKHR3ZJSJNCNT7KSAN6A")
     assert layout.canonical_image_id(image_id.lower()) == image_id
-    for bad in ("../../etc/passwd", "01m85qckhr3zjsjncnt7ksan6\u017f"):  # the long s upper-cases to S
+    # Crockford's aliases, as people copy ids by hand: O is 0, I and L are 1
+    assert layout.canonical_image_id("oIM85QCKHR3ZJSJNCNT7KSAN6A") == image_id
+    assert layout.canonical_image_id("0lM85QCKHR3ZJSJNCNT7KSAN6A") == image_id
+    for bad in ("../../etc/passwd", "01m85qckhr3zjsjncnt7ksan6\u017f", "01M85QCKHR3ZJSJNCNT7KSAN6U"):
         with pytest.raises(layout.LayoutError) as info:
             layout.canonical_image_id(bad)
         assert repr(bad) in str(info.value)
