@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,13 @@ class DataDirInUse(StackError):
 
 
 def _pid_alive(pid: int) -> bool:
+    return _alive(os.kill, pid)
+
+
+def _alive(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether signal 0 reaches a process (os.kill) or a process group (os.killpg)."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -162,13 +168,7 @@ class Service:
 
 
 def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _alive(os.killpg, group)
 
 
 def free_port() -> int:
