@@ -1,7 +1,9 @@
 {#-
     A lake table as a relation. On DuckDB the source is a read_parquet() over
     the lake's files, which fails when a table has no file yet (a fresh lake):
-    then it reads as zero rows of the columns declared in _sources.yml.
+    then it reads as zero rows of the columns declared in _sources.yml, and a
+    declared column no file has yet (older files, a column added since) reads
+    as null.
     On Redshift the source is a Spectrum external table and is used as is.
 -#}
 {% macro lake_source(table_name) -%}
@@ -20,7 +22,15 @@
     {%- else -%}
         {%- set node = graph.sources['source.imagelake.lake.' ~ table_name] -%}
         {%- if imagelake.lake_files_found(node) -%}
-            {{ relation }}
+            {#- every declared column, null where no file has it yet (files written before it was added) -#}
+            (select * from {{ relation }}
+            union all by name
+            select
+            {%- for column in node.columns.values() %}
+                cast(null as {{ column.data_type }}) as {{ column.name }},
+            {%- endfor %}
+                cast(null as date) as dt
+            where false)
         {%- else -%}
             (select
             {%- for column in node.columns.values() %}

@@ -512,6 +512,18 @@ def test_mart_counts_each_upload_once_even_when_events_and_batches_repeat(
     assert shas == {e.sha256 for e in sent}
 
 
+def test_a_lake_whose_files_predate_a_column_still_builds(warehouse):
+    """Derivatives files written before the job carried first_written_at: an upgrade must not
+    stop the build until new files come (a quiet lake may write none for days)."""
+    settings, _ = warehouse
+    for path in (lake_root(settings) / "curated" / "derivatives").rglob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["first_written_at"]), path)
+    with dg.instance_for_test() as instance:
+        assert build(settings, instance, WINDOW).success
+    assert_marts_match_lake(settings, lake_root(settings))  # derivatives counted from their written rows
+
+
 def test_source_freshness_flags_a_lake_table_that_stopped_getting_data(warehouse):
     settings, _ = warehouse
     derivatives = lake_root(settings) / "curated" / "derivatives"
