@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from imagelake import layout
 from imagelake.catalog import Catalog, CatalogUnavailable
@@ -280,28 +281,26 @@ def derive_partition(params_extras: dict, images: Iterable[dict]) -> Iterator[di
 def carry_first_writes(rows: list[dict], day: pa.Table) -> list[dict]:
     """``rows`` with the first write of each derivative as ``day`` (the manifest so far) knows it:
     a forced re-render replaces a row, not the moment the derivative first existed."""
+    ids = pa.array(sorted({r["image_id"] for r in rows}), pa.string())
+    mine = day.filter(pc.is_in(day["image_id"], value_set=ids))
+    carried = ["first_written_at"] if "first_written_at" in mine.column_names else []  # older files lack it
     first: dict[tuple, datetime] = {}
-    for r in day.to_pylist():
+    for r in mine.select(["image_id", "size", "format", "status", "created_at", *carried]).to_pylist():
         earliest = r.get("first_written_at") or (r["created_at"] if r["status"] == "written" else None)
         if earliest is not None:
-            first[(r["image_id"], r["size"], r["format"])] = earliest
+            first[_identity(r)] = earliest
     return [
-        {
-            **row,
-            "first_written_at": min(
-                (
-                    t
-                    for t in (
-                        first.get((row["image_id"], row["size"], row["format"])),
-                        row["first_written_at"],
-                    )
-                    if t
-                ),
-                default=None,
-            ),
-        }
+        {**row, "first_written_at": _earliest(first.get(_identity(row)), row["first_written_at"])}
         for row in rows
     ]
+
+
+def _identity(row: dict) -> tuple:
+    return row["image_id"], row["size"], row["format"]
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((m for m in moments if m is not None), default=None)
 
 
 def write_manifests(lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, str]) -> list[WrittenFile]:
