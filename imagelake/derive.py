@@ -133,10 +133,16 @@ class NotOnThisDay(ValueError):
 
 
 def images_to_derive(
-    lake: Lake, dt: str, spec: DerivativeSpec, force: bool, only: tuple[str, ...] = ()
+    lake: Lake,
+    dt: str,
+    spec: DerivativeSpec,
+    force: bool,
+    only: tuple[str, ...] = (),
+    manifest: pa.Table | None = None,
 ) -> list[SourceImage]:
     """The day's images without every derivative (all of them if ``force``), or exactly
-    the images ``only`` names, made again: how an operator recovers one image."""
+    the images ``only`` names, made again: how an operator recovers one image.
+    ``manifest``: the day's derivatives as :func:`read_day` reads them, if the caller has it."""
     images = processed_images(read_day(lake, layout.IMAGE_METADATA, dt))
     if only:
         wanted = set(only)
@@ -151,7 +157,7 @@ def images_to_derive(
         return chosen
     if force:
         return images
-    done = done_images(read_day(lake, "derivatives", dt), spec)
+    done = done_images(manifest if manifest is not None else read_day(lake, "derivatives", dt), spec)
     return [image for image in images if image.image_id not in done]
 
 
@@ -283,9 +289,10 @@ def carry_first_writes(rows: list[dict], day: pa.Table) -> list[dict]:
     a forced re-render replaces a row, not the moment the derivative first existed."""
     ids = pa.array(sorted({r["image_id"] for r in rows}), pa.string())
     mine = day.filter(pc.is_in(day["image_id"], value_set=ids))
-    carried = ["first_written_at"] if "first_written_at" in mine.column_names else []  # older files lack it
     first: dict[tuple, datetime] = {}
-    for r in mine.select(["image_id", "size", "format", "status", "created_at", *carried]).to_pylist():
+    for r in mine.select(
+        ["image_id", "size", "format", "status", "created_at", "first_written_at"]
+    ).to_pylist():
         earliest = r.get("first_written_at") or (r["created_at"] if r["status"] == "written" else None)
         if earliest is not None:
             first[_identity(r)] = earliest
@@ -303,10 +310,17 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min((m for m in moments if m is not None), default=None)
 
 
-def write_manifests(lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, str]) -> list[WrittenFile]:
-    """One manifest file per source metadata batch, merged with the rows it already holds."""
-    if rows:
-        rows = carry_first_writes(rows, read_day(lake, "derivatives", dt))
+def write_manifests(
+    lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, str], manifest: pa.Table
+) -> tuple[list[WrittenFile], pa.Table]:
+    """One manifest file per source metadata batch, merged with the rows it already holds.
+
+    ``manifest`` is the day's as :func:`read_day` read it before this run; returned with the
+    files is the day's as it reads now, without reading it again."""
+    if not rows:
+        return [], manifest
+    rows = carry_first_writes(rows, manifest)
+    new = rows_to_table("derivatives", rows)
     by_batch: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_batch[batch_of[row["image_id"]]].append(row)
@@ -319,4 +333,4 @@ def write_manifests(lake: Lake, dt: str, rows: list[dict], batch_of: dict[str, s
             merged = pa.concat_tables([merged, previous])
         table = exactly_once(merged, "derivatives")
         written += write_batch_table(lake, "derivatives", batch_id, table.to_pylist(), [dt] * table.num_rows)
-    return written
+    return written, exactly_once(pa.concat_tables([new, manifest]), "derivatives")

@@ -61,7 +61,8 @@ def run(spark, params: DeriveParams, log) -> dict:
     """Derive one day; returns the summary reported as materialization metadata."""
     started = time.monotonic()
     lake = params.lake()
-    todo = images_to_derive(lake, params.dt, params.spec, params.force, params.image_ids)
+    manifest = read_day(lake, "derivatives", params.dt)  # read once: planning, carrying first writes, totals
+    todo = images_to_derive(lake, params.dt, params.spec, params.force, params.image_ids, manifest)
     log.info(f"dt={params.dt}: {len(todo)} image(s) need derivatives {params.sizes} x {params.formats}")
     planned = time.monotonic()
     rows: list[dict] = []
@@ -70,14 +71,15 @@ def run(spark, params: DeriveParams, log) -> dict:
         images = context.parallelize([asdict(i) for i in todo], slices(len(todo), context.defaultParallelism))
         rows = images.mapPartitions(partial(derive_partition, params.to_extras())).collect()
     rendered = time.monotonic()
-    manifests = write_manifests(lake, params.dt, rows, {i.image_id: i.batch_id for i in todo})
+    batch_of = {i.image_id: i.batch_id for i in todo}
+    manifests, manifest = write_manifests(lake, params.dt, rows, batch_of, manifest)
     written = [r for r in rows if r["status"] == "written"]
     failed = [r for r in rows if r["status"] == "failed"]
     failures = sorted({(r["image_id"], r["error"]) for r in failed})
     failed_images = {image_id for image_id, _ in failures}
     for image_id, reason in failures:
         log.warning(f"image {image_id}: no derivatives: {reason}")
-    day = day_totals(read_day(lake, "derivatives", params.dt))
+    day = day_totals(manifest)
     log.info(
         f"dt={params.dt}: {len(written)} derivatives for {len(todo)} images, "
         f"{len(failed_images)} failed, in {time.monotonic() - started:.1f} s; the day now has "

@@ -13,7 +13,9 @@ OTHER = SourceImage("01KAG0000000000000000000BB", "raw/images/y", "cd" * 32, 64,
 
 
 def write(lake, row: dict) -> None:
-    write_manifests(lake, DT, [row], {i.image_id: i.batch_id for i in (IMAGE, OTHER)})
+    batch_of = {i.image_id: i.batch_id for i in (IMAGE, OTHER)}
+    _, after = write_manifests(lake, DT, [row], batch_of, read_day(lake, "derivatives", DT))
+    assert after.equals(read_day(lake, "derivatives", DT))  # the day as the totals see it, unread
 
 
 def stored(lake) -> dict:
