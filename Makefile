@@ -1,5 +1,7 @@
 # imagelake: `make dev` runs the product locally, `make test` runs the whole suite.
 # Both start with `make setup`, which is idempotent: a second run does nothing new.
+# Versions come from uv.lock alone (README, "Versions"): `make lock` after editing pyproject.toml,
+# `make upgrade` to move every package to its newest allowed version.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,15 +11,28 @@ MVN    ?= mvn
 MVN_FLAGS := -q -B -Dstyle.color=never -f infra/local/pom.xml
 PYTEST_ARGS ?=
 
-export IMAGELAKE_PROJECT_ROOT := $(CURDIR)
+# uv: the one on PATH, else this pinned version, bootstrapped from PyPI into .cache/uv.
+UV_VERSION := 0.13.9
+UV_HOME    := .cache/uv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_HOME)/bin/uv)
+# What make setup installs: the default groups (dev, bench, infra; pyproject.toml) and the deploy
+# extra, so that the tests can check what the container image imports.
+SYNC_FLAGS := --locked --extra deploy
 
-.PHONY: help setup venv jars dbt-parse dev test test-unit test-integration test-e2e lint format clean
+export IMAGELAKE_PROJECT_ROOT := $(CURDIR)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help setup venv jars dbt-parse dev test test-unit test-integration test-e2e lint typecheck format clean \
+	lock upgrade check-python
 
 help:
 	@echo "make dev    - set up, start Kafka + DynamoDB Local + upload API + dagster dev (Ctrl-C stops all)"
 	@echo "make test   - set up, then run the whole test suite"
-	@echo "make setup  - create .venv, install from pyproject.toml, fetch the Maven jars, parse dbt"
+	@echo "make setup  - install .venv exactly from uv.lock, fetch the Maven jars, parse dbt"
 	@echo "make lint   - ruff and sqlfluff (make format rewrites the Python)"
+	@echo "make typecheck - mypy over imagelake, assets, orchestration, spark_jobs, infra"
+	@echo "make lock   - refresh uv.lock after a change of pyproject.toml"
+	@echo "make upgrade - move every package in uv.lock to its newest allowed version"
 	@echo "make clean  - remove .data (lake, Kafka, catalog, warehouse), .cache (jars) and build output"
 	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
 	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
@@ -28,13 +43,39 @@ help:
 
 setup: venv jars dbt-parse
 
+# The interpreter must be inside the lock's range (requires-python); checked with plain Python so that
+# any old interpreter can say so.
+check-python:
+	@$(PYTHON) -c "import re, sys; spec = re.search(r'^requires-python *= *\"([^\"]*)\"', open('pyproject.toml').read(), re.M).group(1); \
+	lo = tuple(int(x) for x in re.search(r'>=([0-9.]+)', spec).group(1).split('.')); hi = re.search(r'<([0-9.]+)', spec); \
+	hi = tuple(int(x) for x in hi.group(1).split('.')) if hi else (99,); v = tuple(sys.version_info[:2]); \
+	ok = lo <= v < hi; ok or sys.exit('imagelake needs Python %s (uv.lock is resolved for that range); %s is Python %s. Run with PYTHON=/path/to/python3.11 make ...' % (spec, sys.executable, sys.version.split()[0]))" \
+	  || { command -v $(PYTHON) >/dev/null || echo "$(PYTHON) not found: install Python 3.11+ or run with PYTHON=/path/to/python3.11"; exit 1; }
+
+$(UV_HOME)/bin/uv:
+	@echo "uv not found on PATH: installing uv $(UV_VERSION) from PyPI into $(UV_HOME)"
+	@$(PYTHON) -m venv $(UV_HOME)
+	@$(UV_HOME)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# `uv lock --check` first, so that a pyproject.toml edited without `make lock` stops here and says so
+# (uv sync --locked would refuse too, in its own words). Each uv step that fails is tried once more
+# with --offline: with no network, uv's cache (~/.cache/uv) still holds everything a set-up needs.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "imagelake needs Python 3.11+, found " + sys.version.split()[0]'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,bench,infra]'
+$(VENV)/.installed: pyproject.toml uv.lock | check-python $(UV)
+	@$(UV) lock --check --python $(PYTHON) -q 2>/dev/null || $(UV) lock --check --offline --python $(PYTHON) -q 2>/dev/null || { \
+	  echo "uv.lock does not match pyproject.toml: run 'make lock' (then commit uv.lock), or undo the edit to pyproject.toml"; exit 1; }
+	@$(UV) sync $(SYNC_FLAGS) --python $(PYTHON) -q 2>/dev/null || { \
+	  echo "uv sync could not reach the package index; installing from uv's cache only (--offline)"; \
+	  $(UV) sync $(SYNC_FLAGS) --offline --python $(PYTHON) -q; } || { \
+	  echo "uv sync failed (above): with no network it installs only what uv's cache (~/.cache/uv) holds"; exit 1; }
 	@touch $@
+
+lock: check-python | $(UV)
+	$(UV) lock --python $(PYTHON)
+
+upgrade: check-python | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+	@echo "uv.lock moved to the newest allowed versions: run make test, then commit uv.lock"
 
 jars: $(JARS)/kafka/.done $(JARS)/dynamodb/.done
 $(JARS)/%/.done: infra/local/pom.xml
@@ -67,6 +108,9 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
+typecheck: venv
+	$(BIN)/mypy
+
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -94,7 +138,7 @@ bench-derivatives: venv
 # imagelake, spark_jobs and their runtime dependencies (no PySpark: EMR brings Spark), packed by venv-pack.
 # EMR's workers are x86_64 Linux with Python 3.11: build on such a machine (this one is).
 spark-package: venv
-	$(BIN)/python -m infra.spark_package --out $(SPARK_PACKAGE_DIR)
+	UV=$(UV) $(BIN)/python -m infra.spark_package --out $(SPARK_PACKAGE_DIR)
 
 # Warehouse (dbt): docs for analysts, source freshness, the marts benchmark (docs/analysts.md).
 .PHONY: docs warehouse-freshness bench-marts
