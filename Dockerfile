@@ -13,19 +13,21 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: dependencies from pyproject.toml into a venv, and a parsed dbt manifest ----
+# ---- build: dependencies from uv.lock into a venv, and a parsed dbt manifest ----
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+# The uv that the Makefile bootstraps (UV_VERSION there); it installs exactly uv.lock.
+ARG UV_VERSION=0.13.9
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 UV_LINK_MODE=copy
+RUN pip install "uv==${UV_VERSION}"
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY . .
-# Install the package with its dependencies, then drop the package itself: the code runs from
-# the source tree below, so there is exactly one copy of it.
-RUN pip install --upgrade pip \
- && pip install . \
- && pip uninstall -y imagelake \
- && rm -rf build ./*.egg-info
+# The locked dependencies with the deploy extra (the K8s run launcher, Postgres storage), no dev,
+# bench or infra groups, bytecode compiled. Not the project itself: the code runs from the source
+# tree below, so there is exactly one copy of it.
+RUN uv sync --locked --no-default-groups --extra deploy --no-install-project --compile-bytecode \
+ && python -c "import dagster_k8s, dagster_postgres"
 # The code location loads dbt's manifest at import; parse once here for the prod (Redshift)
 # target. Parsing connects to nothing and needs no credentials (profiles.yml has defaults).
 RUN IMAGELAKE_DBT_TARGET=prod PYTHONPATH=/src python -m orchestration.dbt_prepare \

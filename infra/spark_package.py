@@ -1,8 +1,9 @@
 """``make spark-package``: the Spark jobs and their Python environment, ready for EMR Serverless.
 
 Builds a fresh venv holding ``imagelake`` and ``spark_jobs`` (from this
-checkout) and exactly the runtime libraries the jobs import, pinned to the
-versions the tests ran with; packs it with venv-pack into
+checkout) and exactly the runtime libraries the jobs import (the ``spark-runtime``
+group of pyproject.toml), at the versions of ``uv.lock`` (``uv export``); packs it
+with venv-pack into
 ``imagelake-spark-env.tar.gz`` (the ``spark.archives`` of every job run,
 ``orchestration/spark.py``); copies the entry points beside it; and checks
 the archive by unpacking it and importing every job with its Python.
@@ -15,31 +16,42 @@ EMR release (docs/deploy.md, section 6).
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-from importlib.metadata import version
+import tomllib
 from pathlib import Path
 
 from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME
+from infra.uv import find_uv
+
+#: The dependency group of pyproject.toml that holds what the jobs import besides the project and Spark.
+RUNTIME_GROUP = "spark-runtime"
+
+
+def runtime_libraries() -> tuple[str, ...]:
+    """The names in the ``spark-runtime`` group (pyproject.toml is their one place)."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    specs = project["dependency-groups"][RUNTIME_GROUP]
+    return tuple(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0] for spec in specs)
+
 
 #: What the Spark jobs import at run time besides the project itself (and Spark).
-RUNTIME_LIBRARIES: tuple[str, ...] = (
-    "dagster-pipes",
-    "pyarrow",
-    "obstore",
-    "pillow",
-    "numpy",
-    "boto3",
-    "pydantic",
-)
+RUNTIME_LIBRARIES: tuple[str, ...] = runtime_libraries()
 
 
-def pinned_requirements() -> list[str]:
-    """The runtime libraries at the versions installed here (the ones the test suite ran with)."""
-    return [f"{name}=={version(name)}" for name in RUNTIME_LIBRARIES]
+def locked_requirements(uv: str, out: Path) -> Path:
+    """The runtime group's closure at uv.lock's versions, with hashes: a requirements file."""
+    requirements = out / "requirements.txt"
+    run(
+        uv, "export", "--locked", "--only-group", RUNTIME_GROUP, "--no-emit-project", "--no-header",
+        "--format", "requirements.txt", "--output-file", str(requirements), "--quiet",
+        "--project", str(PROJECT_ROOT),
+    )  # fmt: skip
+    return requirements
 
 
 def run(*command: str) -> None:
@@ -55,13 +67,16 @@ def build(out: Path) -> Path:
         )
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    uv = find_uv()
+    requirements = locked_requirements(uv, out)
     venv = out / "venv"
     run(sys.executable, "-m", "venv", str(venv))
     python = str(venv / "bin" / "python")
-    run(python, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    run(python, "-m", "pip", "install", "-q", *pinned_requirements())
+    # venv-pack packs files, not links into uv's cache.
+    install = [uv, "pip", "install", "--quiet", "--python", python, "--link-mode", "copy"]
+    run(*install, "--require-hashes", "-r", str(requirements))
     # The project without its orchestration-side dependencies (Dagster, dbt, Kafka...): the jobs need none.
-    run(python, "-m", "pip", "install", "-q", "--no-deps", str(PROJECT_ROOT))
+    run(*install, "--no-deps", str(PROJECT_ROOT))
     archive = out / SPARK_PACKAGE_NAME
     run(
         sys.executable,

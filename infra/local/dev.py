@@ -271,8 +271,8 @@ def main() -> int:
         print(banner(settings), flush=True)
         while True:
             for service in services:
-                if not service.running:
-                    raise StackError(exit_message(service.name, service.exit_code, service.log_path))
+                if (code := service.exit_code) is not None:
+                    raise StackError(exit_message(service.name, code, service.log_path))
             time.sleep(1)
     except KeyboardInterrupt:
         return 0

@@ -55,9 +55,14 @@ def test_runtime_stage_runs_as_a_non_root_user():
     assert not any(op == "RUN" for op, arg in runtime["ops"][runtime["ops"].index(("USER", users[-1])) :])
 
 
-def test_installs_from_pyproject_and_parses_dbt():
+def test_installs_exactly_the_lock_with_the_deploy_extra_and_parses_dbt():
     build = " ".join(arg for op, arg in stages()[0]["ops"] if op == "RUN")
-    assert "pip install ." in build
+    sync = re.search(r"uv sync ([^&]*)", build)
+    assert sync, "the image must install from uv.lock"
+    flags = sync.group(1).split()
+    assert {"--locked", "--no-default-groups", "--compile-bytecode"} <= set(flags)
+    assert flags[flags.index("--extra") + 1] == "deploy"
+    assert "pip install ." not in build and "uv.lock" not in IGNORED
     assert "orchestration.dbt_prepare" in build and "dbt_project/target/manifest.json" in build
     assert "IMAGELAKE_DBT_TARGET=prod" in build
 
@@ -87,3 +92,10 @@ def test_default_command_and_ports_match_the_manifests():
     assert runtime["CMD"] == '["python", "-m", "imagelake.api"]'
     assert set(runtime["EXPOSE"].split()) == {"8000", "3030"}
     assert "IMAGELAKE_API_HOST=0.0.0.0" in DOCKERFILE
+
+
+def test_the_image_installs_with_the_uv_the_makefile_pins():
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    pinned = re.search(r"^UV_VERSION := (\S+)$", makefile, re.M)
+    in_image = re.search(r"^ARG UV_VERSION=(\S+)$", DOCKERFILE, re.M)
+    assert pinned and in_image and pinned.group(1) == in_image.group(1)
