@@ -12,7 +12,7 @@ import dagster as dg
 
 from assets.curated import IMAGE_METADATA
 from assets.derivatives import derivatives
-from assets.partitions import checked_upload_day, upload_batches, upload_days
+from assets.partitions import UPLOAD_BATCHES, checked_upload_day, upload_days
 from assets.raw import raw_images, upload_events
 from imagelake.compaction import CompactParams, is_open_day
 from imagelake.gc import GcParams
@@ -67,7 +67,7 @@ def lake_compaction(
 
 def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_run: bool) -> dict:
     """Delete finished runs created before ``cutoff`` and the ``upload_batches`` partitions only they ran."""
-    old_runs = []
+    old_runs: list[dg.RunRecord] = []
     cursor = None
     while True:
         page = instance.get_run_records(
@@ -79,13 +79,12 @@ def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_ru
         cursor = page[-1].dagster_run.run_id
     recent = instance.get_run_records(filters=dg.RunsFilter(created_after=cutoff))
     keep = {r.dagster_run.tags.get(_PARTITION_TAG) for r in recent}
-    batches = set(instance.get_dynamic_partitions(upload_batches.name))
-    stale = sorted(
-        {r.dagster_run.tags.get(_PARTITION_TAG) for r in old_runs} & batches - keep,
-    )
+    batches = set(instance.get_dynamic_partitions(UPLOAD_BATCHES))
+    ran_before = {r.dagster_run.tags.get(_PARTITION_TAG) for r in old_runs}
+    stale = sorted(batches & ran_before - keep)
     if not dry_run:
         for key in stale:
-            instance.delete_dynamic_partition(upload_batches.name, key)
+            instance.delete_dynamic_partition(UPLOAD_BATCHES, key)
         for record in old_runs:
             instance.delete_run(record.dagster_run.run_id)
     return {"runs": len(old_runs), "partitions": stale}
@@ -117,7 +116,7 @@ def garbage_collection(context: dg.AssetExecutionContext, spark: SparkResource, 
     yield dg.MaterializeResult(
         asset_key="storage_inventory",
         metadata={
-            **result.get_materialize_result().metadata,
+            **(result.get_materialize_result().metadata or {}),
             "dagster_runs_pruned": pruned["runs"],
             "upload_batches_pruned": dg.MetadataValue.json(pruned["partitions"][:200]),
         },

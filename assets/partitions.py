@@ -9,7 +9,8 @@ from imagelake.settings import get_settings
 
 #: One partition per Kafka micro-batch; the key is the batch id
 #: ``<topic>-<partition>-<first offset>-<last offset>``, added by the Kafka sensor.
-upload_batches = dg.DynamicPartitionsDefinition(name="upload_batches")
+UPLOAD_BATCHES = "upload_batches"
+upload_batches = dg.DynamicPartitionsDefinition(name=UPLOAD_BATCHES)
 
 #: One partition per upload date (UTC), today's included: the batch jobs' unit of work.
 #: Data older than the retention period is gone, so only the last days' partitions hold anything.

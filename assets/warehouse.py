@@ -184,12 +184,12 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
                 context.log.warning(f"row counts not read from {settings.warehouse_path}: {error}")
                 counts = {}
         else:
-            events, failure, counts = invocation.stream().fetch_row_counts(), None, {}
+            events, failure, counts = list(invocation.stream().fetch_row_counts()), None, {}
         try:
             for event in events:
                 if isinstance(event, dg.Output):
-                    extra = {"days": str(window)}
-                    if (rows := counts.get(event.metadata["unique_id"].value)) is not None:
+                    extra: dict[str, Any] = {"days": str(window)}
+                    if (rows := counts.get(str(event.metadata["unique_id"].value))) is not None:
                         extra["dagster/row_count"] = rows
                     event = event.with_metadata({**event.metadata, **extra})
                 yield event
@@ -221,12 +221,17 @@ def drain(events: Iterator[T]) -> tuple[list[T], Exception | None]:
 def table_row_counts(warehouse: Path, manifest: Mapping[str, Any], events: list) -> dict[str, int]:
     """Rows in each table (not view) a build materialized, by dbt unique id: one read-only look."""
     nodes = manifest["nodes"]
-    built = [e.metadata["unique_id"].value for e in events if isinstance(e, dg.Output)]
+    built = [str(e.metadata["unique_id"].value) for e in events if isinstance(e, dg.Output)]
     tables = {u: nodes[u]["relation_name"] for u in built if nodes[u]["config"]["materialized"] != "view"}
     if not tables or not warehouse.exists():
         return {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {u: con.execute(f"select count(*) from {rel}").fetchone()[0] for u, rel in tables.items()}
+        return {u: _count(con, rel) for u, rel in tables.items()}
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]
+    return int(rows)
 
 
 def prune_build_folders(target: Path, op_name: str, now: datetime | None = None) -> list[str]:
@@ -268,7 +273,8 @@ class InstalledDbtCliResource(DbtCliResource):
 def dbt_resource(settings: Settings) -> DbtCliResource:
     # The dbt installed beside this interpreter, whether or not the venv is on PATH.
     return InstalledDbtCliResource(
-        project_dir=dbt_project(settings),
+        # DbtCliResource.__init__ takes a DbtProject; mypy sees only the pydantic field (str).
+        project_dir=dbt_project(settings),  # type: ignore[arg-type]
         target=settings.dbt_target,
         dbt_executable=str(Path(sys.executable).with_name("dbt")),
     )

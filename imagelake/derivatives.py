@@ -110,7 +110,8 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            colour = ImageCms.profileToProfile(colour, source, _SRGB, outputMode="RGB")
+            converted = ImageCms.profileToProfile(colour, source, _SRGB, outputMode="RGB")
+            colour = converted if converted is not None else colour.convert("RGB")  # None only in place
         except (ImageCms.PyCMSError, OSError, ValueError):
             colour = colour.convert("RGB")  # a broken profile: use the values as they are
     elif colour.mode != "RGB":

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imagelake import layout
 from imagelake.settings import ALLOWED_FORMATS
 
-SCHEMA_VERSION = 1
-EVENT_TYPE = "image.uploaded"
+SCHEMA_VERSION: Literal[1] = 1
+EVENT_TYPE: Literal["image.uploaded"] = "image.uploaded"
 
 
 class EventDecodeError(ValueError):

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PIL import ExifTags, Image
 
@@ -89,7 +89,8 @@ def parse_capture_time(value: object, offset: object, not_after: datetime) -> da
     if not match:
         return None
     try:
-        moment = datetime(*(int(g) for g in match.groups()), tzinfo=UTC)  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:  # month 13, day 0, hour 25 ...
         return None
     zone = _OFFSET.match(clean_text(offset) or "")
@@ -124,8 +125,9 @@ def read_exif(im: Image.Image, not_after: datetime) -> ExifFacts:
     exif = _guarded(im.getexif, None)
     if exif is None:
         return ExifFacts()
-    ifd = _guarded(lambda: exif.get_ifd(ExifTags.IFD.Exif), {})
-    gps = _guarded(lambda: exif.get_ifd(ExifTags.IFD.GPSInfo), {})
+    no_entries: dict[int, Any] = {}
+    ifd = _guarded(lambda: exif.get_ifd(ExifTags.IFD.Exif), no_entries)
+    gps = _guarded(lambda: exif.get_ifd(ExifTags.IFD.GPSInfo), no_entries)
     return ExifFacts(
         orientation=_guarded(lambda: parse_orientation(exif.get(_ORIENTATION)), 1),
         captured_at=_guarded(

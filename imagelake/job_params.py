@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 from imagelake.store import Lake
+
+
+class LakeLocation(TypedDict):
+    """Where the lake is, as every job's parameters name it."""
+
+    lake_url: str
+    s3_endpoint: str
+    region: str
 
 
 class JobParams:

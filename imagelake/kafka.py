@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -53,9 +54,9 @@ class KafkaConnection:
             settings.kafka_bootstrap, dict(settings.kafka_extra), settings.kafka_auth, settings.aws_region
         )
 
-    def client_config(self) -> dict[str, object]:
+    def client_config(self) -> dict[str, Any]:
         # librdkafka's own log lines go through Python logging, not straight to stderr.
-        config: dict[str, object] = {"bootstrap.servers": self.bootstrap, "logger": _CLIENT_LOG}
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "logger": _CLIENT_LOG}
         if self.auth == "msk-iam":
             config["security.protocol"] = "SASL_SSL"
             config["sasl.mechanism"] = "OAUTHBEARER"
@@ -230,14 +231,15 @@ def read_batch(consumer: Consumer, batch: BatchId, timeout_s: float) -> tuple[li
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     # The log ends before the batch does (truncated): report the rest missing.
-                    if msg.offset() <= position:  # an EOF event carries the log-end offset
+                    end = msg.offset()  # an EOF event carries the log-end offset
+                    if end is not None and end <= position:
                         break
                     continue
                 if err.retriable() or err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
                     continue
                 raise KafkaUnavailable(f"reading batch {batch}: {err}")
             offset = msg.offset()
-            if offset < batch.first:
+            if offset is None or offset < batch.first:
                 continue
             if offset > batch.last:
                 break

@@ -63,7 +63,7 @@ def pixel_data_error(data: bytes) -> str | None:
         for kind, payload in chunks(data):
             if kind != b"IDAT":
                 continue
-            pending = payload
+            pending: bytes | memoryview = payload
             while not stream.eof:
                 out = len(stream.decompress(pending, STEP))
                 inflated += out

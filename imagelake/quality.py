@@ -7,8 +7,9 @@ failed check says what is wrong without anyone opening the files.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from imagelake.layout import BatchId
 
@@ -20,7 +21,7 @@ _PHASH = re.compile(r"^[0-9a-f]{16}$")
 class Verdict:
     passed: bool
     description: str
-    figures: dict[str, object] = field(default_factory=dict)
+    figures: Mapping[str, Any] = field(default_factory=dict)
 
 
 def rows_match_events(

@@ -102,14 +102,14 @@ def own_client_verdicts(index: HashIndex, rows: list[dict], threshold: int, wind
     """
     out = []
     for row in rows:
-        original = row.get("duplicate_of")
-        if original is None or index.client_of(original) == row["client_id"]:
+        original, key = row.get("duplicate_of"), match_hash(row)
+        if original is None or key is None or index.client_of(original) == row["client_id"]:
             out.append(row)
             continue
         match = index.earliest_match(
             row["image_id"],
             row["uploaded_at"],
-            match_hash(row),
+            key,
             row["sha256"],
             threshold,
             window,
@@ -138,7 +138,7 @@ def _affected_files(
     Those holding later images this batch's images may be the original of, and
     those holding a second delivery of an image this batch owns.
     """
-    files = set()
+    files: set[tuple[str, str]] = set()
     for row in rows:
         if index.owner(row["image_id"]) != batch_id:
             continue
@@ -265,7 +265,7 @@ def settle(lake: Lake, batch_id: str, rows: list[dict], *, threshold: int, windo
         if not new_segments:
             break
     # Keep the index cheap to read: fold a crowded day's files into one (imagelake.duplicates).
-    merged = [key for f in index_files if (key := merge_day(lake, layout.parse_dt(f.key).isoformat()))]
+    merged = [done for f in index_files if (done := merge_day(lake, layout.parse_dt(f.key).isoformat()))]
     final = [row for key in own for row in written[key]]
     corrected_keys = sorted(k for k in written if k not in own)
     return Settlement(

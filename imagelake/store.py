@@ -8,11 +8,13 @@ servers such as moto). Keys are always the lake layout's keys
 
 from __future__ import annotations
 
+import builtins
 import contextlib
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import obstore
@@ -37,7 +39,7 @@ class ObjectInfo:
     last_modified: datetime
 
 
-def _info(meta: dict) -> ObjectInfo:
+def _info(meta: Mapping[str, Any]) -> ObjectInfo:
     return ObjectInfo(key=meta["path"], size=int(meta["size"]), last_modified=meta["last_modified"])
 
 
@@ -50,14 +52,20 @@ class Lake:
         parsed = urlparse(self.url)
         if parsed.scheme == "file":
             self.root: Path | None = Path(unquote(parsed.path))
-            self._store = LocalStore(prefix=self.root, mkdir=True)
+            self._store: LocalStore | S3Store = LocalStore(prefix=self.root, mkdir=True)
         else:  # s3://bucket[/prefix]
             self.root = None
-            config: dict[str, object] = {"region": region}
+            prefix = parsed.path.strip("/") or None
             if s3_endpoint:
-                config["endpoint"] = s3_endpoint
-                config["allow_http"] = s3_endpoint.startswith("http://")
-            self._store = S3Store(parsed.netloc, prefix=parsed.path.strip("/") or None, config=config)
+                self._store = S3Store(
+                    parsed.netloc,
+                    prefix=prefix,
+                    region=region,
+                    endpoint=s3_endpoint,
+                    allow_http=s3_endpoint.startswith("http://"),
+                )
+            else:
+                self._store = S3Store(parsed.netloc, prefix=prefix, region=region)
         self.s3_endpoint = s3_endpoint
         self.region = region
 
@@ -118,7 +126,7 @@ class Lake:
             for meta in chunk:
                 yield _info(meta)
 
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
         """The immediate sub-folders of a prefix (e.g. its ``dt=`` partitions)."""
         result = obstore.list_with_delimiter(self._store, prefix.rstrip("/") + "/")
         return sorted(p.rstrip("/") + "/" for p in result["common_prefixes"])

@@ -9,6 +9,7 @@ import dagster as dg
 from confluent_kafka import Consumer
 
 from imagelake.catalog import Catalog
+from imagelake.job_params import LakeLocation
 from imagelake.kafka import KafkaConnection, consumer_config
 from imagelake.settings import Settings
 from imagelake.store import Lake
@@ -24,9 +25,9 @@ class LakeResource(dg.ConfigurableResource):
     def lake(self) -> Lake:
         return Lake(self.url, self.s3_endpoint, self.region)
 
-    def location(self) -> dict[str, str]:
+    def location(self) -> LakeLocation:
         """Where the lake is, as the batch jobs' parameters name it."""
-        return {"lake_url": self.url, "s3_endpoint": self.s3_endpoint, "region": self.region}
+        return LakeLocation(lake_url=self.url, s3_endpoint=self.s3_endpoint, region=self.region)
 
 
 class KafkaResource(dg.ConfigurableResource):

@@ -15,6 +15,7 @@ the same report back:
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,7 +212,7 @@ FINAL_ERRORS = frozenset({"CorruptLakeFile", "CompactionBlocked", "RequestedImag
 _PIPES_CLOSED_WITH_EXCEPTION = "[pipes] external process pipes closed with exception"
 
 
-def _engine_events(context: StepContext) -> list:
+def _engine_events(context: StepContext) -> Sequence[dg.EventLogEntry]:
     return context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
 
 

@@ -354,10 +354,11 @@ def create_app(
     def openapi() -> dict[str, Any]:
         """FastAPI's document, less the 422 "Validation Error" it lists for any route with
         parameters: the status route's path and header are plain strings, so it never answers 422."""
-        if app.openapi_schema is None:
-            schema = default_openapi()
+        schema = app.openapi_schema
+        if schema is None:
+            schema = default_openapi()  # caches itself in app.openapi_schema
             schema["paths"]["/v1/images/{image_id}"]["get"]["responses"].pop("422", None)
-        return app.openapi_schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -96,7 +97,13 @@ async def read_file_field(
     if mime != b"multipart/form-data" or not boundary:
         raise BodyError(400, f"send multipart/form-data with the image in a field named {field!r}")
 
-    state = {"header_field": b"", "header_value": b"", "headers": {}, "in_file": False, "done": False}
+    state: dict[str, Any] = {
+        "header_field": b"",
+        "header_value": b"",
+        "headers": {},
+        "in_file": False,
+        "done": False,
+    }
     #: Parts named ``field`` seen so far: only the first is read, a second one refuses the body.
     parts = [0]
     buffer = bytearray()
