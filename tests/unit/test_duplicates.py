@@ -265,7 +265,8 @@ def _described(data: bytes, at: datetime, n: int) -> dict:
 
 
 def test_flat_images_of_different_colours_are_not_near_duplicates_but_exact_copies_are():
-    """A one-colour image's pHash is rounding noise: white, grey and red are 6 bits apart."""
+    """A one-colour image's pHash is rounding noise (its distances depend on the imaging library's
+    rounding), so flat images of different colours must never match; exact copies still do."""
     white, grey, red = (
         images.encode(Image.new("RGB", (200, 150), colour), fmt)
         for colour, fmt in (((255, 255, 255), "PNG"), ((128, 128, 128), "JPEG"), ((255, 0, 0), "PNG"))
@@ -276,7 +277,6 @@ def test_flat_images_of_different_colours_are_not_near_duplicates_but_exact_copi
         for n, data in enumerate([white, grey, red, blank, white])
     ]
     assert all(r["contrast"] < FLAT_CONTRAST for r in rows)
-    assert hamming(int(rows[0]["phash"], 16), int(rows[1]["phash"], 16)) <= 6  # what went wrong before
     index = index_of(*rows)
     found = [
         index.earliest_match(r["image_id"], r["uploaded_at"], match_hash(r), r["sha256"], 6, WEEK)
