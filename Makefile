@@ -132,7 +132,7 @@ infra-test: venv
 SPARK_PACKAGE_DIR := .cache/spark-package
 .PHONY: bench-derivatives spark-package
 bench-derivatives: venv
-	$(BIN)/python bench/derivatives.py
+	$(BIN)/python bench/derivatives_bench.py
 
 # The Spark jobs' environment for EMR Serverless (docs/deploy.md, section 6): a relocatable venv with
 # imagelake, spark_jobs and their runtime dependencies (no PySpark: EMR brings Spark), packed by venv-pack.
@@ -150,9 +150,9 @@ warehouse-freshness: dbt-parse
 	$(BIN)/python -m orchestration.dbt_prepare source freshness
 
 bench-marts: venv
-	$(BIN)/python -m bench.marts
+	$(BIN)/python -m bench.marts_bench
 
 # -- real-time processing (issue 3): metadata, hashes, duplicates, catalog ------------------------
 .PHONY: bench-realtime
 bench-realtime: setup
-	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
+	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)

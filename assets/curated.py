@@ -14,18 +14,19 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.metadata import files_metadata, preview
+from assets.materialization import files_metadata, preview
 from assets.partitions import upload_batches
 from assets.raw import raw_images, upload_events
-from imagelake import layout, quality
-from imagelake.batches import build_metadata_rows, events_from_table, unique_events
 from imagelake.catalog import CatalogUnavailable
-from imagelake.duplicates import HashIndex
-from imagelake.layout import BatchId
-from imagelake.parquet import CorruptLakeFile, read_batch_table
-from imagelake.resolution import Settlement, own_client_verdicts, settle
+from imagelake.lake import layout
+from imagelake.lake.layout import BatchId
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import CorruptLakeFile, read_batch_table
+from imagelake.realtime import batch_checks
+from imagelake.realtime.batches import build_metadata_rows, events_from_table, unique_events
+from imagelake.realtime.duplicate_resolution import Settlement, own_client_verdicts, settle
+from imagelake.realtime.hash_index import HashIndex
 from imagelake.settings import get_settings
-from imagelake.store import Lake
 from orchestration.resources import CatalogResource, LakeResource
 from orchestration.retries import STEP_RETRY
 
@@ -77,11 +78,11 @@ def _check_results(
     written = read_batch_table(store, layout.IMAGE_METADATA, str(batch)).to_pylist()
     dead = read_batch_table(store, "dead_letters", str(batch)).num_rows
     verdicts = {
-        "rows_match_events": quality.rows_match_events(
+        "rows_match_events": batch_checks.rows_match_events(
             batch, events, dead, [r["image_id"] for r in written], index.owner
         ),
-        "sha256_present": quality.sha256_present(written),
-        "hash_for_every_decodable_image": quality.hash_for_every_decodable_image(written),
+        "sha256_present": batch_checks.sha256_present(written),
+        "hash_for_every_decodable_image": batch_checks.hash_for_every_decodable_image(written),
     }
     return [
         dg.AssetCheckResult(

@@ -4,8 +4,8 @@ import dagster as dg
 
 from assets.curated import IMAGE_METADATA
 from assets.partitions import checked_upload_day, upload_days
-from imagelake.derive import DeriveParams, NotOnThisDay, images_to_derive
-from imagelake.layout import LayoutError
+from imagelake.batch.derivatives import DeriveParams, NotOnThisDay, images_to_derive
+from imagelake.lake.layout import LayoutError
 from imagelake.settings import get_settings
 from orchestration.resources import CatalogResource, LakeResource
 from orchestration.retries import STEP_RETRY

@@ -14,8 +14,8 @@ from assets.curated import IMAGE_METADATA
 from assets.derivatives import derivatives
 from assets.partitions import UPLOAD_BATCHES, checked_upload_day, upload_days
 from assets.raw import raw_images, upload_events
-from imagelake.compaction import CompactParams, is_open_day
-from imagelake.gc import GcParams
+from imagelake.batch.compaction import CompactParams, is_open_day
+from imagelake.batch.garbage_collection import GcParams
 from imagelake.settings import get_settings
 from orchestration.resources import LakeResource
 from orchestration.retries import STEP_RETRY
@@ -40,7 +40,7 @@ _PARTITION_TAG = "dagster/partition"
     description=(
         "Rewrites the batch files of a closed upload date (raw/events, raw/dead_letters, curated/*) "
         "into one verified file per table (a few of ~128 MB for big days), then deletes the small files. "
-        "Readers following the exactly-once rule (imagelake/layout.py) never see a row twice or miss one."
+        "Readers following the exactly-once rule (imagelake/lake/layout.py) never see a row twice or miss one."
     ),
 )
 def lake_compaction(

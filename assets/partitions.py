@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from imagelake.gc import oldest_day_kept
+from imagelake.batch.garbage_collection import oldest_day_kept
 from imagelake.settings import get_settings
 
 #: One partition per Kafka micro-batch; the key is the batch id

@@ -4,12 +4,12 @@ import time
 
 import dagster as dg
 
-from assets.metadata import files_metadata, preview
+from assets.materialization import files_metadata, preview
 from assets.partitions import upload_batches
-from imagelake.batches import split_messages
-from imagelake.kafka import read_batch
-from imagelake.layout import RAW_IMAGES, BatchId
-from imagelake.parquet import write_batch_table
+from imagelake.lake.layout import RAW_IMAGES, BatchId
+from imagelake.lake.tables import write_batch_table
+from imagelake.realtime.batches import split_messages
+from imagelake.realtime.kafka import read_batch
 from imagelake.settings import get_settings
 from orchestration.resources import KafkaResource, LakeResource
 from orchestration.retries import STEP_RETRY

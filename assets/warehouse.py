@@ -24,9 +24,9 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
-from imagelake.locks import exclusive, wait_until_unused
 from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
-from imagelake.warehouse_days import DayWindow
+from imagelake.warehouse.days import DayWindow
+from imagelake.warehouse.locks import exclusive, wait_until_unused
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

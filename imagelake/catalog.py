@@ -27,8 +27,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imagelake.events import UploadEvent
-from imagelake.metadata_columns import FACT_COLUMNS
+from imagelake.lake.schemas import FACT_COLUMNS
+from imagelake.realtime.events import UploadEvent
 from imagelake.settings import CATALOG_PARTITION_KEY, CATALOG_TTL_ATTRIBUTE
 
 #: DynamoDB's time-to-live attribute on every item (epoch seconds), and the partition key.
@@ -250,7 +250,7 @@ class Catalog:
         One atomic update per item, so an item never says ``processed``
         without its metadata. ``duplicate_of`` only ever moves earlier: a run
         that saw fewer images never replaces an earlier original another run
-        found (see imagelake/resolution.py), so the item converges whatever
+        found (see imagelake/realtime/duplicate_resolution.py), so the item converges whatever
         order runs finish in.
         """
         attributes = outcome_attributes(row, retention_days)

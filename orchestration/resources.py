@@ -8,11 +8,11 @@ from contextlib import contextmanager
 import dagster as dg
 from confluent_kafka import Consumer
 
+from imagelake.batch.job_params import LakeLocation
 from imagelake.catalog import Catalog
-from imagelake.job_params import LakeLocation
-from imagelake.kafka import KafkaConnection, consumer_config
+from imagelake.lake.store import Lake
+from imagelake.realtime.kafka import KafkaConnection, consumer_config
 from imagelake.settings import Settings
-from imagelake.store import Lake
 
 
 class LakeResource(dg.ConfigurableResource):

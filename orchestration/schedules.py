@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from imagelake.compaction import COMPACTED_TABLES, days_to_compact
+from imagelake.batch.compaction import COMPACTED_TABLES, days_to_compact
 from imagelake.settings import get_settings
 from orchestration.jobs import compaction_job, derivatives_job, garbage_collection_job
 from orchestration.resources import LakeResource

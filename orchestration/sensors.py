@@ -15,7 +15,7 @@ import json
 import dagster as dg
 
 from assets.partitions import upload_batches
-from imagelake.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
+from imagelake.realtime.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
 from imagelake.settings import get_settings
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource

@@ -11,9 +11,9 @@ import time
 from datetime import UTC, date, datetime
 from functools import partial
 
-from imagelake.compaction import CompactParams, compact_day, is_open_day
-from imagelake.parquet import CorruptLakeFile
-from spark_jobs.common import run_job
+from imagelake.batch.compaction import CompactParams, compact_day, is_open_day
+from imagelake.lake.tables import CorruptLakeFile
+from spark_jobs.sessions import run_job
 
 
 class CompactionIncomplete(RuntimeError):

@@ -15,11 +15,12 @@ from functools import partial
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imagelake import gc, layout
-from imagelake.gc import GcParams
-from imagelake.parquet import write_batch_table
-from imagelake.store import ObjectMissing
-from spark_jobs.common import run_job, slices
+from imagelake.batch import garbage_collection
+from imagelake.batch.garbage_collection import GcParams
+from imagelake.lake import layout
+from imagelake.lake.store import ObjectMissing
+from imagelake.lake.tables import write_batch_table
+from spark_jobs.sessions import run_job, slices
 
 #: How many keys a dry run lists in its report.
 PREVIEW_KEYS = 200
@@ -53,11 +54,11 @@ def run(spark, params: GcParams, log) -> dict:
     started = time.monotonic()
     policy = params.policy()
     lake = params.lake()
-    objects = [info for prefix in gc.GC_PREFIXES for info in lake.list(prefix)]
+    objects = [info for prefix in garbage_collection.GC_PREFIXES for info in lake.list(prefix)]
     log.info(f"snapshot: {len(objects)} objects; retention cutoff {policy.cutoff}, grace {policy.grace}")
 
     context = spark.sparkContext
-    candidates = frozenset(gc.failed_upload_candidates(objects, policy))
+    candidates = frozenset(garbage_collection.failed_upload_candidates(objects, policy))
     references_complete = True
     unannounced: set[str] = set()
     if candidates:
@@ -80,13 +81,13 @@ def run(spark, params: GcParams, log) -> dict:
             )
             unannounced = set()
 
-    doomed = gc.plan(objects, unannounced, policy)
+    doomed = garbage_collection.plan(objects, unannounced, policy)
     if doomed and not params.dry_run:
         keys = [d.key for d in doomed]
         context.parallelize(keys, slices(len(keys), context.defaultParallelism)).mapPartitions(
             partial(_delete, params.to_extras())
         ).collect()
-    summary = gc.summarize(doomed)
+    summary = garbage_collection.summarize(doomed)
     for reason, counts in summary.items():
         if counts["objects"]:
             verb = "would delete" if params.dry_run else "deleted"
@@ -95,12 +96,12 @@ def run(spark, params: GcParams, log) -> dict:
     inventory_file = None
     if not params.dry_run:
         gone = {d.key for d in doomed}
-        rows = gc.inventory_rows(objects, gone, policy.now)
+        rows = garbage_collection.inventory_rows(objects, gone, policy.now)
         if rows:
             files = write_batch_table(
                 lake,
                 "storage_inventory",
-                gc.snapshot_id(policy.now),
+                garbage_collection.snapshot_id(policy.now),
                 rows,
                 [layout.dt_of(policy.now)] * len(rows),
             )

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from imagelake.kafka import KafkaConnection, ensure_topic
+from imagelake.lake.store import Lake
+from imagelake.realtime.kafka import KafkaConnection, ensure_topic
 from imagelake.settings import Settings, load_settings
-from imagelake.store import Lake
 from infra.local.stack import Service, free_port, spawn, start_kafka, wait_for_port
 
 

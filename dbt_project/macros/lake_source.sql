@@ -67,7 +67,7 @@
 
 {#-
     The day a lake row belongs to. Every table file lives under dt=YYYY-MM-DD
-    (imagelake/layout.py): the upload date for upload events, metadata and
+    (imagelake/lake/layout.py): the upload date for upload events, metadata and
     derivatives, the receiving date for dead letters, the listing date for the
     storage inventory. On DuckDB that folder name is the `dt` column
     (hive partitioning), so a filter on the day skips other days' files

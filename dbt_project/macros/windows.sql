@@ -36,7 +36,7 @@
 {#-
     The first day per-image detail still holds: the day `retention_days` ago, whose last
     images are younger than the retention period. The same rule as garbage collection's
-    (imagelake/gc.py, oldest_day_kept), so the detail covers exactly the days the lake holds.
+    (imagelake/batch/garbage_collection.py, oldest_day_kept), so the detail covers exactly the days the lake holds.
 -#}
 {% macro retention_start() -%}
     {%- set day = run_started_at.date() - modules.datetime.timedelta(days=var('retention_days') | int) -%}

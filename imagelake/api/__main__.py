@@ -4,7 +4,7 @@ import logging
 
 import uvicorn
 
-from imagelake.api.app import create_app
+from imagelake.api.application import create_app
 from imagelake.settings import get_settings
 
 

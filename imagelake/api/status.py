@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from imagelake.catalog import TTL_ATTRIBUTE
-from imagelake.metadata_columns import FACT_COLUMNS
+from imagelake.lake.schemas import FACT_COLUMNS
 
 
 class ImageMetadata(BaseModel):

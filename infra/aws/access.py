@@ -1,6 +1,6 @@
 """Who may touch which prefixes of the lake: one access spec per role, turned into IAM statements.
 
-Prefixes are spelled by :mod:`imagelake.layout`, never here, so a role's
+Prefixes are spelled by :mod:`imagelake.lake.layout`, never here, so a role's
 reach follows the code's key layout. Each role gets only the object actions
 its code performs, on only the prefixes it uses; listing is allowed on the
 bucket only with an ``s3:prefix`` condition inside those prefixes.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_iam as iam
 
-from imagelake import layout
+from imagelake.lake import layout
 
 # Lake prefixes, each ending in "/" so "raw/images/" never matches "raw/images-old/".
 RAW_IMAGES = f"{layout.RAW_IMAGES}/"
@@ -45,7 +45,7 @@ class PrefixAccess:
 
 
 #: The upload API stores each upload create-only under raw/images/ and removes it again
-#: when Kafka refuses the event (imagelake/api/app.py). It reads nothing from the lake.
+#: when Kafka refuses the event (imagelake/api/application.py). It reads nothing from the lake.
 API_LAKE = PrefixAccess(write=(RAW_IMAGES,), delete=(RAW_IMAGES,))
 
 #: Dagster's real-time runs read uploaded images and write the batch tables; retention and

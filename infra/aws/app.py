@@ -25,13 +25,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import aws_cdk as cdk  # noqa: E402
 
 from infra.aws.config import DeployConfig, InfraConfigError  # noqa: E402
-from infra.aws.stacks.catalog import CatalogStack  # noqa: E402
-from infra.aws.stacks.events import EventsStack  # noqa: E402
-from infra.aws.stacks.lake import LakeStack  # noqa: E402
-from infra.aws.stacks.processing import ProcessingStack  # noqa: E402
-from infra.aws.stacks.registry import RegistryStack  # noqa: E402
-from infra.aws.stacks.warehouse import WarehouseStack  # noqa: E402
-from infra.aws.stacks.workloads import WorkloadsStack  # noqa: E402
+from infra.aws.stacks.catalog_stack import CatalogStack  # noqa: E402
+from infra.aws.stacks.events_stack import EventsStack  # noqa: E402
+from infra.aws.stacks.lake_stack import LakeStack  # noqa: E402
+from infra.aws.stacks.processing_stack import ProcessingStack  # noqa: E402
+from infra.aws.stacks.registry_stack import RegistryStack  # noqa: E402
+from infra.aws.stacks.warehouse_stack import WarehouseStack  # noqa: E402
+from infra.aws.stacks.workloads_stack import WorkloadsStack  # noqa: E402
 
 DEFAULT_OUTDIR = Path(__file__).resolve().parent / "cdk.out"
 

@@ -3,7 +3,7 @@
 Every value that differs between AWS accounts comes from CDK context
 (``-c key=value`` on the command line, ``cdk.json`` or ``cdk.context.json``);
 every name the code also uses (topic, catalog table, lake prefixes, retention)
-comes from :mod:`imagelake.settings` and :mod:`imagelake.layout`, so the
+comes from :mod:`imagelake.settings` and :mod:`imagelake.lake.layout`, so the
 infrastructure and the code cannot disagree about a name.
 
 Bad input fails here, before any construct exists, with a message that names

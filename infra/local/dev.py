@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagelake.catalog import Catalog
-from imagelake.kafka import KafkaConnection, ensure_topic
+from imagelake.realtime.kafka import KafkaConnection, ensure_topic
 from imagelake.settings import PROJECT_ROOT, Settings, get_settings
 from infra.local.stack import (
     HERE,

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import images
+from tests.support import sample_images as images
 from tests.support.dev_stack import DevStack
 
 pytestmark = pytest.mark.e2e

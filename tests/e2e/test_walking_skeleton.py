@@ -16,9 +16,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from imagelake.ids import image_id_time
+from imagelake.lake.ids import image_id_time
 from infra.local.stack import port_in_use
-from tests.support import images
+from tests.support import sample_images as images
 from tests.support.dev_stack import DevStack
 
 pytestmark = pytest.mark.e2e

@@ -73,7 +73,7 @@ def test_the_code_location_and_api_files_reach_the_image():
         "pyproject.toml",
         "dbt_project/dbt_project.yml",
         "dbt_project/profiles.yml",
-        "imagelake/api/app.py",
+        "imagelake/api/application.py",
         "orchestration/definitions.py",
         "orchestration/warehouse_definitions.py",
         "assets/__init__.py",

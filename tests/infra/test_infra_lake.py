@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from imagelake import layout
+from imagelake.lake import layout
 from imagelake.settings import RETENTION_DAYS, load_settings
 from infra.aws.app import build_app
 from infra.aws.policy_check import bucket_exposure
-from infra.aws.stacks.lake import NONCURRENT_VERSION_DAYS
+from infra.aws.stacks.lake_stack import NONCURRENT_VERSION_DAYS
 
 
 def lifecycle_rules(template_json, bucket_name):

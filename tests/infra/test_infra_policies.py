@@ -1,6 +1,6 @@
 """Every role reaches exactly the lake prefixes its code uses; widening one, or opening a bucket, fails here.
 
-The expected prefixes are written out below from imagelake.layout, independently
+The expected prefixes are written out below from imagelake.lake.layout, independently
 of infra/aws/access.py, so a change to a role's reach has to change this file too.
 """
 
@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
-from imagelake import layout
+from imagelake.lake import layout
 from infra.aws.policy_check import bucket_exposure, bucket_grants, role_bucket_grants, role_logical_id
 
 RAW_IMAGES = f"{layout.RAW_IMAGES}/"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from imagelake import layout, settings
-from imagelake.schemas import SCHEMAS
+from imagelake import settings
+from imagelake.lake import layout
+from imagelake.lake.schemas import SCHEMAS
 from infra.aws import access
-from infra.aws.stacks.events import MSK_SERVERLESS_REPLICATION
-from infra.aws.stacks.warehouse import glue_type
+from infra.aws.stacks.events_stack import MSK_SERVERLESS_REPLICATION
+from infra.aws.stacks.warehouse_stack import glue_type
 
 
 def test_msk_serverless_uses_iam_and_creates_the_uploads_topic(built, templates):

@@ -5,7 +5,7 @@ import time
 import dagster as dg
 import pytest
 
-from imagelake.store import Lake
+from imagelake.lake.store import Lake
 from orchestration.resources import KafkaResource
 from tests.support.uploads import producer
 

@@ -11,13 +11,13 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from imagelake.api.app import create_app
+from imagelake.api.application import create_app
 from imagelake.catalog import Catalog
-from imagelake.events import decode_event
-from imagelake.kafka import KafkaConnection, KafkaUnavailable, consumer_config, fetch_watermarks
-from imagelake.store import Lake
+from imagelake.lake.store import Lake
+from imagelake.realtime.events import decode_event
+from imagelake.realtime.kafka import KafkaConnection, KafkaUnavailable, consumer_config, fetch_watermarks
 from tests.conftest import dead_endpoint
-from tests.support import images
+from tests.support import sample_images as images
 from tests.support.servers import serve
 from tests.unit.test_imaging import huge_tiff, icc_chunk, with_chunk
 

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagelake import gc, layout
-from imagelake.compaction import CompactParams
-from imagelake.derive import DeriveParams, derive_partition, images_to_derive, read_day
-from imagelake.gc import GcParams
-from imagelake.parquet import write_batch_table
+from imagelake.batch.compaction import CompactParams
+from imagelake.batch.derivatives import DeriveParams, derive_partition, images_to_derive, read_day
+from imagelake.batch.garbage_collection import GC_PREFIXES, GcParams
+from imagelake.lake import layout
+from imagelake.lake.tables import write_batch_table
 from spark_jobs import compaction, derivatives, garbage_collection
 from tests.conftest import dead_endpoint
-from tests.support import images
+from tests.support import sample_images as images
 from tests.support.lakerows import (
     event_row,
     image_id_at,
@@ -184,18 +184,18 @@ def test_a_raw_object_deleted_mid_job_fails_that_image_only(spark, lake):
 def test_gc_removes_exactly_what_is_expired_or_orphaned_and_a_dry_run_removes_nothing(spark, lake):
     now = datetime.now(UTC)
     expected = seed_gc_lake(lake, now)
-    everything = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    everything = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     time.sleep(1.2)
     p = GcParams(lake_url=lake.url, retention_days=7, grace_hours=1 / 3600, dry_run=True)
 
     dry = garbage_collection.run(spark, p, log)
-    assert {o.key for z in gc.GC_PREFIXES for o in lake.list(z)} == everything
+    assert {o.key for z in GC_PREFIXES for o in lake.list(z)} == everything
     assert dry["deleted_objects"] == 0 and dry["inventory_file"] is None
     would = {k["key"]: k["reason"] for k in dry["keys"]}
     assert set(would) == everything - expected["stay"]
 
     real = garbage_collection.run(spark, GcParams(**{**asdict(p), "dry_run": False}), log)
-    remaining = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    remaining = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     assert remaining - {real["inventory_file"]} == expected["stay"]
     by_reason = real["by_reason"]
     assert by_reason["expired"]["objects"] == len(expected["expired"])
@@ -249,7 +249,7 @@ def test_gc_while_uploads_and_derivative_writes_go_on_deletes_nothing_referenced
     finally:
         stop.set()
         thread.join(10)
-    remaining = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    remaining = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     assert written and set(written) <= remaining, "an object written during GC was deleted"
     assert expected["stay"] <= remaining
     assert not (expected["failed_upload"] | expected["orphan"] | expected["expired"]) & remaining

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imagelake import layout
-from imagelake.batches import metadata_row
 from imagelake.catalog import TTL_ATTRIBUTE, Catalog, CatalogUnavailable
+from imagelake.lake import layout
+from imagelake.realtime.batches import metadata_row
 from imagelake.settings import PROJECT_ROOT
 from tests.conftest import dead_endpoint
 from tests.unit.test_events import make_event as make_event_at

@@ -9,16 +9,16 @@ import dagster as dg
 import pytest
 
 from assets.curated import IMAGE_METADATA
-from imagelake import layout
 from imagelake.catalog import Catalog
-from imagelake.layout import BatchId
-from imagelake.parquet import read_batch_table
-from imagelake.warehouse_days import DayWindow
+from imagelake.lake import layout
+from imagelake.lake.layout import BatchId
+from imagelake.lake.tables import read_batch_table
+from imagelake.warehouse.days import DayWindow
 from orchestration.resources import KafkaResource
 from orchestration.warehouse_schedules import warehouse_refresh_sensor
 from tests.conftest import dead_endpoint
-from tests.support import images
-from tests.support.realtime import run_batch, tick
+from tests.support import sample_images as images
+from tests.support.realtime_runs import run_batch, tick
 from tests.support.servers import LateRelay
 from tests.support.uploads import send, store_and_announce
 

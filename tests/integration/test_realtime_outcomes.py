@@ -8,16 +8,16 @@ import dagster as dg
 import httpx
 import pytest
 
-from imagelake.api.app import create_app
+from imagelake.api.application import create_app
 from imagelake.catalog import TTL_ATTRIBUTE, Catalog
-from imagelake.kafka import read_batch
-from imagelake.layout import BatchId
-from imagelake.parquet import read_batch_table
-from imagelake.store import Lake
+from imagelake.lake.layout import BatchId
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import read_batch_table
+from imagelake.realtime.kafka import read_batch
 from infra.local.stack import free_port, start_dynamodb
 from orchestration.resources import KafkaResource
-from tests.support import images
-from tests.support.realtime import run_batch, tick
+from tests.support import sample_images as images
+from tests.support.realtime_runs import run_batch, tick
 from tests.support.servers import serve
 from tests.support.uploads import send, store_and_announce
 

@@ -11,16 +11,17 @@ import pytest
 
 from assets.derivatives import derivatives
 from assets.maintenance import garbage_collection, lake_compaction, prune_dagster_records
-from imagelake import gc, layout
-from imagelake.api.app import create_app
-from imagelake.derive import read_day
-from imagelake.parquet import write_batch_table
-from imagelake.store import Lake
+from imagelake.api.application import create_app
+from imagelake.batch.derivatives import read_day
+from imagelake.batch.garbage_collection import GC_PREFIXES
+from imagelake.lake import layout
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import write_batch_table
 from orchestration.jobs import garbage_collection_dry_run_job
 from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.spark import SparkResource
 from tests.integration.test_realtime import run_batch, tick
-from tests.support import images
+from tests.support import sample_images as images
 from tests.support.lakerows import (
     image_id_at,
     metadata_row,
@@ -174,7 +175,7 @@ def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelak
         )
         assert result.success
     meta = metadata_of(result, "garbage_collection")
-    remaining = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    remaining = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     assert remaining - {meta["inventory_file"]} == expected["stay"]
     assert meta["deleted_objects"] == len(doomed) and meta["deleted_bytes"] > 0
     assert meta["by_reason"]["failed_upload"] == {"objects": 1, "bytes": len(b"no event")}
@@ -189,7 +190,7 @@ def test_a_garbage_collection_dry_run_deletes_nothing_and_records_no_materializa
     lake = Lake.from_settings(settings)
     expected = seed_gc_lake(lake, datetime.now(UTC))
     doomed = set().union(*(keys for reason, keys in expected.items() if reason != "stay"))
-    before = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)}
+    before = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     time.sleep(1.2)
     with dg.instance_for_test() as instance:
         result = garbage_collection_dry_run_job.execute_in_process(
@@ -198,7 +199,7 @@ def test_a_garbage_collection_dry_run_deletes_nothing_and_records_no_materializa
         assert result.success
         assert instance.get_latest_materialization_event(dg.AssetKey("storage_inventory")) is None
     assert result.get_asset_materialization_events() == []
-    assert {o.key for z in gc.GC_PREFIXES for o in lake.list(z)} == before  # nothing deleted
+    assert {o.key for z in GC_PREFIXES for o in lake.list(z)} == before  # nothing deleted
     [output] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT]
     meta = {k: v.value for k, v in output.event_specific_data.metadata.items()}
     assert meta["dry_run"] is True and meta["deleted_objects"] == 0 and meta["files"] == []

@@ -3,7 +3,7 @@
 import boto3
 import pytest
 
-from imagelake.store import Lake, ObjectExists, ObjectMissing
+from imagelake.lake.store import Lake, ObjectExists, ObjectMissing
 
 pytestmark = pytest.mark.integration
 

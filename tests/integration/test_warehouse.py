@@ -23,18 +23,19 @@ from dagster_dbt import DbtCliInvocation
 
 import assets.warehouse as warehouse_assets
 from assets.warehouse import DBT_PROJECT_DIR, dbt_resource, environment
-from imagelake.layout import IMAGE_METADATA, BatchId, batch_file_key
-from imagelake.locks import is_locked
-from imagelake.parquet import to_parquet_bytes
+from imagelake.lake.layout import IMAGE_METADATA, BatchId, batch_file_key
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import to_parquet_bytes
 from imagelake.settings import get_settings, load_settings
-from imagelake.store import Lake
-from imagelake.warehouse_days import DayWindow
+from imagelake.warehouse.days import DayWindow
+from imagelake.warehouse.locks import is_locked
 from orchestration.resources import KafkaResource
 from tests.integration.test_realtime import run_batch
-from tests.support import images, lake_data, marts_oracle
+from tests.support import lake_data, marts_oracle
+from tests.support import sample_images as images
 from tests.support.lake_data import DayShape
 from tests.support.uploads import producer, send, store_and_announce
-from tests.support.warehouse import (
+from tests.support.warehouse_builds import (
     DETAIL_TABLES,
     assert_marts_match_lake,
     build,
@@ -228,7 +229,7 @@ def test_a_full_refresh_keeps_the_daily_aggregates_of_days_the_lake_no_longer_ho
 
 
 def test_per_image_detail_holds_the_days_the_lake_holds_and_no_older(warehouse):
-    """The day ``retention_days`` ago stays (garbage collection keeps it too: imagelake/gc.py)."""
+    """The day ``retention_days`` ago stays (garbage collection keeps it too: imagelake/batch/garbage_collection.py)."""
     settings, _ = warehouse
     today = datetime.now(UTC).date()  # the build's day, not the module's: a run may cross midnight
     oldest_kept, gone = today - timedelta(days=7), today - timedelta(days=8)

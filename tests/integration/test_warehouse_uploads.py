@@ -14,18 +14,19 @@ import dagster as dg
 import httpx
 import pytest
 
-from imagelake.api.app import create_app
-from imagelake.layout import batch_file_key, dt_of
-from imagelake.parquet import read_batch_table, to_parquet_bytes
-from imagelake.store import Lake
-from imagelake.warehouse_days import DayWindow
+from imagelake.api.application import create_app
+from imagelake.lake.layout import batch_file_key, dt_of
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import read_batch_table, to_parquet_bytes
+from imagelake.warehouse.days import DayWindow
 from orchestration.resources import KafkaResource
 from orchestration.warehouse_schedules import warehouse_refresh_sensor
 from tests.integration.test_realtime import run_batch, tick
 from tests.integration.test_warehouse_sensor import days
-from tests.support import images, lake_data
+from tests.support import lake_data
+from tests.support import sample_images as images
 from tests.support.servers import serve
-from tests.support.warehouse import assert_marts_match_lake, build, query
+from tests.support.warehouse_builds import assert_marts_match_lake, build, query
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Deterministic curated lake data for warehouse tests and the marts benchmark.
 
-Every table is built with the schemas of :mod:`imagelake.schemas` and written
-where :mod:`imagelake.layout` says, batch file by batch file, so dbt reads it
+Every table is built with the schemas of :mod:`imagelake.lake.schemas` and written
+where :mod:`imagelake.lake.layout` says, batch file by batch file, so dbt reads it
 exactly as it reads what the real-time and batch jobs write. Every value is a
 function of the day and the seed; numpy keeps a 150,000-image day to about a
 second. The generated day carries the awkward cases the marts must survive:
@@ -19,11 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from imagelake import gc, layout
-from imagelake.parquet import to_parquet_bytes
-from imagelake.schemas import SCHEMAS
+from imagelake.batch import garbage_collection
+from imagelake.lake import layout
+from imagelake.lake.schemas import SCHEMAS
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import to_parquet_bytes
 from imagelake.settings import UPLOADS_TOPIC
-from imagelake.store import Lake
 
 _CROCKFORD = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -417,5 +418,5 @@ def listing_inventory(lake: Lake, snapshot_at: datetime) -> pa.Table:
     """The storage inventory of one listing of the whole lake, as the garbage collector records it."""
     objects = [obj for zone in layout.ZONES for obj in lake.list(zone)]
     return pa.Table.from_pylist(
-        gc.inventory_rows(objects, set(), snapshot_at), schema=SCHEMAS["storage_inventory"]
+        garbage_collection.inventory_rows(objects, set(), snapshot_at), schema=SCHEMAS["storage_inventory"]
     )

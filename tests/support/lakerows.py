@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from imagelake import gc, layout
-from imagelake.ids import new_image_id
-from imagelake.parquet import write_batch_table
-from imagelake.store import Lake
+from imagelake.batch import garbage_collection
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import write_batch_table
 
 
 def image_id_at(moment: datetime, n: int = 0) -> str:
@@ -116,7 +117,7 @@ def seed_gc_lake(lake, now: datetime) -> dict[str, set[str]]:
     lake.put(orphan, b"source gone")
     expected["orphan"].add(orphan)
     doomed = set().union(*expected.values())
-    expected["stay"] = {o.key for z in gc.GC_PREFIXES for o in lake.list(z)} - doomed
+    expected["stay"] = {o.key for z in garbage_collection.GC_PREFIXES for o in lake.list(z)} - doomed
     return expected
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from imagelake.layout import TABLE_PREFIXES
+from imagelake.lake.layout import TABLE_PREFIXES
 
 
 def read_table(lake_root: Path, table: str) -> pd.DataFrame:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Producer
 
-from imagelake import layout
-from imagelake.events import UploadEvent
-from imagelake.ids import new_image_id
-from imagelake.kafka import KafkaConnection, producer_config
-from imagelake.store import Lake
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.lake.store import Lake
+from imagelake.realtime.events import UploadEvent
+from imagelake.realtime.kafka import KafkaConnection, producer_config
 
 
 def producer(bootstrap: str) -> Producer:

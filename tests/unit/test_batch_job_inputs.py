@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from assets.derivatives import derivatives
-from imagelake import layout
-from imagelake.parquet import write_batch_table
+from imagelake.lake import layout
+from imagelake.lake.tables import write_batch_table
 from orchestration.definitions import defs
 from orchestration.resources import CatalogResource, LakeResource
 from orchestration.spark import SparkResource

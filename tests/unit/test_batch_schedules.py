@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from imagelake import layout
-from imagelake.compaction import compact_day
+from imagelake.batch.compaction import compact_day
+from imagelake.lake import layout
 from orchestration.resources import LakeResource
 from orchestration.schedules import compaction_daily, derivatives_hourly, garbage_collection_daily
 from tests.support.lakerows import image_id_at, seed_batch

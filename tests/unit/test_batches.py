@@ -1,17 +1,17 @@
 import hashlib
 from datetime import UTC, datetime
 
-from imagelake.batches import (
+from imagelake.lake.layout import BatchId
+from imagelake.lake.store import ObjectMissing
+from imagelake.realtime.batches import (
     MISSING_FROM_KAFKA,
     build_metadata_rows,
     metadata_row,
     split_messages,
     unique_events,
 )
-from imagelake.kafka import Message
-from imagelake.layout import BatchId
-from imagelake.store import ObjectMissing
-from tests.support import images
+from imagelake.realtime.kafka import Message
+from tests.support import sample_images as images
 from tests.unit.test_events import make_event
 
 BATCH = BatchId("image-uploads", 1, 10, 14)

@@ -2,18 +2,18 @@
 
 import pytest
 
-from bench import marts, realtime
+from bench import marts_bench, realtime_bench
 
 
 @pytest.mark.parametrize(
     ("module", "argv", "says"),
     [
-        (marts, ["--repeat", "0"], "argument --repeat: 0 is not at least 1"),
-        (marts, ["--images", "many"], "argument --images: 'many' is not a whole number"),
-        (marts, ["--days", "-3"], "argument --days: -3 is not at least 1"),
-        (realtime, ["--uploads", "0"], "argument --uploads: 0 is not at least 1"),
-        (realtime, ["--every", "-1"], "argument --every: -1 is not zero or more seconds"),
-        (realtime, ["--every", "nan"], "argument --every: nan is not zero or more seconds"),
+        (marts_bench, ["--repeat", "0"], "argument --repeat: 0 is not at least 1"),
+        (marts_bench, ["--images", "many"], "argument --images: 'many' is not a whole number"),
+        (marts_bench, ["--days", "-3"], "argument --days: -3 is not at least 1"),
+        (realtime_bench, ["--uploads", "0"], "argument --uploads: 0 is not at least 1"),
+        (realtime_bench, ["--every", "-1"], "argument --every: -1 is not zero or more seconds"),
+        (realtime_bench, ["--every", "nan"], "argument --every: nan is not zero or more seconds"),
     ],
 )
 def test_bad_arguments_stop_with_a_clear_message(module, argv, says, capsys):

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, time, timedelta
 import duckdb
 import pytest
 
-from imagelake import layout
-from imagelake.compaction import compact_day, days_to_compact, exactly_once_sql
-from imagelake.parquet import write_batch_table
+from imagelake.batch.compaction import compact_day, days_to_compact, exactly_once_sql
+from imagelake.lake import layout
+from imagelake.lake.tables import write_batch_table
 from tests.support.lakerows import image_id_at, metadata_row, seed_batch
 
 NOW = datetime.now(UTC)

@@ -1,12 +1,12 @@
-"""The dbt sources declare the lake tables exactly as imagelake/schemas.py and layout.py do."""
+"""The dbt sources declare the lake tables exactly as imagelake/lake/schemas.py and layout.py do."""
 
 import pyarrow as pa
 import pytest
 import yaml
 
 from assets.warehouse import DBT_PROJECT_DIR, LAKE_TABLE_ASSETS
-from imagelake.layout import TABLE_PREFIXES
-from imagelake.schemas import SCHEMAS
+from imagelake.lake.layout import TABLE_PREFIXES
+from imagelake.lake.schemas import SCHEMAS
 
 
 def duckdb_type(data_type: pa.DataType) -> str:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from imagelake.derivatives import DerivativeError, DerivativeSpec, render, target_dimensions
-from tests.support import images
+from imagelake.images.render import DerivativeError, DerivativeSpec, render, target_dimensions
+from tests.support import sample_images as images
 
 CAP = 64_000_000
 

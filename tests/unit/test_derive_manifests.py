@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from imagelake import layout
-from imagelake.compaction import compact_day
-from imagelake.derive import SourceImage, _failed, _row, read_day, write_manifests
+from imagelake.batch.compaction import compact_day
+from imagelake.batch.derivatives import SourceImage, _failed, _row, read_day, write_manifests
+from imagelake.lake import layout
 
 UPLOADED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 DT = layout.dt_of(UPLOADED)

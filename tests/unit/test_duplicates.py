@@ -10,8 +10,14 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from imagelake import layout
-from imagelake.duplicates import (
+from imagelake.images.facts import describe
+from imagelake.images.phash import hamming, to_hex
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.lake.schemas import HASH_INDEX
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import CorruptLakeFile
+from imagelake.realtime.hash_index import (
     FLAT_CONTRAST,
     MERGE_FAN_IN,
     HashIndex,
@@ -23,13 +29,7 @@ from imagelake.duplicates import (
     to_signed,
     write_segment,
 )
-from imagelake.hashing import hamming, to_hex
-from imagelake.ids import new_image_id
-from imagelake.imaging import describe
-from imagelake.parquet import CorruptLakeFile
-from imagelake.schemas import HASH_INDEX
-from imagelake.store import Lake
-from tests.support import images
+from tests.support import sample_images as images
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -247,7 +247,7 @@ def test_two_runs_merging_at_once_keep_every_entry_once(tmp_path):
 
 
 def test_the_storage_inventory_counts_the_index_under_its_folder():
-    from imagelake.gc import inventory_prefix
+    from imagelake.batch.garbage_collection import inventory_prefix
 
     assert inventory_prefix(layout.hash_index_key("2026-11-24", "t-0-0-1")) == (
         "curated",
@@ -315,7 +315,7 @@ def test_a_corrupt_index_file_is_named_with_what_to_do(tmp_path):
 
 
 def test_a_client_is_told_only_of_its_own_earliest_copy_near_ones_and_the_window_included():
-    from imagelake.resolution import own_client_verdicts, resolve_rows
+    from imagelake.realtime.duplicate_resolution import own_client_verdicts, resolve_rows
 
     h = 0x0F0F_F0F0_1234_5678
     theirs = {**row(T0, h, n=1), "client_id": "a"}

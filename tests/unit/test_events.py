@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from imagelake import layout
-from imagelake.events import EventDecodeError, UploadEvent, decode_event
-from imagelake.ids import new_image_id
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.realtime.events import EventDecodeError, UploadEvent, decode_event
 
 
 def make_event(**overrides) -> UploadEvent:

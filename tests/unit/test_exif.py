@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imagelake.exif import clean_text, parse_capture_time, parse_orientation
+from imagelake.images.exif import clean_text, parse_capture_time, parse_orientation
 
 LATEST = datetime(2026, 11, 25, tzinfo=UTC)
 

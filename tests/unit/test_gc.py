@@ -4,12 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imagelake import gc, layout
-from imagelake.store import ObjectInfo
+from imagelake.batch import garbage_collection
+from imagelake.lake import layout
+from imagelake.lake.store import ObjectInfo
 from tests.support.lakerows import image_id_at
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
-POLICY = gc.GcPolicy(NOW, retention_days=7, grace=timedelta(hours=24))
+POLICY = garbage_collection.GcPolicy(NOW, retention_days=7, grace=timedelta(hours=24))
 
 
 def obj(key: str, age: timedelta, size: int = 100) -> ObjectInfo:
@@ -28,11 +29,11 @@ def derivative(of: ObjectInfo, size: int = 256, age: timedelta | None = None) ->
 
 def test_the_cutoff_is_the_retention_setting():
     assert POLICY.cutoff.isoformat() == "2026-03-13"
-    assert gc.GcPolicy(NOW, 3, timedelta(hours=1)).cutoff.isoformat() == "2026-03-17"
+    assert garbage_collection.GcPolicy(NOW, 3, timedelta(hours=1)).cutoff.isoformat() == "2026-03-17"
     with pytest.raises(ValueError, match="grace"):
-        gc.GcPolicy(NOW, 1, timedelta(days=2))
+        garbage_collection.GcPolicy(NOW, 1, timedelta(days=2))
     with pytest.raises(ValueError, match="timezone"):
-        gc.GcPolicy(datetime(2026, 3, 20), 7, timedelta(hours=1))
+        garbage_collection.GcPolicy(datetime(2026, 3, 20), 7, timedelta(hours=1))
 
 
 def test_plan_deletes_exactly_what_is_expired_or_orphaned():
@@ -65,23 +66,27 @@ def test_plan_deletes_exactly_what_is_expired_or_orphaned():
         obj("curated/notes/readme.txt", timedelta(days=8)),  # no date in the key: its write time counts
     ]
     ids = lambda infos: {i.key.rsplit("/", 1)[-1] for i in infos}  # noqa: E731
-    candidates = gc.failed_upload_candidates(objects, POLICY)
+    candidates = garbage_collection.failed_upload_candidates(objects, POLICY)
     assert candidates == ids([boundary_raw, announced, unannounced])
-    doomed = gc.plan(objects, ids([unannounced]), POLICY)
+    doomed = garbage_collection.plan(objects, ids([unannounced]), POLICY)
     reasons = {d.key: d.reason for d in doomed}
     assert reasons == {
-        expired_raw.key: gc.EXPIRED,
-        objects[5].key: gc.EXPIRED,
-        unannounced.key: gc.FAILED_UPLOAD,
-        objects[8].key: gc.ORPHAN_DERIVATIVE,
-        objects[10].key: gc.EXPIRED,
-        objects[12].key: gc.EXPIRED_DEAD_LETTER,
-        objects[14].key: gc.EXPIRED,
-        objects[15].key: gc.EXPIRED,
+        expired_raw.key: garbage_collection.EXPIRED,
+        objects[5].key: garbage_collection.EXPIRED,
+        unannounced.key: garbage_collection.FAILED_UPLOAD,
+        objects[8].key: garbage_collection.ORPHAN_DERIVATIVE,
+        objects[10].key: garbage_collection.EXPIRED,
+        objects[12].key: garbage_collection.EXPIRED_DEAD_LETTER,
+        objects[14].key: garbage_collection.EXPIRED,
+        objects[15].key: garbage_collection.EXPIRED,
     }
-    summary = gc.summarize(doomed)
-    assert summary[gc.EXPIRED] == {"objects": 5, "bytes": 500}
-    assert summary[gc.FAILED_UPLOAD]["objects"] == summary[gc.ORPHAN_DERIVATIVE]["objects"] == 1
+    summary = garbage_collection.summarize(doomed)
+    assert summary[garbage_collection.EXPIRED] == {"objects": 5, "bytes": 500}
+    assert (
+        summary[garbage_collection.FAILED_UPLOAD]["objects"]
+        == summary[garbage_collection.ORPHAN_DERIVATIVE]["objects"]
+        == 1
+    )
 
 
 def test_nothing_young_goes_even_if_unreferenced():
@@ -90,7 +95,7 @@ def test_nothing_young_goes_even_if_unreferenced():
         obj(layout.derivative_key(256, image_id_at(NOW, 2), "webp"), timedelta(0)),
     ]
     unannounced = {fresh[0].key.rsplit("/", 1)[-1]}
-    assert gc.plan(fresh, unannounced, POLICY) == []
+    assert garbage_collection.plan(fresh, unannounced, POLICY) == []
 
 
 def test_inventory_counts_what_remains_per_zone_prefix_and_date():
@@ -103,7 +108,7 @@ def test_inventory_counts_what_remains_per_zone_prefix_and_date():
         obj(layout.batch_file_key("upload_events", layout.dt_of(day), "t-0-0-1"), timedelta(days=2), 50),
         obj(layout.batch_file_key("upload_events", layout.dt_of(day), "t-0-2-3"), timedelta(days=2), 70),
     ]
-    rows = gc.inventory_rows(objects, {objects[1].key}, NOW)
+    rows = garbage_collection.inventory_rows(objects, {objects[1].key}, NOW)
     assert [(r["zone"], r["prefix"], r["data_date"], r["objects"], r["bytes"]) for r in rows] == [
         ("derivatives", "derivatives/256", day.date(), 1, 100),
         ("raw", "raw/events", day.date(), 2, 120),

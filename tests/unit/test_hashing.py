@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagelake.hashing import (
+from imagelake.images.phash import (
     DCT_SIDE,
     HashError,
     distances,
@@ -15,7 +15,7 @@ from imagelake.hashing import (
     to_hex,
 )
 from imagelake.settings import DUPLICATE_MAX_DISTANCE
-from tests.support import images
+from tests.support import sample_images as images
 
 #: The product's promise is about its threshold: a copy is within it, another picture beyond it
 #: (the exact distances are the hash's rounding, not our contract).

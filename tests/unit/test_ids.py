@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
-from imagelake.ids import image_id_time, new_image_id
-from imagelake.layout import check_image_id
+from imagelake.lake.ids import image_id_time, new_image_id
+from imagelake.lake.layout import check_image_id
 
 
 def test_ids_are_valid_unique_and_sort_by_time():

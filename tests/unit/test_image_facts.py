@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagelake.hashing import hamming
-from imagelake.imaging import ImageRejected, describe
+from imagelake.images.checks import ImageRejected
+from imagelake.images.facts import describe
+from imagelake.images.phash import hamming
 from imagelake.settings import DUPLICATE_MAX_DISTANCE
-from tests.support import images
+from tests.support import sample_images as images
 
 #: The product's promise is about its threshold: a copy is within it, another picture beyond it
 #: (the exact distances are the hash's rounding, not our contract).

@@ -6,16 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imagelake.derivatives import decode_for
-from imagelake.imaging import (
+from imagelake.images.checks import (
     PNG_METADATA_CHUNK_LIMIT,
     PNG_METADATA_TOTAL_LIMIT,
     ImageRejected,
     check_upload,
-    describe,
     sniff_format,
 )
-from tests.support import images
+from imagelake.images.facts import describe
+from imagelake.images.render import decode_for
+from tests.support import sample_images as images
 
 CAP = 64_000_000
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from imagelake.compaction import CompactParams
-from imagelake.derive import DeriveParams
-from imagelake.gc import GcParams
+from imagelake.batch.compaction import CompactParams
+from imagelake.batch.derivatives import DeriveParams
+from imagelake.batch.garbage_collection import GcParams
 
 PARAMS = [
     CompactParams(lake_url="s3://lake", dt="2026-11-23", target_bytes=1 << 27, s3_endpoint="http://moto"),

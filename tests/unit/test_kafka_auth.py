@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from imagelake.kafka import KafkaConnection, msk_iam_token
+from imagelake.realtime.kafka import KafkaConnection, msk_iam_token
 from imagelake.settings import SettingsError, load_settings
 
 

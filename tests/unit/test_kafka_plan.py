@@ -1,5 +1,5 @@
-from imagelake.kafka import plan_batches
-from imagelake.layout import BatchId
+from imagelake.lake.layout import BatchId
+from imagelake.realtime.kafka import plan_batches
 
 T = "image-uploads"
 

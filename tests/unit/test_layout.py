@@ -2,9 +2,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from imagelake import layout
-from imagelake.ids import new_image_id
-from imagelake.layout import BatchId, LayoutError
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.lake.layout import BatchId, LayoutError
 
 IMAGE_ID = new_image_id(1_700_000_000_000, b"\x01" * 10)
 

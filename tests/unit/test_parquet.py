@@ -2,8 +2,8 @@ from datetime import UTC
 
 import pyarrow as pa
 
-from imagelake.batches import split_messages
-from imagelake.parquet import read_batch_table, to_parquet_bytes, write_batch_table
+from imagelake.lake.tables import read_batch_table, to_parquet_bytes, write_batch_table
+from imagelake.realtime.batches import split_messages
 from tests.unit.test_batches import BATCH, msg
 from tests.unit.test_events import make_event
 

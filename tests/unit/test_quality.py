@@ -1,7 +1,7 @@
 """The batch checks fail when the output is wrong, and say why."""
 
-from imagelake.layout import BatchId
-from imagelake.quality import hash_for_every_decodable_image, rows_match_events, sha256_present
+from imagelake.lake.layout import BatchId
+from imagelake.realtime.batch_checks import hash_for_every_decodable_image, rows_match_events, sha256_present
 
 BATCH = BatchId("t", 0, 10, 14)  # five offsets
 

@@ -9,14 +9,14 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from imagelake import layout
-from imagelake.compaction import compact_day, exactly_once, exactly_once_sql
-from imagelake.duplicates import MERGE_FAN_IN
-from imagelake.hashing import hamming, to_hex
-from imagelake.ids import new_image_id
-from imagelake.parquet import day_files, read_batch_table, read_table_file
-from imagelake.resolution import metadata_key, settle
-from imagelake.store import Lake
+from imagelake.batch.compaction import compact_day, exactly_once, exactly_once_sql
+from imagelake.images.phash import hamming, to_hex
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.lake.store import Lake
+from imagelake.lake.tables import day_files, read_batch_table, read_table_file
+from imagelake.realtime.duplicate_resolution import metadata_key, settle
+from imagelake.realtime.hash_index import MERGE_FAN_IN
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

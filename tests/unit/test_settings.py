@@ -94,7 +94,7 @@ def test_warehouse_refresh_interval_setting():
 
 
 def test_the_lake_takes_its_url_by_the_same_rule():
-    from imagelake.store import Lake
+    from imagelake.lake.store import Lake
 
     for bad in ("ftp://host/lake", "file://relative/lake", "s3:///no-bucket"):
         with pytest.raises(ValueError, match="lake url must be"):

@@ -2,7 +2,7 @@
 
 The package holds imagelake, spark_jobs and RUNTIME_LIBRARIES (with their own
 dependencies), not the orchestration side (Dagster, dbt, the Kafka client).
-An import of, say, ``imagelake.kafka`` from a module a job imports fails
+An import of, say, ``imagelake.realtime.kafka`` from a module a job imports fails
 only on EMR or in ``make spark-package``; these tests catch it here.
 """
 
@@ -39,7 +39,7 @@ def test_spark_jobs_import_without_the_kafka_client():
     )
     done = import_jobs(blocked)
     assert done.returncode == 0, done.stderr
-    assert "imagelake.kafka" not in json.loads(done.stdout)
+    assert "imagelake.realtime.kafka" not in json.loads(done.stdout)
 
 
 def runtime_closure() -> set[str]:

@@ -1,4 +1,4 @@
-"""Which days a warehouse refresh rebuilds (imagelake/warehouse_days.py)."""
+"""Which days a warehouse refresh rebuilds (imagelake/warehouse/days.py)."""
 
 import threading
 import time
@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime
 import duckdb
 import pytest
 
-from imagelake.locks import LockTimeout, exclusive, in_use, is_locked, wait_until_unused
-from imagelake.warehouse_days import (
+from imagelake.warehouse.days import (
     DayWindow,
     days_of_keys,
     days_of_materialization,
     lookback,
     refresh_window,
 )
+from imagelake.warehouse.locks import LockTimeout, exclusive, in_use, is_locked, wait_until_unused
 
 D = date.fromisoformat
 

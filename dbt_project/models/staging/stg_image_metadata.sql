@@ -46,7 +46,7 @@ renamed as (
 
 -- An image processed in two batches (a redelivered event) keeps its first result.
 -- Of two copies of one result (a correction written beside a compacted file),
--- the earliest duplicate_of is the better-informed one (imagelake/layout.py).
+-- the earliest duplicate_of is the better-informed one (imagelake/lake/layout.py).
 select * from renamed
 qualify row_number() over (
         partition by upload_date, image_id

@@ -1,0 +1,1 @@
+"""The Spark batch jobs' logic: derivatives, compaction, garbage collection and retention."""

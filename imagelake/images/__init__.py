@@ -1,0 +1,1 @@
+"""One image: admission checks, facts and EXIF, perceptual hash, rendering of derivatives."""

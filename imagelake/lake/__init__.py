@@ -1,0 +1,1 @@
+"""The lake: object store, key layout, Parquet tables and their schemas, the read rule."""

@@ -1,0 +1,1 @@
+"""The real-time path: upload events, Kafka, batches, the hash index, duplicate resolution."""

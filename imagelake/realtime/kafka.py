@@ -1,0 +1,253 @@
+"""Kafka plumbing: client configs, the upload topic, offsets and reading a batch.
+
+The Dagster sensor is the only consumer of the upload topic. It does not use
+consumer-group commits: its cursor holds the next offset per partition, and a
+batch is an inclusive offset range that a run reads back with ``assign``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from imagelake.lake.layout import BatchId
+from imagelake.settings import Settings
+
+_CLIENT_LOG = logging.getLogger("imagelake.realtime.kafka.client")
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka could not be reached or did not answer in time."""
+
+
+def msk_iam_token(region: str, _oauthbearer_config: str = "") -> tuple[str, float]:
+    """A signed MSK IAM auth token and its expiry (epoch seconds), for librdkafka's ``oauth_cb``.
+
+    Credentials come from the default AWS chain (EKS Pod Identity in prod).
+    """
+    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+    token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+    return token, expiry_ms / 1000
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are and how to talk to them (``auth="msk-iam"`` on Amazon MSK)."""
+
+    bootstrap: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+    auth: str = "none"
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaConnection:
+        return cls(
+            settings.kafka_bootstrap, dict(settings.kafka_extra), settings.kafka_auth, settings.aws_region
+        )
+
+    def client_config(self) -> dict[str, Any]:
+        # librdkafka's own log lines go through Python logging, not straight to stderr.
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "logger": _CLIENT_LOG}
+        if self.auth == "msk-iam":
+            config["security.protocol"] = "SASL_SSL"
+            config["sasl.mechanism"] = "OAUTHBEARER"
+            config["oauth_cb"] = functools.partial(msk_iam_token, self.region)
+        return {**config, **self.extra}
+
+
+def producer_config(conn: KafkaConnection, delivery_timeout_s: float) -> dict[str, object]:
+    """An idempotent producer: acks from all in-sync replicas, no duplicates on retry."""
+    timeout_ms = int(delivery_timeout_s * 1000)
+    return {
+        **conn.client_config(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": timeout_ms,
+        "socket.connection.setup.timeout.ms": max(1000, timeout_ms),
+        "reconnect.backoff.max.ms": 1000,
+    }
+
+
+def consumer_config(conn: KafkaConnection) -> dict[str, object]:
+    """A consumer for assign/seek reads: nothing is ever committed to a group."""
+    return {
+        **conn.client_config(),
+        "group.id": "imagelake-readers",  # required by librdkafka; never used for commits
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "socket.connection.setup.timeout.ms": 3000,
+        "reconnect.backoff.max.ms": 1000,
+    }
+
+
+def ensure_topic(conn: KafkaConnection, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
+    """Create a topic if it does not exist (idempotent; local stack and tests)."""
+    admin = AdminClient(conn.client_config())
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot list topics at {conn.bootstrap}: {exc}") from exc
+    if topic in existing:
+        return
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+        operation_timeout=timeout_s,
+    )
+    try:
+        futures[topic].result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
+def fetch_watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]]:
+    """``{partition: (low, high)}`` for every partition of ``topic``; ``high`` is the next offset."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot fetch metadata of topic {topic!r}: {exc}") from exc
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        reason = info.error if info is not None and info.error is not None else "no partitions"
+        raise KafkaUnavailable(f"topic {topic!r} is not available: {reason}")
+    marks: dict[int, tuple[int, int]] = {}
+    for partition in sorted(info.partitions):
+        remaining = max(0.5, deadline - time.monotonic())
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=remaining, cached=False
+            )
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"cannot fetch offsets of {topic}[{partition}]: {exc}") from exc
+        marks[partition] = (low, high)
+    return marks
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What one sensor tick decided: the batches to run and the cursor after them."""
+
+    batches: list[BatchId]
+    cursor: dict[int, int]
+    #: Offsets that expired from Kafka before anyone read them, per partition.
+    skipped: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+def plan_batches(
+    topic: str,
+    cursor: Mapping[int, int],
+    watermarks: Mapping[int, tuple[int, int]],
+    batch_size: int,
+    max_batches: int,
+) -> BatchPlan:
+    """Cut the unread offsets of each partition into batches of at most ``batch_size``.
+
+    Partitions are served round-robin so a busy one cannot starve the others
+    when ``max_batches`` caps the tick. A partition with no cursor starts at
+    its earliest offset: nothing already in the topic is lost.
+    """
+    nxt: dict[int, int] = {}
+    skipped: dict[int, tuple[int, int]] = {}
+    for partition, (low, _high) in watermarks.items():
+        start = cursor.get(partition, low)
+        if start < low:
+            skipped[partition] = (start, low - 1)
+            start = low
+        nxt[partition] = start
+    batches: list[BatchId] = []
+    progressed = True
+    while progressed and len(batches) < max_batches:
+        progressed = False
+        for partition in sorted(watermarks):
+            high = watermarks[partition][1]
+            start = nxt[partition]
+            if start >= high or len(batches) >= max_batches:
+                continue
+            last = min(start + batch_size, high) - 1
+            batches.append(BatchId(topic, partition, start, last))
+            nxt[partition] = last + 1
+            progressed = True
+    cursor_out = {int(p): int(o) for p, o in cursor.items()}
+    cursor_out.update(nxt)
+    return BatchPlan(batches=batches, cursor=cursor_out, skipped=skipped)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record of a batch, as read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None
+    key: bytes | None
+    value: bytes | None
+
+
+def _timestamp(msg) -> datetime | None:
+    kind, ms = msg.timestamp()
+    if kind == 0 or ms is None or ms < 0:  # TIMESTAMP_NOT_AVAILABLE
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def read_batch(consumer: Consumer, batch: BatchId, timeout_s: float) -> tuple[list[Message], list[int]]:
+    """Read exactly the offsets of ``batch``.
+
+    Returns the messages and the offsets that are gone from the log (expired
+    by Kafka's retention before the batch ran). Raises
+    :class:`KafkaUnavailable` if the range cannot be read within the timeout,
+    so a run fails loudly instead of archiving half a batch.
+    """
+    consumer.assign([TopicPartition(batch.topic, batch.partition, batch.first)])
+    messages: dict[int, Message] = {}
+    deadline = time.monotonic() + timeout_s
+    position = batch.first
+    try:
+        while position <= batch.last:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KafkaUnavailable(
+                    f"read {len(messages)} of {batch.size} messages of batch {batch} "
+                    f"before the {timeout_s:.0f}s timeout; stopped at offset {position}"
+                )
+            msg = consumer.poll(min(remaining, 1.0))
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    # The log ends before the batch does (truncated): report the rest missing.
+                    end = msg.offset()  # an EOF event carries the log-end offset
+                    if end is not None and end <= position:
+                        break
+                    continue
+                if err.retriable() or err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+                    continue
+                raise KafkaUnavailable(f"reading batch {batch}: {err}")
+            offset = msg.offset()
+            if offset is None or offset < batch.first:
+                continue
+            if offset > batch.last:
+                break
+            messages[offset] = Message(
+                batch.topic, batch.partition, offset, _timestamp(msg), msg.key(), msg.value()
+            )
+            position = offset + 1
+    finally:
+        consumer.unassign()
+    missing = [o for o in range(batch.first, batch.last + 1) if o not in messages]
+    return [messages[o] for o in sorted(messages)], missing
