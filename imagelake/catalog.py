@@ -248,9 +248,10 @@ class Catalog:
         """Write what a run made of an image: its status, metadata and duplicate info.
 
         One atomic update per item, so an item never says ``processed``
-        without its metadata. ``duplicate_of`` only ever moves earlier: a run
-        that saw fewer images never replaces an earlier original another run
-        found (see imagelake/realtime/duplicate_resolution.py), so the item converges whatever
+        without its metadata. ``duplicate_of`` only ever moves earlier (the read
+        rule's :func:`~imagelake.lake.read_rule.is_earlier_original`, here as a
+        DynamoDB condition): a run that saw fewer images never replaces an
+        earlier original another run found, so the item converges whatever
         order runs finish in.
         """
         attributes = outcome_attributes(row, retention_days)

@@ -15,6 +15,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: Where the local stack keeps its state (IMAGELAKE_DATA_DIR): lake, Kafka, DynamoDB Local, warehouse.
+DATA_DIR = PROJECT_ROOT / ".data"
+#: The local warehouse's file name inside the data folder.
+WAREHOUSE_FILE = "warehouse.duckdb"
 
 #: How long every zone, the catalog and the marts' detail tables keep data.
 RETENTION_DAYS = 7
@@ -61,13 +65,19 @@ WAREHOUSE_FIRST_DAY = "2026-01-01"
 #: A warehouse run lowers its CPU priority by this much (dbt inherits it): the marts refresh
 #: is background work, and on a shared machine the real-time runs' latency comes first.
 WAREHOUSE_BUILD_NICENESS = 10
-#: The warehouse refresh sensor looks for new lake data at most this often (seconds).
+#: The warehouse refresh sensor looks for new lake data at most this often (seconds). A refresh
+#: is a whole `dbt build`: refreshing after every real-time batch would keep a core busy and slow
+#: the real-time runs it shares the machine with (docs/benchmarks.md, bench-marts).
 WAREHOUSE_REFRESH_INTERVAL_S = 30
 
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
 #: The default size cap of one upload (IMAGELAKE_MAX_UPLOAD_BYTES).
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+#: The default cap on an image's pixels, checked on its header before any decode.
+MAX_IMAGE_PIXELS = 64_000_000
+#: The API key of ``make dev`` (key -> client id); prod requires IMAGELAKE_API_KEYS.
+LOCAL_API_KEYS: Mapping[str, str] = {"dev-key": "dev"}
 
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
@@ -129,7 +139,7 @@ def _choices(
 
 
 def _duplicate_distance(env: Mapping[str, str]) -> int:
-    value = _int(env, "IMAGELAKE_DUPLICATE_MAX_DISTANCE", DUPLICATE_MAX_DISTANCE, minimum=0)
+    value = _int(env, "IMAGELAKE_DUPLICATE_MAX_DISTANCE", Settings.duplicate_max_distance, minimum=0)
     if value > 32:
         raise SettingsError(
             f"IMAGELAKE_DUPLICATE_MAX_DISTANCE must be at most 32 of the hash's 64 bits, got {value}"
@@ -181,7 +191,7 @@ class Settings:
     """Resolved settings for one process; build with :func:`get_settings`."""
 
     env: str = "local"
-    data_dir: Path = PROJECT_ROOT / ".data"
+    data_dir: Path = DATA_DIR
     #: ``file:///abs/path`` or ``s3://bucket/prefix``.
     lake_url: str = ""
     #: S3-compatible endpoint override (moto in tests); empty for AWS itself.
@@ -204,9 +214,9 @@ class Settings:
     api_port: int = 8000
     #: The Dagster UI of ``make dev``.
     ui_port: int = 3000
-    api_keys: Mapping[str, str] = field(default_factory=lambda: {"dev-key": "dev"})
+    api_keys: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_API_KEYS))
     max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_image_pixels: int = 64_000_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     allowed_formats: tuple[str, ...] = ALLOWED_FORMATS
 
     retention_days: int = RETENTION_DAYS
@@ -215,12 +225,9 @@ class Settings:
     sensor_max_runs_per_tick: int = 12
     kafka_poll_timeout_s: float = 10.0
 
-    warehouse_path: Path = PROJECT_ROOT / ".data" / "warehouse.duckdb"
+    warehouse_path: Path = DATA_DIR / WAREHOUSE_FILE
     dbt_target: str = "local"
     warehouse_lookback_days: int = WAREHOUSE_LOOKBACK_DAYS
-    #: The warehouse refresh sensor looks for new lake data at most this often. A refresh is a
-    #: `dbt build` of a dozen models (~10 CPU-seconds): refreshing after every 5-second batch would
-    #: keep a core busy and slow the real-time runs it shares the machine with.
     warehouse_refresh_interval_s: int = WAREHOUSE_REFRESH_INTERVAL_S
 
     derivative_sizes: tuple[int, ...] = DERIVATIVE_SIZES
@@ -271,11 +278,11 @@ class Settings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from an environment mapping (``os.environ`` by default)."""
     env = os.environ if env is None else env
-    name = env.get("IMAGELAKE_ENV", "local") or "local"
+    name = env.get("IMAGELAKE_ENV") or Settings.env
     if name not in ("local", "prod"):
         raise SettingsError(f"IMAGELAKE_ENV must be 'local' or 'prod', got {name!r}")
 
-    data_dir = Path(env.get("IMAGELAKE_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
+    data_dir = Path(env.get("IMAGELAKE_DATA_DIR") or Settings.data_dir).resolve()
     lake_url = env.get("IMAGELAKE_LAKE_URL", "")
     if not lake_url:
         if name == "prod":
@@ -289,7 +296,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     elif name == "prod":
         raise SettingsError("IMAGELAKE_API_KEYS is required when IMAGELAKE_ENV=prod")
     else:
-        api_keys = {"dev-key": "dev"}
+        api_keys = dict(LOCAL_API_KEYS)
 
     kafka_extra = {}
     for pair in filter(None, (p.strip() for p in env.get("IMAGELAKE_KAFKA_EXTRA", "").split(";"))):
@@ -298,60 +305,70 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"IMAGELAKE_KAFKA_EXTRA entries must be key=value, got {pair!r}")
         kafka_extra[k.strip()] = v.strip()
 
-    kafka_auth = env.get("IMAGELAKE_KAFKA_AUTH", "msk-iam" if name == "prod" else "none") or "none"
+    kafka_auth = env.get("IMAGELAKE_KAFKA_AUTH") or ("msk-iam" if name == "prod" else Settings.kafka_auth)
     if kafka_auth not in KAFKA_AUTH_MODES:
         raise SettingsError(
             f"IMAGELAKE_KAFKA_AUTH must be one of {', '.join(KAFKA_AUTH_MODES)}, got {kafka_auth!r}"
         )
 
-    retention = _int(env, "IMAGELAKE_RETENTION_DAYS", RETENTION_DAYS, minimum=1)
+    retention = _int(env, "IMAGELAKE_RETENTION_DAYS", Settings.retention_days, minimum=1)
 
     return Settings(
         env=name,
         data_dir=data_dir,
         lake_url=lake_url,
         s3_endpoint=env.get("IMAGELAKE_S3_ENDPOINT", ""),
-        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-        kafka_bootstrap=env.get("IMAGELAKE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or Settings.aws_region,
+        kafka_bootstrap=env.get("IMAGELAKE_KAFKA_BOOTSTRAP", Settings.kafka_bootstrap),
         kafka_auth=kafka_auth,
         kafka_extra=kafka_extra,
-        uploads_topic=env.get("IMAGELAKE_UPLOADS_TOPIC", UPLOADS_TOPIC),
-        uploads_topic_partitions=_int(env, "IMAGELAKE_UPLOADS_TOPIC_PARTITIONS", UPLOADS_TOPIC_PARTITIONS, 1),
-        kafka_delivery_timeout_s=_float(env, "IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S", 5.0),
+        uploads_topic=env.get("IMAGELAKE_UPLOADS_TOPIC", Settings.uploads_topic),
+        uploads_topic_partitions=_int(
+            env, "IMAGELAKE_UPLOADS_TOPIC_PARTITIONS", Settings.uploads_topic_partitions, 1
+        ),
+        kafka_delivery_timeout_s=_float(
+            env, "IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S", Settings.kafka_delivery_timeout_s
+        ),
         dynamodb_endpoint=env.get(
-            "IMAGELAKE_DYNAMODB_ENDPOINT", "" if name == "prod" else "http://127.0.0.1:8001"
+            "IMAGELAKE_DYNAMODB_ENDPOINT", "" if name == "prod" else Settings.dynamodb_endpoint
         ),
-        catalog_table=env.get("IMAGELAKE_CATALOG_TABLE", CATALOG_TABLE),
-        api_host=env.get("IMAGELAKE_API_HOST", "127.0.0.1"),
-        api_port=_int(env, "IMAGELAKE_API_PORT", 8000, 1),
-        ui_port=_int(env, "IMAGELAKE_UI_PORT", 3000, 1),
+        catalog_table=env.get("IMAGELAKE_CATALOG_TABLE", Settings.catalog_table),
+        api_host=env.get("IMAGELAKE_API_HOST", Settings.api_host),
+        api_port=_int(env, "IMAGELAKE_API_PORT", Settings.api_port, 1),
+        ui_port=_int(env, "IMAGELAKE_UI_PORT", Settings.ui_port, 1),
         api_keys=api_keys,
-        max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES, 1),
-        max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", 64_000_000, 1),
+        max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", Settings.max_upload_bytes, 1),
+        max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", Settings.max_image_pixels, 1),
         retention_days=retention,
-        sensor_interval_s=_int(env, "IMAGELAKE_SENSOR_INTERVAL_S", 5, 1),
-        sensor_batch_size=_int(env, "IMAGELAKE_SENSOR_BATCH_SIZE", 500, 1),
-        sensor_max_runs_per_tick=_int(env, "IMAGELAKE_SENSOR_MAX_RUNS_PER_TICK", 12, 1),
-        kafka_poll_timeout_s=_float(env, "IMAGELAKE_KAFKA_POLL_TIMEOUT_S", 10.0),
-        warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / "warehouse.duckdb"),
-        dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
-        derivative_sizes=_int_list(env, "IMAGELAKE_DERIVATIVE_SIZES", DERIVATIVE_SIZES),
-        derivative_formats=_choices(
-            env, "IMAGELAKE_DERIVATIVE_FORMATS", DERIVATIVE_FORMATS, allowed=("webp", "jpeg")
+        sensor_interval_s=_int(env, "IMAGELAKE_SENSOR_INTERVAL_S", Settings.sensor_interval_s, 1),
+        sensor_batch_size=_int(env, "IMAGELAKE_SENSOR_BATCH_SIZE", Settings.sensor_batch_size, 1),
+        sensor_max_runs_per_tick=_int(
+            env, "IMAGELAKE_SENSOR_MAX_RUNS_PER_TICK", Settings.sensor_max_runs_per_tick, 1
         ),
-        gc_grace_hours=_float(env, "IMAGELAKE_GC_GRACE_HOURS", GC_GRACE_HOURS),
-        compaction_target_bytes=_int(env, "IMAGELAKE_COMPACTION_TARGET_BYTES", COMPACTION_TARGET_BYTES, 1),
-        spark_master=env.get("IMAGELAKE_SPARK_MASTER") or "local[*]",
+        kafka_poll_timeout_s=_float(env, "IMAGELAKE_KAFKA_POLL_TIMEOUT_S", Settings.kafka_poll_timeout_s),
+        warehouse_path=Path(env.get("IMAGELAKE_WAREHOUSE_PATH") or data_dir / WAREHOUSE_FILE),
+        dbt_target=env.get("IMAGELAKE_DBT_TARGET") or ("prod" if name == "prod" else "local"),
+        derivative_sizes=_int_list(env, "IMAGELAKE_DERIVATIVE_SIZES", Settings.derivative_sizes),
+        derivative_formats=_choices(
+            env, "IMAGELAKE_DERIVATIVE_FORMATS", Settings.derivative_formats, allowed=("webp", "jpeg")
+        ),
+        gc_grace_hours=_float(env, "IMAGELAKE_GC_GRACE_HOURS", Settings.gc_grace_hours),
+        compaction_target_bytes=_int(
+            env, "IMAGELAKE_COMPACTION_TARGET_BYTES", Settings.compaction_target_bytes, 1
+        ),
+        spark_master=env.get("IMAGELAKE_SPARK_MASTER") or Settings.spark_master,
         emr_application_id=env.get("IMAGELAKE_EMR_APPLICATION_ID", ""),
         emr_job_role_arn=env.get("IMAGELAKE_EMR_JOB_ROLE_ARN", ""),
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),
         pipes_bucket=env.get("IMAGELAKE_PIPES_BUCKET", ""),
-        warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", WAREHOUSE_LOOKBACK_DAYS, 0),
+        warehouse_lookback_days=_int(env, "IMAGELAKE_LOOKBACK_DAYS", Settings.warehouse_lookback_days, 0),
         warehouse_refresh_interval_s=_int(
-            env, "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S", WAREHOUSE_REFRESH_INTERVAL_S, 1
+            env, "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S", Settings.warehouse_refresh_interval_s, 1
         ),
         duplicate_max_distance=_duplicate_distance(env),
-        sensor_max_queued_runs=_int(env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", 1, 1),
+        sensor_max_queued_runs=_int(
+            env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", Settings.sensor_max_queued_runs, 1
+        ),
     )
 
 

@@ -47,7 +47,8 @@ defs = dg.Definitions(
     schedules=batch_schedules,
     sensors=[kafka_upload_sensor],
     # Every job here is one or two steps: a step subprocess per run (the multiprocess default) would
-    # only add a second process start, ~3 s of CPU, to each run on a small machine.
+    # only add a second Python start with every import of this location to each run, which on a
+    # small machine is most of a run's CPU (docs/benchmarks.md, bench-realtime).
     executor=dg.in_process_executor,
     resources={
         "lake": lake_resource(settings),

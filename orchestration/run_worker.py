@@ -10,7 +10,7 @@ def in_run_worker() -> bool:
     """Whether this process is a run worker, which Dagster's code server starts with multiprocessing.
 
     Under ``dagster dev`` every process that loads the dbt assets would run
-    ``dbt parse`` (``prepare_if_dev``): 5 CPU-seconds, under a file lock, in
+    ``dbt parse`` (``prepare_if_dev``), a whole dbt start-up under a file lock, in
     every run. The code server that launches a run has parsed the project when
     it loaded, so its run workers use that manifest.
     """

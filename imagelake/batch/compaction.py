@@ -1,11 +1,11 @@
 """Storage reorganisation: the many small batch files of a closed day become one (or a few) files.
 
 The swap is safe for readers that follow the exactly-once read rule
-(:mod:`imagelake.lake.layout`): the compacted files are written and verified
+(:mod:`imagelake.lake.read_rule`): the compacted files are written and verified
 (read back, compared row for row with what they replace) before any file
 they replace is deleted, so every row is in at least one live file at every
 moment, and copies are identical (or one is a duplicate correction, which the
-read rule prefers: :data:`imagelake.lake.layout.ROW_PREFERENCE`).
+read rule prefers: :mod:`imagelake.lake.read_rule`).
 
 - Re-running compaction of a compacted day finds one generation of compacted
   files and nothing else: it does nothing.
@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from imagelake.batch.job_params import JobParams
 from imagelake.lake import layout
+from imagelake.lake.read_rule import exactly_once
 from imagelake.lake.store import Lake, ObjectInfo
 from imagelake.lake.tables import day_files, read_table_file, to_parquet_bytes
 
@@ -73,35 +74,6 @@ class DayResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def exactly_once(table: pa.Table, table_name: str) -> pa.Table:
-    """One row per identity (the read rule), ordered by identity: a deterministic table."""
-    identity = list(layout.ROW_IDENTITY[table_name])
-    preference = list(layout.ROW_PREFERENCE.get(table_name, ()))
-    numbered = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
-    ordered = numbered.sort_by([(c, "ascending") for c in identity] + preference + [("__row", "ascending")])
-    ordered = ordered.append_column("__pos", pa.array(range(ordered.num_rows), pa.int64()))
-    firsts = ordered.group_by(identity, use_threads=False).aggregate([("__pos", "min")])
-    kept = ordered.take(firsts["__pos_min"]).sort_by([(c, "ascending") for c in identity])
-    return kept.drop_columns(["__row", "__pos"])
-
-
-def exactly_once_sql(table_name: str, lake_root: str) -> str:
-    """The read rule as a DuckDB query over every file of a table (what dbt staging does)."""
-    identity = ", ".join(layout.ROW_IDENTITY[table_name])
-    preference = [
-        f"{column} {'asc' if order == 'ascending' else 'desc'} nulls last"
-        for column, order in layout.ROW_PREFERENCE.get(table_name, ())
-    ]
-    order = ", ".join([*preference, "filename"])
-    glob = f"{lake_root.rstrip('/')}/{layout.table_prefix(table_name)}dt=*/*.parquet"
-    return (
-        "select * exclude (filename, __rank) from ("
-        f" select *, row_number() over (partition by {identity} order by {order}) as __rank"
-        f" from read_parquet('{glob}', union_by_name = true, filename = true)"
-        ") where __rank = 1"
-    )
 
 
 def generation_digest(keys: list[str]) -> str:

@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from imagelake.batch.compaction import exactly_once
 from imagelake.batch.job_params import JobParams
 from imagelake.catalog import Catalog, CatalogUnavailable
 from imagelake.images.render import EXTENSIONS, DerivativeError, DerivativeSpec, render, target_dimensions
 from imagelake.lake import layout
+from imagelake.lake.read_rule import exactly_once, first_per_image
 from imagelake.lake.schemas import SCHEMAS
 from imagelake.lake.store import Lake, ObjectMissing
 from imagelake.lake.tables import WrittenFile, day_files, read_table_file, rows_to_table, write_batch_table
@@ -104,10 +104,8 @@ def day_totals(manifest: pa.Table) -> dict[str, int]:
 
 
 def processed_images(metadata: pa.Table) -> list[SourceImage]:
-    """The day's processed images, one per image id (its first result, as dbt staging keeps it)."""
-    first: dict[str, dict] = {}
-    for row in sorted(metadata.to_pylist(), key=lambda r: (r["processed_at"], r["batch_id"])):
-        first.setdefault(row["image_id"], row)
+    """The day's processed images, one per image id (the read rule's row, as dbt staging keeps it)."""
+    first = first_per_image(metadata.to_pylist())
     return [
         SourceImage(
             r["image_id"], r["key"], r["sha256"], r["width"], r["height"], r["uploaded_at"], r["batch_id"]

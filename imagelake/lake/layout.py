@@ -18,15 +18,8 @@ Compaction (``spark_jobs/compaction.py``) rewrites the batch files of a closed
 day into ``<table prefix>/dt=YYYY-MM-DD/compacted-<digest>-pNNN.parquet``,
 verifies them, then deletes the files they replace. For a while both exist.
 
-**The exactly-once read rule.** Read every file of a table (``dt=*/*.parquet``)
-and keep one row per :data:`ROW_IDENTITY` of the table; where rows of one
-identity differ, keep the first by :data:`ROW_PREFERENCE`. Copies of a row
-(in a batch file and in a compacted file, or in two compacted generations)
-are identical, or, for a duplicate correction written beside a compacted
-file, differ only in the duplicate columns, which the preference settles; so
-a reader following the rule counts every row exactly once before, during and
-after a compaction. ``imagelake.batch.compaction.exactly_once_sql``
-spells the rule in SQL; dbt's staging models follow it.
+How a reader counts each row exactly once while compaction runs is the read rule's
+(:mod:`imagelake.lake.read_rule`).
 """
 
 from __future__ import annotations
@@ -114,25 +107,6 @@ TABLE_PREFIXES: dict[str, str] = {
     "storage_inventory": f"{CURATED}/storage_inventory/",
 }
 
-
-#: The columns that identify one row of each table (the exactly-once read rule, above).
-ROW_IDENTITY: dict[str, tuple[str, ...]] = {
-    "upload_events": ("topic", "kafka_partition", "kafka_offset"),
-    "dead_letters": ("topic", "kafka_partition", "kafka_offset"),
-    IMAGE_METADATA: ("batch_id", "image_id"),
-    "derivatives": ("image_id", "size", "format"),
-    "storage_inventory": ("snapshot_at", "zone", "prefix", "data_date"),
-}
-
-#: Which of several rows with one identity a reader keeps: first by these (column, order) pairs,
-#: nulls last. Metadata keeps its first result; of two copies of it, the one with the earliest
-#: ``duplicate_of``: a correction of a compacted batch (imagelake.realtime.duplicate_resolution) beside the stale
-#: compacted copy, and answers only ever move earlier. A derivative row describes the newest
-#: write of its object.
-ROW_PREFERENCE: dict[str, tuple[tuple[str, str], ...]] = {
-    IMAGE_METADATA: (("processed_at", "ascending"), ("duplicate_of", "ascending")),
-    "derivatives": (("created_at", "descending"),),
-}
 
 #: Name prefix of the files compaction writes (every other table file is a batch file).
 COMPACTED_PREFIX = "compacted-"

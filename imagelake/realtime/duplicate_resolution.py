@@ -172,7 +172,7 @@ def _rows_of(lake: Lake, batch_id: str, dt: str, compacted: dict[str, pa.Table])
     batch's file again, beside the compacted ones: its rows share identity
     and ``processed_at`` with their compacted copies, and the read rule
     prefers the copy with the earliest ``duplicate_of``, the better-informed
-    answer (:data:`imagelake.lake.layout.ROW_PREFERENCE`); the next compaction
+    answer (:data:`imagelake.lake.read_rule.ROW_PREFERENCE`); the next compaction
     folds it in. ``compacted`` keeps each day's compacted rows for the run:
     one read per day, however many folded batches it corrects.
     """

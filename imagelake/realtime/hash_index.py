@@ -17,7 +17,8 @@ Definitions (the same for every run, whatever it sees first):
 - ``duplicate_of`` is the earliest such Y; ``kind`` is ``exact`` when the
   sha256 are equal, else ``near``; ``distance`` is the Hamming distance.
 - An image delivered in two batches belongs to the smallest batch (topic,
-  partition, offsets); the other batch keeps no row for it.
+  partition, offsets: :func:`imagelake.lake.read_rule.owning_batch`); the other
+  batch keeps no row for it.
 
 How concurrent and late batches converge on these answers:
 :mod:`imagelake.realtime.duplicate_resolution`.
@@ -39,7 +40,7 @@ import pyarrow.compute as pc
 from imagelake.images.phash import distances, from_hex
 from imagelake.lake import layout
 from imagelake.lake.ids import new_image_id
-from imagelake.lake.layout import BatchId
+from imagelake.lake.read_rule import owning_batch
 from imagelake.lake.schemas import HASH_INDEX as HASH_INDEX_SCHEMA
 from imagelake.lake.store import Lake, ObjectMissing
 from imagelake.lake.tables import WrittenFile, conform, read_lake_parquet, to_parquet_bytes
@@ -266,9 +267,10 @@ class HashIndex:
             keep[start] = False
         for image_id in np.unique(ids[repeated]):
             lo, hi = np.searchsorted(ids, image_id, "left"), np.searchsorted(ids, image_id, "right")
-            ranked = sorted(range(lo, hi), key=lambda i: BatchId.parse(self._batch_names[codes[i]]))
-            keep[ranked[0]] = True
-            self._also_seen[image_id.decode()] = sorted({self._batch_names[codes[i]] for i in ranked[1:]})
+            seen = {self._batch_names[codes[i]]: i for i in range(hi - 1, lo - 1, -1)}  # first entry each
+            owner = owning_batch(seen)
+            keep[seen[owner]] = True
+            self._also_seen[image_id.decode()] = sorted(set(seen) - {owner})
         return keep
 
     # -- loading ----------------------------------------------------------------

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, time, timedelta
 import duckdb
 import pytest
 
-from imagelake.batch.compaction import compact_day, days_to_compact, exactly_once_sql
+from imagelake.batch.compaction import compact_day, days_to_compact
 from imagelake.lake import layout
+from imagelake.lake.read_rule import ROW_IDENTITY, exactly_once_sql
 from imagelake.lake.tables import write_batch_table
 from tests.support.lakerows import image_id_at, metadata_row, seed_batch
 
@@ -44,7 +45,7 @@ def query(sql: str) -> list[tuple]:
 def read_once(lake, table: str) -> list[tuple]:
     """A reader that follows the rule: every row of the table, exactly once."""
     sql = exactly_once_sql(table, str(lake.root))
-    identity = ", ".join(layout.ROW_IDENTITY[table])
+    identity = ", ".join(ROW_IDENTITY[table])
     return sorted(query(f"select {identity} from ({sql})"))
 
 

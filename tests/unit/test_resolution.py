@@ -9,10 +9,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from imagelake.batch.compaction import compact_day, exactly_once, exactly_once_sql
+from imagelake.batch.compaction import compact_day
 from imagelake.images.phash import hamming, to_hex
 from imagelake.lake import layout
 from imagelake.lake.ids import new_image_id
+from imagelake.lake.read_rule import exactly_once, exactly_once_sql
 from imagelake.lake.store import Lake
 from imagelake.lake.tables import day_files, read_batch_table, read_table_file
 from imagelake.realtime.duplicate_resolution import metadata_key, settle

@@ -1,6 +1,8 @@
+from dataclasses import fields
+
 import pytest
 
-from imagelake.settings import RETENTION_DAYS, SettingsError, load_settings, parse_api_keys
+from imagelake.settings import RETENTION_DAYS, Settings, SettingsError, load_settings, parse_api_keys
 
 
 def test_local_defaults_point_at_the_embedded_stack(tmp_path):
@@ -99,3 +101,12 @@ def test_the_lake_takes_its_url_by_the_same_rule():
     for bad in ("ftp://host/lake", "file://relative/lake", "s3:///no-bucket"):
         with pytest.raises(ValueError, match="lake url must be"):
             Lake(bad)
+
+
+def test_an_empty_environment_gives_each_fields_one_default():
+    """load_settings reads its defaults from Settings, so each default is written once."""
+    loaded, declared = load_settings({}), Settings()
+    derived = {"lake_url"}  # from the data folder
+    assert {f.name: getattr(loaded, f.name) for f in fields(Settings) if f.name not in derived} == {
+        f.name: getattr(declared, f.name) for f in fields(Settings) if f.name not in derived
+    }

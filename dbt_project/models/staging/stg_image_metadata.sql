@@ -44,11 +44,12 @@ renamed as (
 
 )
 
--- An image processed in two batches (a redelivered event) keeps its first result.
--- Of two copies of one result (a correction written beside a compacted file),
--- the earliest duplicate_of is the better-informed one (imagelake/lake/layout.py).
+-- One row per image, chosen by the read rule's image order (imagelake/lake/read_rule.py,
+-- IMAGE_ROW_ORDER, which owns it: tests/unit/test_read_rule.py holds this clause to it).
+-- An image processed in two batches (a redelivered event) keeps its first result; of two
+-- copies of one result (a correction beside a compacted file), the earliest duplicate_of.
 select * from renamed
 qualify row_number() over (
         partition by upload_date, image_id
-        order by processed_at, batch_id, duplicate_of nulls last
+        order by processed_at asc nulls last, batch_id asc nulls last, duplicate_of asc nulls last
     ) = 1
