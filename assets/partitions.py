@@ -10,6 +10,9 @@ from imagelake.settings import get_settings
 #: One partition per Kafka micro-batch; the key is the batch id
 #: ``<topic>-<partition>-<first offset>-<last offset>``, added by the Kafka sensor.
 UPLOAD_BATCHES = "upload_batches"
+#: Run tag: the UTC day the Kafka sensor planned a batch; dead letters without a Kafka timestamp
+#: (offsets lost from Kafka) are filed under it.
+PLANNED_ON_TAG = "imagelake/planned_on"
 upload_batches = dg.DynamicPartitionsDefinition(name=UPLOAD_BATCHES)
 
 #: One partition per upload date (UTC), today's included: the batch jobs' unit of work.

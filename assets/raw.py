@@ -1,11 +1,13 @@
 """The raw zone: uploaded images (written by the API) and each Kafka batch, archived."""
 
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from assets.materialization import files_metadata, preview
-from assets.partitions import upload_batches
+from assets.partitions import PLANNED_ON_TAG, upload_batches
+from imagelake.lake import layout
 from imagelake.lake.layout import RAW_IMAGES, BatchId
 from imagelake.lake.tables import write_batch_table
 from imagelake.realtime.batches import split_messages
@@ -42,12 +44,15 @@ def upload_events(
     started = time.monotonic()
     with kafka.consumer() as consumer:
         messages, missing = read_batch(consumer, batch, get_settings().kafka_poll_timeout_s)
-    split = split_messages(batch, messages, missing)
+    # The day the sensor planned the batch (a re-run keeps it, so it rewrites the same files).
+    detected_on = context.run.tags.get(PLANNED_ON_TAG) or layout.dt_of(datetime.now(UTC))
+    split = split_messages(batch, messages, missing, detected_on)
     store = lake.lake()
     files = write_batch_table(store, "upload_events", str(batch), split.event_rows, split.event_dts)
     files += write_batch_table(store, "dead_letters", str(batch), split.dead_rows, split.dead_dts)
     for row in split.dead_rows:
         context.log.warning(f"offset {row['kafka_offset']} of {batch} dead-lettered: {row['reason']}")
+    lost = sum(last - first + 1 for first, last in missing)
     context.log.info(
         f"{batch}: {len(split.event_rows)} events, {len(split.dead_rows)} dead letters, {len(files)} files"
     )
@@ -55,6 +60,7 @@ def upload_events(
         metadata={
             "events": len(split.event_rows),
             "dead_letters": len(split.dead_rows),
+            "offsets_lost_from_kafka": lost,
             "kafka_partition": batch.partition,
             "offsets": f"{batch.first}-{batch.last}",
             "duration_s": round(time.monotonic() - started, 3),

@@ -11,10 +11,12 @@ wait on Kafka and the next tick cuts them into fewer, larger batches.
 """
 
 import json
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.partitions import upload_batches
+from assets.partitions import PLANNED_ON_TAG, upload_batches
+from imagelake.lake.layout import BatchId
 from imagelake.realtime.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
 from imagelake.settings import get_settings
 from orchestration.jobs import realtime_batch_job
@@ -91,25 +93,32 @@ def kafka_upload_sensor(
     plan = plan_batches(
         kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick
     )
-    for partition, (first, last) in plan.skipped.items():
+    for lost in plan.expired:
         context.log.error(
-            f"{kafka.topic}[{partition}] offsets {first}-{last} expired from Kafka before they were read"
+            f"{kafka.topic}[{lost.partition}] offsets {lost.first}-{lost.last} expired from Kafka before they "
+            f"were read: batch {lost} records them as a dead letter"
         )
-    if not plan.batches:
+    if not plan.batches and not plan.expired:
         if plan.cursor != cursor:
             return dg.SensorResult(cursor=dump_cursor(plan.cursor), skip_reason="no new upload events")
         return dg.SkipReason(f"no new upload events (next offsets {dump_cursor(plan.cursor)})")
-    keys = [str(b) for b in plan.batches]
+    planned_on = datetime.now(UTC).date().isoformat()
+    requests = [batch_request(b, planned_on) for b in plan.batches]
+    requests += [batch_request(b, planned_on, expired=True) for b in plan.expired]
+    keys = [r.partition_key for r in requests if r.partition_key]
     context.log.info(f"{len(keys)} new batch(es): {', '.join(keys)}")
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=key,
-                partition_key=key,
-                tags={"imagelake/kafka_partition": str(b.partition), "imagelake/events": str(b.size)},
-            )
-            for key, b in zip(keys, plan.batches, strict=True)
-        ],
+        run_requests=requests,
         dynamic_partitions_requests=[upload_batches.build_add_request(keys)],
         cursor=dump_cursor(plan.cursor),
     )
+
+
+def batch_request(batch: BatchId, planned_on: str, expired: bool = False) -> dg.RunRequest:
+    """The run of one batch: its run key is the batch id, so a re-proposed batch runs once."""
+    key = str(batch)
+    tags = {"imagelake/kafka_partition": str(batch.partition), PLANNED_ON_TAG: planned_on}
+    tags["imagelake/events"] = "0" if expired else str(batch.size)
+    if expired:
+        tags["imagelake/expired_offsets"] = str(batch.size)
+    return dg.RunRequest(run_key=key, partition_key=key, tags=tags)

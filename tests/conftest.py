@@ -18,8 +18,16 @@ from infra.local.stack import Service, free_port, spawn, start_kafka, wait_for_p
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A real single-node Kafka broker (KRaft) for the whole session."""
-    service = start_kafka(tmp_path_factory.mktemp("kafka"), free_port())
+    """A real single-node Kafka broker (KRaft) for the whole session.
+
+    It applies retention every second (not every five minutes), so a test can watch a topic with
+    a short retention lose offsets.
+    """
+    service = start_kafka(
+        tmp_path_factory.mktemp("kafka"),
+        free_port(),
+        extra_properties={"log.retention.check.interval.ms": "1000"},
+    )
     try:
         ensure_topic(KafkaConnection(f"127.0.0.1:{service.port}"), "warmup", 1, timeout_s=60)
         yield service

@@ -41,6 +41,9 @@ DEAD_LETTERS = pa.schema(
         pa.field("message_value", pa.binary()),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("batch_id", pa.string(), nullable=False),
+        # The last offset the row stands for: a range of offsets lost from Kafka is one dead letter
+        # (kafka_offset..last_offset); equal to kafka_offset otherwise. Null in files older than it.
+        pa.field("last_offset", pa.int64()),
     ]
 )
 

@@ -40,17 +40,35 @@ class SplitBatch:
     dead_dts: list[str]
 
 
-def split_messages(batch: BatchId, messages: list[Message], missing_offsets: Iterable[int]) -> SplitBatch:
-    """Decode each message; anything that is not a valid event becomes a dead letter with its reason."""
+def split_messages(
+    batch: BatchId,
+    messages: list[Message],
+    missing: Iterable[tuple[int, int]],
+    detected_on: str,
+) -> SplitBatch:
+    """Decode each message; anything that is not a valid event becomes a dead letter with its reason.
+
+    Offsets gone from Kafka (``missing``, as ranges) become one dead letter per range. A dead letter
+    lives under the day Kafka received its message; one without a timestamp (an expired offset)
+    under the batch's earliest message's day, else ``detected_on`` (the day the loss was found), so
+    it is kept for the retention period from then like any dead letter.
+    """
     stamps = [m.timestamp for m in messages if m.timestamp is not None]
-    fallback_dt = layout.dt_of(min(stamps)) if stamps else None
+    fallback_dt = layout.dt_of(min(stamps)) if stamps else detected_on
     events: list[UploadEvent] = []
     event_rows: list[dict] = []
     event_dts: list[str] = []
     dead_rows: list[dict] = []
     dead_dts: list[str] = []
 
-    def dead(offset: int, ts: datetime | None, key: bytes | None, value: bytes | None, reason: str) -> None:
+    def dead(
+        offset: int,
+        ts: datetime | None,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        last_offset: int | None = None,
+    ) -> None:
         dead_rows.append(
             {
                 "topic": batch.topic,
@@ -61,9 +79,10 @@ def split_messages(batch: BatchId, messages: list[Message], missing_offsets: Ite
                 "message_value": value,
                 "reason": reason,
                 "batch_id": str(batch),
+                "last_offset": offset if last_offset is None else last_offset,
             }
         )
-        dead_dts.append(layout.dt_of(ts) if ts else fallback_dt or "1970-01-01")
+        dead_dts.append(layout.dt_of(ts) if ts else fallback_dt)
 
     for msg in messages:
         try:
@@ -90,8 +109,8 @@ def split_messages(batch: BatchId, messages: list[Message], missing_offsets: Ite
             }
         )
         event_dts.append(event.dt)
-    for offset in missing_offsets:
-        dead(offset, None, None, None, MISSING_FROM_KAFKA)
+    for first, last in missing:
+        dead(first, None, None, None, f"{MISSING_FROM_KAFKA}: offsets {first}-{last}", last_offset=last)
     return SplitBatch(events, event_rows, event_dts, dead_rows, dead_dts)
 
 

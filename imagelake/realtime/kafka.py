@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -142,8 +142,9 @@ class BatchPlan:
 
     batches: list[BatchId]
     cursor: dict[int, int]
-    #: Offsets that expired from Kafka before anyone read them, per partition.
-    skipped: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Offsets that expired from Kafka before anyone read them, one range per partition: each is run
+    #: as a batch of its own, which records it as a dead letter (nothing is read).
+    expired: list[BatchId] = field(default_factory=list)
 
 
 def plan_batches(
@@ -160,11 +161,11 @@ def plan_batches(
     its earliest offset: nothing already in the topic is lost.
     """
     nxt: dict[int, int] = {}
-    skipped: dict[int, tuple[int, int]] = {}
-    for partition, (low, _high) in watermarks.items():
+    expired: list[BatchId] = []
+    for partition, (low, _high) in sorted(watermarks.items()):
         start = cursor.get(partition, low)
         if start < low:
-            skipped[partition] = (start, low - 1)
+            expired.append(BatchId(topic, partition, start, low - 1))
             start = low
         nxt[partition] = start
     batches: list[BatchId] = []
@@ -182,7 +183,7 @@ def plan_batches(
             progressed = True
     cursor_out = {int(p): int(o) for p, o in cursor.items()}
     cursor_out.update(nxt)
-    return BatchPlan(batches=batches, cursor=cursor_out, skipped=skipped)
+    return BatchPlan(batches=batches, cursor=cursor_out, expired=expired)
 
 
 @dataclass(frozen=True)
@@ -204,18 +205,40 @@ def _timestamp(msg) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def read_batch(consumer: Consumer, batch: BatchId, timeout_s: float) -> tuple[list[Message], list[int]]:
+def missing_ranges(first: int, last: int, present: Iterable[int]) -> list[tuple[int, int]]:
+    """The gaps of ``first..last`` that ``present`` does not cover, as (first, last) ranges."""
+    gaps, expected = [], first
+    for offset in sorted(o for o in present if first <= o <= last):
+        if offset > expected:
+            gaps.append((expected, offset - 1))
+        expected = offset + 1
+    if expected <= last:
+        gaps.append((expected, last))
+    return gaps
+
+
+def read_batch(
+    consumer: Consumer, batch: BatchId, timeout_s: float
+) -> tuple[list[Message], list[tuple[int, int]]]:
     """Read exactly the offsets of ``batch``.
 
-    Returns the messages and the offsets that are gone from the log (expired
-    by Kafka's retention before the batch ran). Raises
-    :class:`KafkaUnavailable` if the range cannot be read within the timeout,
-    so a run fails loudly instead of archiving half a batch.
+    Returns the messages and the ranges of offsets that are gone from the log
+    (expired by Kafka's retention before the batch ran: below the partition's
+    first offset, or a gap in it). Raises :class:`KafkaUnavailable` if the range
+    cannot be read within the timeout, so a run fails loudly instead of
+    archiving half a batch.
     """
-    consumer.assign([TopicPartition(batch.topic, batch.partition, batch.first)])
+    partition = TopicPartition(batch.topic, batch.partition)
+    try:
+        low, _high = consumer.get_watermark_offsets(partition, timeout=timeout_s, cached=False)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot fetch offsets of {batch.topic}[{batch.partition}]: {exc}") from exc
     messages: dict[int, Message] = {}
+    if low > batch.last:  # every offset expired: nothing to read
+        return [], missing_ranges(batch.first, batch.last, ())
+    consumer.assign([TopicPartition(batch.topic, batch.partition, max(batch.first, low))])
     deadline = time.monotonic() + timeout_s
-    position = batch.first
+    position = max(batch.first, low)
     try:
         while position <= batch.last:
             remaining = deadline - time.monotonic()
@@ -249,5 +272,4 @@ def read_batch(consumer: Consumer, batch: BatchId, timeout_s: float) -> tuple[li
             position = offset + 1
     finally:
         consumer.unassign()
-    missing = [o for o in range(batch.first, batch.last + 1) if o not in messages]
-    return [messages[o] for o in sorted(messages)], missing
+    return [messages[o] for o in sorted(messages)], missing_ranges(batch.first, batch.last, messages)

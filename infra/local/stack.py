@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,7 +301,9 @@ def wait_for_port(service: Service, timeout: float) -> None:
     )
 
 
-def kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def kafka_properties(
+    data_dir: Path, port: int, controller_port: int, extra: Mapping[str, str] | None = None
+) -> str:
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -320,6 +322,7 @@ def kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
             "share.coordinator.state.topic.replication.factor=1",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            *(f"{key}={value}" for key, value in (extra or {}).items()),
             "",
         ]
     )
@@ -331,6 +334,7 @@ def start_kafka(
     controller_port: int | None = None,
     timeout: float = 90.0,
     keep_fds: tuple[int, ...] = (),
+    extra_properties: Mapping[str, str] | None = None,
 ) -> Service:
     """A single-node KRaft broker on 127.0.0.1:``port``; storage formatted on first start.
 
@@ -345,7 +349,7 @@ def start_kafka(
     controller_port = controller_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     props = data_dir / "server.properties"
-    props.write_text(kafka_properties(data_dir, port, controller_port))
+    props.write_text(kafka_properties(data_dir, port, controller_port, extra_properties))
     classpath = f"{jars('kafka')}/*"
     jvm = [
         java(),

@@ -25,16 +25,25 @@ def msg(offset: int, value: bytes | None) -> Message:
 
 def test_split_sorts_events_from_dead_letters_with_reasons():
     event = make_event()
-    split = split_messages(BATCH, [msg(10, event.encode()), msg(11, b"garbage"), msg(12, None)], [13, 14])
+    split = split_messages(
+        BATCH, [msg(10, event.encode()), msg(11, b"garbage"), msg(12, None)], [(13, 14)], "2026-12-01"
+    )
     assert [e.image_id for e in split.events] == [event.image_id]
     assert split.event_rows[0]["kafka_offset"] == 10 and split.event_rows[0]["batch_id"] == str(BATCH)
     assert split.event_dts == ["2026-11-24"]
-    assert [r["kafka_offset"] for r in split.dead_rows] == [11, 12, 13, 14]
+    assert [(r["kafka_offset"], r["last_offset"]) for r in split.dead_rows] == [(11, 11), (12, 12), (13, 14)]
     reasons = [r["reason"] for r in split.dead_rows]
     assert reasons[0].startswith("invalid upload event") and reasons[1] == "empty message"
-    assert reasons[2:] == [MISSING_FROM_KAFKA, MISSING_FROM_KAFKA]
+    assert reasons[2] == f"{MISSING_FROM_KAFKA}: offsets 13-14"
     assert split.dead_rows[0]["message_value"] == b"garbage"
-    assert split.dead_dts == ["2026-11-24"] * 4
+    assert split.dead_dts == ["2026-11-24"] * 3  # the batch's messages' day
+
+
+def test_a_batch_whose_offsets_all_expired_files_its_dead_letter_under_the_day_it_was_found():
+    split = split_messages(BatchId("image-uploads", 1, 0, 999), [], [(0, 999)], "2026-12-01")
+    assert split.events == [] and len(split.dead_rows) == 1
+    assert (split.dead_rows[0]["kafka_offset"], split.dead_rows[0]["last_offset"]) == (0, 999)
+    assert split.dead_dts == ["2026-12-01"]  # not 1970-01-01: kept for the retention period from today
 
 
 def test_a_redelivered_event_is_processed_once():

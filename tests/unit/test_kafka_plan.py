@@ -13,7 +13,7 @@ def test_first_tick_starts_at_the_earliest_offset_and_cuts_batches():
         BatchId(T, 2, 10, 11),
     ]
     assert plan.cursor == {0: 5, 1: 0, 2: 12}
-    assert plan.skipped == {}
+    assert plan.expired == []
 
 
 def test_nothing_new_gives_no_batches_and_the_same_cursor():
@@ -27,9 +27,9 @@ def test_partitions_are_served_round_robin_under_the_cap():
     assert plan.cursor == {0: 20, 1: 10}
 
 
-def test_expired_offsets_are_reported_and_skipped():
+def test_expired_offsets_become_a_batch_of_their_own():
     plan = plan_batches(T, {0: 3}, {0: (10, 12)}, batch_size=5, max_batches=5)
-    assert plan.skipped == {0: (3, 9)}
+    assert plan.expired == [BatchId(T, 0, 3, 9)]
     assert plan.batches == [BatchId(T, 0, 10, 11)]
 
 

@@ -17,7 +17,7 @@ def test_batch_files_are_split_by_upload_date_and_read_back(lake):
         image_id=e1.image_id,
         key=f"raw/images/dt=2026-11-21/{e1.image_id}",
     )
-    split = split_messages(BATCH, [msg(10, e1.encode()), msg(11, e2.encode())], [])
+    split = split_messages(BATCH, [msg(10, e1.encode()), msg(11, e2.encode())], [], "2026-11-24")
     files = write_batch_table(lake, "upload_events", str(BATCH), split.event_rows, split.event_dts)
     assert [f.key for f in files] == [
         f"raw/events/dt=2026-11-21/{BATCH}.parquet",
@@ -29,7 +29,7 @@ def test_batch_files_are_split_by_upload_date_and_read_back(lake):
 
 
 def test_rewriting_a_batch_gives_identical_bytes(lake):
-    split = split_messages(BATCH, [msg(10, make_event().encode())], [])
+    split = split_messages(BATCH, [msg(10, make_event().encode())], [], "2026-11-24")
     first = write_batch_table(lake, "upload_events", str(BATCH), split.event_rows, split.event_dts)
     before = lake.get(first[0].key)
     again = write_batch_table(lake, "upload_events", str(BATCH), split.event_rows, split.event_dts)

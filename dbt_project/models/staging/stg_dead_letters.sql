@@ -12,8 +12,11 @@ renamed as (
         topic,
         kafka_partition,
         kafka_offset,
+        -- a range of offsets lost from Kafka is one dead letter (kafka_offset..last_offset)
+        coalesce(last_offset, kafka_offset) as last_offset,
         kafka_timestamp,
-        -- the day Kafka received the message (on Redshift null for offsets that expired unread)
+        -- the day Kafka received the message, or for offsets that expired unread the day the loss
+        -- was found (on Redshift, whose tables are not partitioned, null for those)
         {{ lake_day('kafka_timestamp') }} as received_date,
         reason,
         batch_id
