@@ -1,6 +1,6 @@
 """``make bench-realtime``: the real-time path against its baselines, measured in one run.
 
-1. Per image: our metadata + hash path (``imagelake.images.checks.describe``: one DCT-scaled
+1. Per image: our metadata + hash path (``imagelake.images.facts.describe``: one DCT-scaled
    decode, EXIF, pHash, statistics) against the naive baseline (full decode, EXIF
    transpose, ``imagehash.phash``) on a corpus this script generates deterministically:
    24 photo-like 12 MP JPEGs and 6 PNGs. Each image is timed both ways, interleaved,

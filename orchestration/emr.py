@@ -1,7 +1,7 @@
 """Dagster Pipes on EMR Serverless: the client and its message reader (prod only).
 
 Kept apart from orchestration/spark.py so that only a run that really starts
-an EMR job imports ``dagster_aws``: that import costs about half a CPU-second,
+an EMR job imports ``dagster_aws``: its import is costly (docs/benchmarks.md),
 and every run process (a real-time batch every few seconds) would pay it.
 """
 

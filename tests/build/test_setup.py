@@ -20,7 +20,17 @@ MAKEFILE = (PROJECT_ROOT / "Makefile").read_text()
 UV_VERSION = re.search(r"^UV_VERSION := (\S+)$", MAKEFILE, re.M).group(1)  # type: ignore[union-attr]
 #: What a checkout holds that a copy for these tests must not: local state, caches, build output.
 NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", ".data", ".data-*", "target", "logs", "cdk.out", "node_modules", "*_cache", "__pycache__"
+    ".git",
+    ".venv",
+    ".cache",
+    ".data",
+    ".data-*",
+    "target",
+    "logs",
+    "cdk.out",
+    "node_modules",
+    "*_cache",
+    "__pycache__",
 )
 
 
@@ -43,7 +53,9 @@ def make(checkout: Path, *args: str, env: dict[str, str] | None = None, net: boo
 
 def test_a_pyproject_edited_without_make_lock_stops_set_up_and_names_make_lock(checkout: Path):
     pyproject = checkout / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('  "packaging>=23",', '  "packaging>=23",\n  "six>=1.16",', 1))
+    pyproject.write_text(
+        pyproject.read_text().replace('  "packaging>=23",', '  "packaging>=23",\n  "six>=1.16",', 1)
+    )
     done = make(checkout, "venv", f"UV={find_uv()}")
     assert done.returncode != 0
     assert "run 'make lock'" in done.stdout + done.stderr
@@ -87,7 +99,9 @@ def test_uv_missing_is_bootstrapped_at_the_pinned_version(checkout: Path):
 
 
 def network_namespaces_work() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(["unshare", "--net", "true"]).returncode == 0
+    return (
+        shutil.which("unshare") is not None and subprocess.run(["unshare", "--net", "true"]).returncode == 0
+    )
 
 
 @pytest.mark.skipif(not network_namespaces_work(), reason="cannot cut this process off the network")

@@ -1,5 +1,7 @@
 """The dbt sources declare the lake tables exactly as imagelake/lake/schemas.py and layout.py do."""
 
+import re
+
 import pyarrow as pa
 import pytest
 import yaml
@@ -7,6 +9,7 @@ import yaml
 from assets.warehouse import DBT_PROJECT_DIR, LAKE_TABLE_ASSETS
 from imagelake.lake.layout import TABLE_PREFIXES
 from imagelake.lake.schemas import SCHEMAS
+from imagelake.settings import PROJECT_ROOT, RETENTION_DAYS, WAREHOUSE_LOOKBACK_DAYS
 
 
 def duckdb_type(data_type: pa.DataType) -> str:
@@ -47,3 +50,12 @@ def test_source_columns_match_the_parquet_schema(table: str):
 @pytest.mark.parametrize("table", sorted(SCHEMAS))
 def test_source_reads_the_tables_folder(table: str):
     assert lake_tables()[table]["config"]["meta"]["lake_prefix"] + "/" == TABLE_PREFIXES[table]
+
+
+def test_dbt_falls_back_to_the_settings_defaults_not_to_its_own():
+    """dbt_project.yml needs a default for each variable (``dbt parse`` without the environment);
+    the settings own the values, so the two must agree."""
+    text = (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text()
+    defaults = dict(re.findall(r"env_var\('(IMAGELAKE_\w+)', '([^']*)'\)", text))
+    assert defaults["IMAGELAKE_RETENTION_DAYS"] == str(RETENTION_DAYS)
+    assert defaults["IMAGELAKE_LOOKBACK_DAYS"] == str(WAREHOUSE_LOOKBACK_DAYS)
