@@ -12,7 +12,10 @@ read rule prefers: :mod:`imagelake.lake.read_rule`).
 - A late event for a compacted day lands in a new batch file beside the
   compacted one; the next compaction folds both into a new generation.
 - A file written after the listing (a batch re-run, a late batch) is never
-  deleted: only the listed files go, and only if they are unchanged since.
+  deleted: only the listed files go, and each only by a conditional delete of
+  the very bytes compaction read (its ETag: S3's ``If-Match``, locally an atomic
+  rename-aside and check, :meth:`imagelake.lake.store.Lake.delete_if_unchanged`).
+  A file rewritten since, even within the same second and at the same size, stays.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from imagelake.batch.job_params import JobParams
 from imagelake.lake import layout
 from imagelake.lake.read_rule import exactly_once
 from imagelake.lake.store import Lake, ObjectInfo
-from imagelake.lake.tables import day_files, read_table_file, to_parquet_bytes
+from imagelake.lake.tables import day_files, read_table_file, read_table_file_tagged, to_parquet_bytes
 
 #: Tables compaction reorganises: every batch-written table of the lake.
 COMPACTED_TABLES: tuple[str, ...] = tuple(layout.TABLE_PREFIXES)
@@ -118,8 +121,9 @@ def compact_day(
     if len(files) <= 1 or is_compacted_generation(files):
         return DayResult(table_name, dt, "unchanged", len(files), bytes_before=before, bytes_after=before)
 
-    sources = [read_table_file(lake, table_name, f.key) for f in files]
-    combined = pa.concat_tables(sources)
+    read = [read_table_file_tagged(lake, table_name, f.key) for f in files]
+    combined = pa.concat_tables([table for table, _ in read])
+    read_tags = {f.key: e_tag for f, (_, e_tag) in zip(files, read, strict=True)}
     rows = exactly_once(combined, table_name)
     digest = generation_digest([f.key for f in files])
     parts = max(1, math.ceil(before / target_bytes))
@@ -140,15 +144,16 @@ def compact_day(
     if after_verify is not None:
         after_verify(written)
 
+    # Only the bytes that were compacted go: a file rewritten since it was read (a duplicate
+    # correction, a re-run) fails the conditional delete and stays for the next compaction.
     deleted, kept = [], []
     for f in files:
         if f.key in written:
             continue
-        now = lake.head(f.key)
-        if now is not None and (now.size != f.size or now.last_modified != f.last_modified):
-            kept.append(f.key)  # rewritten since the listing: the next compaction takes it
+        e_tag = read_tags[f.key]
+        if e_tag is None or not lake.delete_if_unchanged(f.key, e_tag):
+            kept.append(f.key)
             continue
-        lake.delete(f.key)
         deleted.append(f.key)
     after = sum(o.size for o in lake.list(layout.day_prefix(table_name, dt)))
     return DayResult(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import boto3
 import obstore
+from botocore.exceptions import ClientError
 from obstore.exceptions import AlreadyExistsError
 from obstore.store import LocalStore, S3Store
 
@@ -37,10 +41,41 @@ class ObjectInfo:
     key: str
     size: int
     last_modified: datetime
+    #: Names one version of the object's bytes (S3's ETag; locally inode, mtime and size).
+    e_tag: str | None = None
 
 
 def _info(meta: Mapping[str, Any]) -> ObjectInfo:
-    return ObjectInfo(key=meta["path"], size=int(meta["size"]), last_modified=meta["last_modified"])
+    return ObjectInfo(
+        key=meta["path"], size=int(meta["size"]), last_modified=meta["last_modified"], e_tag=meta.get("e_tag")
+    )
+
+
+def _local_e_tag(path: Path) -> str:
+    """The ETag obstore's LocalStore gives a file: inode, mtime (microseconds) and size, in hex."""
+    st = path.stat()
+    return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
+
+
+def _delete_local_if(path: Path, e_tag: str) -> bool:
+    """Delete ``path`` only if it is still the file ``e_tag`` names.
+
+    The file is first renamed aside (atomic), so what is checked is what is deleted. A file that
+    changed is put back, unless something newer has taken its name meanwhile (that one stays).
+    The aside name does not end in ``.parquet``: no reader's glob ever sees it.
+    """
+    aside = path.with_name(f".{path.name}.deleting-{uuid.uuid4().hex}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True
+    if _local_e_tag(aside) == e_tag:
+        aside.unlink()
+        return True
+    with contextlib.suppress(FileExistsError):
+        os.link(aside, path)
+    aside.unlink()
+    return False
 
 
 class Lake:
@@ -68,6 +103,7 @@ class Lake:
                 self._store = S3Store(parsed.netloc, prefix=prefix, region=region)
         self.s3_endpoint = s3_endpoint
         self.region = region
+        self._boto: Any = None
 
     @classmethod
     def from_settings(cls, settings) -> Lake:
@@ -100,14 +136,48 @@ class Lake:
         with contextlib.suppress(FileNotFoundError):
             obstore.delete(self._store, key)
 
+    def delete_if_unchanged(self, key: str, e_tag: str) -> bool:
+        """Delete an object only if it still is the version ``e_tag`` names; False if it changed since
+        (it is kept). True if it is gone, deleted now or before."""
+        if self.root is not None:
+            return _delete_local_if(self.root / key, e_tag)
+        parsed = urlparse(self.url)
+        prefix = parsed.path.strip("/")
+        try:
+            self._s3_client().delete_object(
+                Bucket=parsed.netloc, Key=f"{prefix}/{key}" if prefix else key, IfMatch=e_tag
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "412"):
+                return False
+            if code in ("NoSuchKey", "404"):
+                return True
+            raise
+        return True
+
+    def _s3_client(self):
+        """boto3 for what obstore does not offer (a conditional delete); same endpoint and region."""
+        if self._boto is None:
+            kwargs: dict[str, Any] = {"region_name": self.region}
+            if self.s3_endpoint:
+                kwargs["endpoint_url"] = self.s3_endpoint
+            self._boto = boto3.client("s3", **kwargs)
+        return self._boto
+
     async def delete_async(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)
 
     # -- reads ----------------------------------------------------------------
     def get(self, key: str) -> bytes:
+        return self.get_tagged(key)[0]
+
+    def get_tagged(self, key: str) -> tuple[bytes, str | None]:
+        """An object's bytes and the ETag of exactly those bytes (for :meth:`delete_if_unchanged`)."""
         try:
-            return obstore.get(self._store, key).bytes().to_bytes()
+            result = obstore.get(self._store, key)
+            return result.bytes().to_bytes(), result.meta.get("e_tag")
         except FileNotFoundError as exc:
             raise ObjectMissing(key) from exc
 

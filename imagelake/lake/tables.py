@@ -92,7 +92,10 @@ class CorruptLakeFile(ValueError):
 
 def read_lake_parquet(lake: Lake, key: str) -> pa.Table:
     """One Parquet object of the lake as it is stored; :class:`CorruptLakeFile` if it does not decode."""
-    data = lake.get(key)
+    return _decoded(key, lake.get(key))
+
+
+def _decoded(key: str, data: bytes) -> pa.Table:
     try:
         return from_parquet_bytes(data)
     except (pa.ArrowException, OSError) as exc:
@@ -102,6 +105,12 @@ def read_lake_parquet(lake: Lake, key: str) -> pa.Table:
 def read_table_file(lake: Lake, table_name: str, key: str) -> pa.Table:
     """One Parquet file of a lake table, in the table's schema."""
     return conform(read_lake_parquet(lake, key), SCHEMAS[table_name])
+
+
+def read_table_file_tagged(lake: Lake, table_name: str, key: str) -> tuple[pa.Table, str | None]:
+    """:func:`read_table_file`, and the ETag of the bytes read (to delete exactly them later)."""
+    data, e_tag = lake.get_tagged(key)
+    return conform(_decoded(key, data), SCHEMAS[table_name]), e_tag
 
 
 def day_files(lake: Lake, table_name: str, dt: str) -> list[ObjectInfo]:
