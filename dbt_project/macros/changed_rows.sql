@@ -8,13 +8,16 @@
     Why: the refresh rebuilds today every half minute and the lookback days
     every hour, and nearly all of their rows have not changed since the last
     build. Deleting and writing them all again costs the writes and then a
-    compaction of the deleted rows (a vacuum at DuckDB's next checkpoint,
-    0.7 s for one day of 150,000 images; a VACUUM DELETE on Redshift). The
-    comparison costs two set differences over the window's rows.
+    compaction of the deleted rows (a vacuum at DuckDB's next checkpoint; a
+    VACUUM DELETE on Redshift), work that grows with the day's images whether
+    or not they changed. The comparison costs two set differences over the
+    window's rows, and no write for a row that stayed the same (measured in
+    docs/benchmarks.md, section "bench-marts").
 
     Rows are compared whole with EXCEPT, which takes two nulls as equal. The
-    days are looked up `distinct`: a semi-join on every new row's day took
-    0.54 s instead of 0.31 s at 600,000 images a day.
+    days are looked up `distinct`: a semi-join on every new row's day would
+    look the day up once per new row instead of once per day of the window
+    (docs/benchmarks.md, section "bench-marts").
     The new rows must be unique on `row_key` (a data test says so).
 -#}
 {% macro get_incremental_changed_rows_sql(arg_dict) -%}

@@ -2,7 +2,8 @@
     Views on DuckDB (the local warehouse) are created again only when their SQL
     changed. A view's SQL is all there is to it, and the refresh every half
     minute would otherwise re-create every staging view, a catalog write and a
-    re-bind of every lake file each: 7 % of a one-day build's CPU. The md5 of
+    re-bind of every lake file each, work that buys nothing when the SQL is the
+    same (measured in docs/benchmarks.md, section "bench-marts"). The md5 of
     the compiled SQL is kept as the view's comment, and a view whose comment
     matches is left alone. A full refresh, a hook, new SQL (the lake's first
     files replacing the empty stand-in of macros/lake_source.sql, another lake

@@ -1,8 +1,9 @@
 """What every mart should hold, computed from the lake's Parquet in plain pandas.
 
 An independent second implementation of the marts' definitions (docs in
-dbt_project/models/marts/_marts.yml), used to check the dbt models against the
-curated data they read. It reads the files directly and shares no SQL.
+dbt_project/models/marts/, each model's YAML beside its SQL), used to check the
+dbt models against the curated data they read. It reads the files directly and
+shares no SQL.
 """
 
 from __future__ import annotations
