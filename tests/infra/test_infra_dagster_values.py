@@ -166,6 +166,10 @@ CHART_KEYS = {
             }
         },
     },
+    "concurrency": {
+        "pools": {"defaultLimit": int, "granularity": str, "opGranularityRunBuffer": int},
+        "runs": {"maxConcurrentRuns": int, "tagConcurrencyLimits": list},
+    },
     "rabbitmq": {"enabled": bool},
     "redis": {"enabled": bool},
     "flower": {"enabled": bool},

@@ -132,3 +132,10 @@ def test_deploy_env_has_the_image_commands(deploy_python: Path):
     assert (deploy_python.parent / "dagster").exists()
     done = run_in(deploy_python, "import imagelake.api.__main__, uvicorn", production_environment())
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_production_and_local_instances_limit_the_same_pools():
+    """The maintenance pool keeps compaction and garbage collection apart in prod as it does locally."""
+    local = yaml.safe_load(LOCAL_INSTANCE.read_text())["concurrency"]["pools"]
+    prod = render_instance(load_values())["concurrency"]["pools"]
+    assert prod == local == {"default_limit": 1}
