@@ -24,7 +24,12 @@ from imagelake.lake.store import Lake
 from imagelake.lake.tables import CorruptLakeFile, read_batch_table
 from imagelake.realtime import batch_checks
 from imagelake.realtime.batches import build_metadata_rows, events_from_table, unique_events
-from imagelake.realtime.duplicate_resolution import Settlement, own_client_verdicts, settle
+from imagelake.realtime.duplicate_resolution import (
+    Settlement,
+    first_processed_at,
+    own_client_verdicts,
+    settle,
+)
 from imagelake.realtime.hash_index import HashIndex
 from imagelake.settings import get_settings
 from orchestration.resources import CatalogResource, LakeResource
@@ -175,10 +180,7 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
     started = time.monotonic()
     received = events_from_table(read_batch_table(store, "upload_events", batch_id))
     events = unique_events(received)
-    previous = read_batch_table(store, layout.IMAGE_METADATA, batch_id)
-    first_seen = dict(
-        zip(previous["image_id"].to_pylist(), previous["processed_at"].to_pylist(), strict=True)
-    )
+    first_seen = first_processed_at(store, batch_id, {event.dt for event in events})
     now = datetime.now(UTC)
     rows = build_metadata_rows(
         events,

@@ -10,8 +10,9 @@ every row exactly once before, during and after a compaction.
 
 **One row per image.** An image announced twice (a redelivered event) is owned by
 the smallest batch that saw it (:func:`owning_batch`); duplicate resolution drops
-the others' rows. Until it has, a reader that wants one row per image keeps the
-first by :data:`IMAGE_ROW_ORDER` (:func:`first_per_image`).
+the others' rows. Until it has, a reader that wants one row per image applies the
+read rule, then keeps each image's first result by :data:`IMAGE_ROW_ORDER`
+(:func:`first_per_image`).
 
 **Originals only move earlier.** ``duplicate_of`` names the earliest image a row
 duplicates; as batches land, an answer can only move to an earlier image (image
@@ -43,22 +44,17 @@ ROW_IDENTITY: dict[str, tuple[str, ...]] = {
 }
 
 #: Which of several rows with one identity a reader keeps: first by these (column, order) pairs,
-#: nulls last. Metadata keeps its first result; of two copies of it, the one with the earliest
-#: ``duplicate_of``: a correction of a compacted batch (imagelake.realtime.duplicate_resolution)
-#: beside the stale compacted copy, and answers only ever move earlier. A derivative row
-#: describes the newest write of its object.
+#: nulls last. Of two copies of a metadata row, the one with the earliest ``duplicate_of`` (a
+#: correction beside the stale compacted copy: answers only ever move earlier), whatever their
+#: ``processed_at`` says; then the first result (a re-run keeps it, so copies agree). A derivative
+#: row describes the newest write of its object.
 ROW_PREFERENCE: dict[str, Order] = {
-    IMAGE_METADATA: (("processed_at", "ascending"), ("duplicate_of", "ascending")),
+    IMAGE_METADATA: (("duplicate_of", "ascending"), ("processed_at", "ascending")),
     "derivatives": (("created_at", "descending"),),
 }
 
-#: One row per image of ``image_metadata``, whichever batches hold it: its first result, then
-#: the batch, then the copies' preference.
-IMAGE_ROW_ORDER: Order = (
-    ("processed_at", "ascending"),
-    ("batch_id", "ascending"),
-    ("duplicate_of", "ascending"),
-)
+#: Then one row per image of ``image_metadata``, whichever batches hold it: its first result.
+IMAGE_ROW_ORDER: Order = (("processed_at", "ascending"), ("batch_id", "ascending"))
 
 
 def order_sql(order: Order) -> str:
@@ -83,9 +79,14 @@ def _sort_key(order: Order):
 
 
 def first_per_image(rows: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """``image_metadata`` rows, one per image id: the first by :data:`IMAGE_ROW_ORDER`."""
+    """``image_metadata`` rows, one per image id: the read rule's row of each (batch, image), then
+    the first of those by :data:`IMAGE_ROW_ORDER`."""
+    identity = ROW_IDENTITY[IMAGE_METADATA]
+    per_identity: dict[tuple, Mapping[str, Any]] = {}
+    for row in sorted(rows, key=_sort_key(ROW_PREFERENCE[IMAGE_METADATA])):
+        per_identity.setdefault(tuple(row[c] for c in identity), row)
     first: dict[str, Mapping[str, Any]] = {}
-    for row in sorted(rows, key=_sort_key(IMAGE_ROW_ORDER)):
+    for row in sorted(per_identity.values(), key=_sort_key(IMAGE_ROW_ORDER)):
         first.setdefault(row["image_id"], row)
     return first
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -182,6 +183,21 @@ def _rows_of(lake: Lake, batch_id: str, dt: str, compacted: dict[str, pa.Table])
         compacted[dt] = _compacted_rows(lake, dt)
     day = compacted[dt]
     return day.filter(pc.equal(day["batch_id"], batch_id)).to_pylist() or None
+
+
+def first_processed_at(lake: Lake, batch_id: str, dts: Iterable[str]) -> dict[str, datetime]:
+    """When this batch first processed each of its images, from what an earlier run of it wrote.
+
+    A re-run keeps those moments, so it rewrites identical rows, and its copy of a row never
+    differs from a compacted copy but in a later correction (the read rule: one row per identity).
+    The rows are in the batch's files or, once compaction folded them away, in the compacted files.
+    """
+    compacted: dict[str, pa.Table] = {}
+    first: dict[str, datetime] = {}
+    for dt in sorted(set(dts)):
+        for row in _rows_of(lake, batch_id, dt, compacted) or []:
+            first.setdefault(row["image_id"], row["processed_at"])
+    return first
 
 
 @dataclass

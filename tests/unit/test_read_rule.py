@@ -10,8 +10,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from imagelake.lake.layout import IMAGE_METADATA
 from imagelake.lake.read_rule import (
     IMAGE_ROW_ORDER,
+    ROW_IDENTITY,
+    ROW_PREFERENCE,
     first_per_image,
     is_earlier_original,
     order_sql,
@@ -28,29 +31,36 @@ def normalised(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
 
 
-def test_staging_keeps_one_row_per_image_by_the_rules_image_order():
+def test_staging_keeps_the_rules_row_of_each_batch_then_of_each_image():
     sql = normalised((STAGING / "stg_image_metadata.sql").read_text())
-    clause = re.search(
-        r"qualify row_number\(\) over \( partition by upload_date, image_id order by (.*?) \) = 1", sql
-    )
-    assert clause, "stg_image_metadata keeps one row per image with a qualify clause"
-    assert clause.group(1) == order_sql(IMAGE_ROW_ORDER)
+    clauses = re.findall(r"qualify row_number\(\) over \( partition by ([\w, ]+?) order by (.*?) \) = 1", sql)
+    assert clauses == [
+        (
+            "upload_date, " + ", ".join(ROW_IDENTITY[IMAGE_METADATA]),
+            order_sql(ROW_PREFERENCE[IMAGE_METADATA]),
+        ),
+        ("upload_date, image_id", order_sql(IMAGE_ROW_ORDER)),
+    ]
+
+
+def row(image: str, seconds: int, batch: str, original: str | None) -> dict:
+    return {
+        "image_id": image,
+        "processed_at": T0 + timedelta(seconds=seconds),
+        "batch_id": batch,
+        "duplicate_of": original,
+    }
 
 
 def rows_with_ties() -> list[dict]:
     """Rows of one image that tie on the leading columns, so every column of the order decides once."""
     return [
-        {
-            "image_id": "X",
-            "processed_at": T0 + timedelta(seconds=1),
-            "batch_id": "t-0-0-9",
-            "duplicate_of": None,
-        },
-        {"image_id": "X", "processed_at": T0, "batch_id": "t-1-5-9", "duplicate_of": B},
-        {"image_id": "X", "processed_at": T0, "batch_id": "t-1-5-9", "duplicate_of": A},
-        {"image_id": "X", "processed_at": T0, "batch_id": "t-1-5-9", "duplicate_of": None},
-        {"image_id": "X", "processed_at": T0, "batch_id": "t-2-0-9", "duplicate_of": C},
-        {"image_id": "Y", "processed_at": T0, "batch_id": "t-0-0-9", "duplicate_of": None},
+        row("X", 1, "t-0-0-9", None),
+        row("X", 0, "t-1-5-9", B),
+        row("X", 0, "t-1-5-9", A),  # a correction keeps the row's processed_at, names an earlier original
+        row("X", 9, "t-1-5-9", None),  # a re-run's copy from before re-runs kept processed_at
+        row("X", 0, "t-2-0-9", C),
+        row("Y", 0, "t-0-0-9", None),
     ]
 
 
@@ -59,12 +69,17 @@ def test_python_and_sql_pick_the_same_row_per_image(shuffle: int):
     rows = list(list(permutations(rows_with_ties()))[shuffle * 97])
     python = {image: (r["batch_id"], r["duplicate_of"]) for image, r in first_per_image(rows).items()}
     candidates = pa.Table.from_pylist(rows)  # noqa: F841 (read by DuckDB below)
+    per_batch = (
+        "select * from candidates qualify row_number() over "
+        f"(partition by batch_id, image_id order by {order_sql(ROW_PREFERENCE[IMAGE_METADATA])}) = 1"
+    )
     picked = duckdb.sql(
-        "select image_id, batch_id, duplicate_of from candidates qualify row_number() over "
+        f"select image_id, batch_id, duplicate_of from ({per_batch}) qualify row_number() over "
         f"(partition by image_id order by {order_sql(IMAGE_ROW_ORDER)}) = 1"
     ).fetchall()
     assert python == {image: (batch, original) for image, batch, original in picked}
-    assert python["X"] == ("t-1-5-9", A)  # the first result; of its copies, the earliest original
+    # the first result's batch; of its copies, the correction, whatever its processed_at
+    assert python["X"] == ("t-1-5-9", A)
 
 
 def test_an_image_announced_twice_belongs_to_the_smallest_batch_by_offsets_not_by_spelling():

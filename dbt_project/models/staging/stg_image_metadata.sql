@@ -42,14 +42,25 @@ renamed as (
 
     from source
 
+),
+
+-- The read rule (imagelake/lake/read_rule.py owns it; tests/unit/test_read_rule.py holds these
+-- clauses to it). Of two copies of one batch's row (a correction beside a compacted file), the
+-- earliest duplicate_of, then the first result (ROW_PREFERENCE)...
+one_row_per_batch as (
+
+    select * from renamed
+    qualify row_number() over (
+            partition by upload_date, batch_id, image_id
+            order by duplicate_of asc nulls last, processed_at asc nulls last
+        ) = 1
+
 )
 
--- One row per image, chosen by the read rule's image order (imagelake/lake/read_rule.py,
--- IMAGE_ROW_ORDER, which owns it: tests/unit/test_read_rule.py holds this clause to it).
--- An image processed in two batches (a redelivered event) keeps its first result; of two
--- copies of one result (a correction beside a compacted file), the earliest duplicate_of.
-select * from renamed
+-- ...then an image processed in two batches (a redelivered event) keeps its first result
+-- (IMAGE_ROW_ORDER).
+select * from one_row_per_batch
 qualify row_number() over (
         partition by upload_date, image_id
-        order by processed_at asc nulls last, batch_id asc nulls last, duplicate_of asc nulls last
+        order by processed_at asc nulls last, batch_id asc nulls last
     ) = 1
