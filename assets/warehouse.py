@@ -49,8 +49,9 @@ BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_me
 
 #: What a warehouse run runs. Unit tests check SQL logic on fixed rows: CI runs them
 #: (tests/integration), refreshes do not. Nothing reads dbt's JSON artifacts (Dagster takes dbt's
-#: events from its output) and the per-build log keeps warnings and errors only: together they were
-#: a sixth of a one-day build (docs/design.md, "Warehouse").
+#: events from its output) and the per-build log keeps warnings and errors only: writing what no one
+#: reads would slow every refresh (docs/design.md, "Warehouse"; what it saves: docs/benchmarks.md,
+#: "bench-marts", which builds with these arguments).
 BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test", "--no-write-json", "--log-level-file", "warn"]
 
 #: How long the dbt folder of a failed or stopped build is kept for a look at its dbt.log.
@@ -200,8 +201,8 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
                 f"dbt's files of this build (dbt.log, compiled SQL) are kept in {invocation.target_path}"
             )
             raise
-    # Each build writes about 4 MB (compiled SQL, artifacts, dbt.log) to a folder of its own: with a
-    # refresh every half minute that fills a disk in days. A failed build keeps its folder, for a while.
+    # Each build writes its compiled SQL, artifacts and dbt.log to a folder of its own, and the sensor
+    # refreshes all day: kept, the folders would fill the disk. A failed build keeps its folder, for a while.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
     pruned = prune_build_folders(invocation.target_path.parent, context.op_execution_context.op.name)
     if pruned:
@@ -249,15 +250,15 @@ class InstalledDbtCliResource(DbtCliResource):
     """dagster-dbt's resource without two start-up costs a warehouse run does not need.
 
     Every ``cli()`` call first runs ``dbt --version`` to learn whether the
-    executable is dbt Core or Fusion (a second dbt process, importing all of
-    dbt: 2 s of each run's CPU), then loads dbt's adapter in this process
-    (1.1 s) for dagster-dbt's metadata fetchers. The executable here is the
-    dbt installed beside this interpreter (``dbt_resource``), so its version
-    is the installed dbt-core's. On DuckDB the run counts rows itself once dbt
-    has let go of the file (``table_row_counts``), so no adapter is loaded;
-    Redshift's counts come through the adapter (``fetch_row_counts``).
-    Both are private hooks of dagster-dbt 0.29: tests/unit/test_dbt_resource.py
-    fails if they move.
+    executable is dbt Core or Fusion: a second dbt process, which imports all
+    of dbt, in every run. Then it loads dbt's adapter in this process, for
+    dagster-dbt's metadata fetchers. The executable here is the dbt installed
+    beside this interpreter (``dbt_resource``), so its version is the installed
+    dbt-core's. On DuckDB the run counts rows itself once dbt has let go of the
+    file (``table_row_counts``), so no adapter is loaded; Redshift's counts come
+    through the adapter (``fetch_row_counts``). What each would cost a run:
+    docs/benchmarks.md, "bench-marts". Both are private hooks of dagster-dbt
+    (the version in uv.lock): tests/unit/test_dbt_resource.py fails if they move.
     """
 
     @cached_property
