@@ -8,13 +8,9 @@ nothing. What starts a run is in orchestration/warehouse_schedules.py.
 """
 
 import importlib.metadata
-import os
 import shutil
 import sys
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,8 +21,10 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from packaging import version
 
 from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
+from imagelake.warehouse.build_folders import BUILD_FOLDER_KEEP, prune_build_folders
+from imagelake.warehouse.build_turns import environment, single_writer
 from imagelake.warehouse.days import DayWindow
-from imagelake.warehouse.locks import exclusive, wait_until_unused
+from imagelake.warehouse.row_counts import count_rows
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -53,17 +51,6 @@ BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_me
 #: reads would slow every refresh (docs/design.md, "Warehouse"; what it saves: docs/benchmarks.md,
 #: "bench-marts", which builds with these arguments).
 BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test", "--no-write-json", "--log-level-file", "warn"]
-
-#: How long the dbt folder of a failed or stopped build is kept for a look at its dbt.log.
-BUILD_FOLDER_KEEP = timedelta(days=1)
-
-#: How long a build waits for another to release the local warehouse before it gives up.
-WRITER_WAIT_S = 30 * 60
-
-#: How long a build waits for another process (an analyst's session) to close the local warehouse.
-READER_WAIT_S = 10 * 60
-
-_env_lock = threading.Lock()
 
 T = TypeVar("T")
 
@@ -101,53 +88,6 @@ class WarehouseBuildConfig(dg.Config):
 
     #: Rebuild every incremental table from the whole lake (after a model change).
     full_refresh: bool = False
-
-
-@contextmanager
-def single_writer(settings: Settings, log: dg.DagsterLogManager) -> Iterator[None]:
-    """One build at a time where the warehouse needs it, and the window kept to its own build.
-
-    DuckDB has one writer, and a second one fails instead of waiting. The
-    ``warehouse`` pool already queues Dagster's runs; this file lock also holds
-    a build back while another process or thread builds (a second code server,
-    an in-process run), and says so in the run's log. Then the build waits for
-    any other process that has the file open, even read-only: an analyst's
-    open duckdb session would otherwise fail every refresh. Redshift takes
-    concurrent builds; there only builds in one process take turns, because
-    the window travels to dbt in the process environment.
-    """
-    if settings.dbt_target != "local":
-        with _env_lock:
-            yield
-        return
-    lock = settings.warehouse_path.with_name(settings.warehouse_path.name + ".lock")
-    with exclusive(
-        lock, WRITER_WAIT_S, on_wait=lambda: log.info(f"waiting for another build to release {lock}")
-    ):
-        wait_until_unused(
-            settings.warehouse_path,
-            READER_WAIT_S,
-            on_wait=lambda: log.warning(
-                f"{settings.warehouse_path} is open in another process (a duckdb session or notebook?), "
-                f"which keeps DuckDB's one writer out: waiting up to {READER_WAIT_S // 60} min for it to close"
-            ),
-        )
-        yield
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (dbt reads them), then put back what was there."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 _project = dbt_project(get_settings())
@@ -224,26 +164,7 @@ def table_row_counts(warehouse: Path, manifest: Mapping[str, Any], events: list)
     nodes = manifest["nodes"]
     built = [str(e.metadata["unique_id"].value) for e in events if isinstance(e, dg.Output)]
     tables = {u: nodes[u]["relation_name"] for u in built if nodes[u]["config"]["materialized"] != "view"}
-    if not tables or not warehouse.exists():
-        return {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {u: _count(con, rel) for u, rel in tables.items()}
-
-
-def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]
-    return int(rows)
-
-
-def prune_build_folders(target: Path, op_name: str, now: datetime | None = None) -> list[str]:
-    """Remove the dbt folders of this op's builds that failed or were stopped more than a day ago."""
-    cutoff = (now or datetime.now(UTC)) - BUILD_FOLDER_KEEP
-    removed = []
-    for folder in sorted(target.glob(f"{op_name}-*")):
-        if folder.is_dir() and datetime.fromtimestamp(folder.stat().st_mtime, UTC) < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder.name)
-    return removed
+    return count_rows(warehouse, tables)
 
 
 class InstalledDbtCliResource(DbtCliResource):
