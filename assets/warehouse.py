@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
 from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
@@ -25,25 +25,13 @@ from imagelake.warehouse.build_folders import BUILD_FOLDER_KEEP, prune_build_fol
 from imagelake.warehouse.build_turns import environment, single_writer
 from imagelake.warehouse.days import DayWindow
 from imagelake.warehouse.row_counts import count_rows
+from orchestration.dbt_translator import ImagelakeDbtTranslator
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 #: One partition per day (UTC), today included: the newest day refreshes while it fills.
 warehouse_days = dg.DailyPartitionsDefinition(start_date=WAREHOUSE_FIRST_DAY, end_offset=1)
-
-#: The Dagster asset that writes each lake table dbt reads (dbt source name -> asset key).
-#: The real-time batch run writes events, dead letters and metadata; the Spark jobs write the rest.
-LAKE_TABLE_ASSETS: dict[str, str] = {
-    "upload_events": "upload_events",
-    "dead_letters": "dead_letters",
-    "image_metadata": "image_metadata",
-    "derivatives": "derivatives",
-    "storage_inventory": "storage_inventory",
-}
-
-#: Lake tables written per Kafka batch (dynamic partitions of ``upload_batches``).
-BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_metadata"})
 
 #: What a warehouse run runs. Unit tests check SQL logic on fixed rows: CI runs them
 #: (tests/integration), refreshes do not. Nothing reads dbt's JSON artifacts (Dagster takes dbt's
@@ -57,30 +45,6 @@ T = TypeVar("T")
 
 def dbt_project(settings: Settings) -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=settings.dbt_target)
-
-
-class ImagelakeDbtTranslator(DagsterDbtTranslator):
-    """Lake sources become the Dagster assets that write them; models group by folder."""
-
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "lake":
-            return dg.AssetKey(LAKE_TABLE_ASSETS[dbt_resource_props["name"]])
-        return super().get_asset_key(dbt_resource_props)
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        fqn = dbt_resource_props.get("fqn", [])
-        return fqn[1] if len(fqn) > 2 else "warehouse"
-
-    def get_partition_mapping(
-        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
-    ) -> dg.PartitionMapping | None:
-        # A day of the warehouse reads every Kafka batch (a batch can carry several upload days).
-        if (
-            dbt_parent_resource_props.get("resource_type") == "source"
-            and dbt_parent_resource_props.get("name") in BATCH_PARTITIONED_TABLES
-        ):
-            return dg.AllPartitionMapping()
-        return None
 
 
 class WarehouseBuildConfig(dg.Config):

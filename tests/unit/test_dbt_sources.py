@@ -4,9 +4,10 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from assets.warehouse import DBT_PROJECT_DIR, LAKE_TABLE_ASSETS
+from assets.warehouse import DBT_PROJECT_DIR
 from imagelake.lake.layout import TABLE_PREFIXES
 from imagelake.lake.schemas import SCHEMAS
+from orchestration.dbt_translator import LAKE_TABLE_ASSETS
 
 
 def duckdb_type(data_type: pa.DataType) -> str:
