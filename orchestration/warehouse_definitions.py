@@ -18,8 +18,9 @@ yield_cpu_to_realtime()
 
 import dagster as dg  # noqa: E402 (after the renice, on purpose)
 
-from assets.warehouse import dbt_resource, warehouse_models  # noqa: E402
+from assets.warehouse import warehouse_models  # noqa: E402
 from imagelake.settings import get_settings  # noqa: E402
+from orchestration.dbt_resource import dbt_resource  # noqa: E402
 from orchestration.warehouse_schedules import (  # noqa: E402
     warehouse_hourly_schedule,
     warehouse_job,

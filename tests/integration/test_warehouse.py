@@ -22,7 +22,6 @@ import pytest
 from dagster_dbt import DbtCliInvocation
 
 import imagelake.warehouse.build_turns as build_turns
-from assets.warehouse import DBT_PROJECT_DIR, dbt_resource
 from imagelake.lake.layout import IMAGE_METADATA, BatchId, batch_file_key
 from imagelake.lake.store import Lake
 from imagelake.lake.tables import to_parquet_bytes
@@ -30,6 +29,7 @@ from imagelake.settings import get_settings, load_settings
 from imagelake.warehouse.build_turns import environment
 from imagelake.warehouse.days import DayWindow
 from imagelake.warehouse.locks import is_locked
+from orchestration.dbt_resource import DBT_PROJECT_DIR, dbt_resource
 from orchestration.resources import KafkaResource
 from tests.integration.test_realtime import run_batch
 from tests.support import lake_data, marts_oracle

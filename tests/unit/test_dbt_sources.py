@@ -4,9 +4,9 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from assets.warehouse import DBT_PROJECT_DIR
 from imagelake.lake.layout import TABLE_PREFIXES
 from imagelake.lake.schemas import SCHEMAS
+from orchestration.dbt_resource import DBT_PROJECT_DIR
 from orchestration.dbt_translator import LAKE_TABLE_ASSETS
 
 
