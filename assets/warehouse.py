@@ -1,98 +1,37 @@
 """The warehouse: dbt models (staging views, per-image detail, marts) as Dagster assets.
 
 Sources over the lake map onto the Dagster assets that write them, so the
-asset graph runs unbroken from the raw zone to the marts. The models are
-partitioned by day: a run rebuilds the days of its partition (or partition
-range) and dbt replaces those days' rows whole, so re-running a day changes
-nothing. What starts a run is in orchestration/warehouse_schedules.py.
+asset graph runs unbroken from the raw zone to the marts
+(orchestration/dbt_translator.py). The models are partitioned by day: a run
+rebuilds the days of its partition (or partition range) and dbt replaces those
+days' rows whole, so re-running a day changes nothing. What starts a run is in
+orchestration/warehouse_schedules.py; the dbt it runs, in
+orchestration/dbt_resource.py.
 """
 
-import importlib.metadata
-import os
 import shutil
-import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
-import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
-from packaging import version
+from dagster_dbt import DbtCliResource, dbt_assets
 
-from imagelake.settings import PROJECT_ROOT, WAREHOUSE_FIRST_DAY, Settings, get_settings
+from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
+from imagelake.warehouse.build_folders import BUILD_FOLDER_KEEP, prune_build_folders
+from imagelake.warehouse.build_turns import environment, single_writer
 from imagelake.warehouse.days import DayWindow
-from imagelake.warehouse.locks import exclusive, wait_until_unused
+from orchestration.dbt_resource import dbt_project, events_and_row_counts
+from orchestration.dbt_translator import ImagelakeDbtTranslator
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
-
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 #: One partition per day (UTC), today included: the newest day refreshes while it fills.
 warehouse_days = dg.DailyPartitionsDefinition(start_date=WAREHOUSE_FIRST_DAY, end_offset=1)
 
-#: The Dagster asset that writes each lake table dbt reads (dbt source name -> asset key).
-#: The real-time batch run writes events, dead letters and metadata; the Spark jobs write the rest.
-LAKE_TABLE_ASSETS: dict[str, str] = {
-    "upload_events": "upload_events",
-    "dead_letters": "dead_letters",
-    "image_metadata": "image_metadata",
-    "derivatives": "derivatives",
-    "storage_inventory": "storage_inventory",
-}
-
-#: Lake tables written per Kafka batch (dynamic partitions of ``upload_batches``).
-BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_metadata"})
-
 #: What a warehouse run runs. Unit tests check SQL logic on fixed rows: CI runs them
 #: (tests/integration), refreshes do not. Nothing reads dbt's JSON artifacts (Dagster takes dbt's
-#: events from its output) and the per-build log keeps warnings and errors only: together they were
-#: a sixth of a one-day build (docs/design.md, "Warehouse").
+#: events from its output) and the per-build log keeps warnings and errors only: writing what no one
+#: reads would slow every refresh (docs/design.md, "Warehouse"; what it saves: docs/benchmarks.md,
+#: "bench-marts", which builds with these arguments).
 BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test", "--no-write-json", "--log-level-file", "warn"]
-
-#: How long the dbt folder of a failed or stopped build is kept for a look at its dbt.log.
-BUILD_FOLDER_KEEP = timedelta(days=1)
-
-#: How long a build waits for another to release the local warehouse before it gives up.
-WRITER_WAIT_S = 30 * 60
-
-#: How long a build waits for another process (an analyst's session) to close the local warehouse.
-READER_WAIT_S = 10 * 60
-
-_env_lock = threading.Lock()
-
-T = TypeVar("T")
-
-
-def dbt_project(settings: Settings) -> DbtProject:
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=settings.dbt_target)
-
-
-class ImagelakeDbtTranslator(DagsterDbtTranslator):
-    """Lake sources become the Dagster assets that write them; models group by folder."""
-
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "lake":
-            return dg.AssetKey(LAKE_TABLE_ASSETS[dbt_resource_props["name"]])
-        return super().get_asset_key(dbt_resource_props)
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        fqn = dbt_resource_props.get("fqn", [])
-        return fqn[1] if len(fqn) > 2 else "warehouse"
-
-    def get_partition_mapping(
-        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
-    ) -> dg.PartitionMapping | None:
-        # A day of the warehouse reads every Kafka batch (a batch can carry several upload days).
-        if (
-            dbt_parent_resource_props.get("resource_type") == "source"
-            and dbt_parent_resource_props.get("name") in BATCH_PARTITIONED_TABLES
-        ):
-            return dg.AllPartitionMapping()
-        return None
 
 
 class WarehouseBuildConfig(dg.Config):
@@ -100,53 +39,6 @@ class WarehouseBuildConfig(dg.Config):
 
     #: Rebuild every incremental table from the whole lake (after a model change).
     full_refresh: bool = False
-
-
-@contextmanager
-def single_writer(settings: Settings, log: dg.DagsterLogManager) -> Iterator[None]:
-    """One build at a time where the warehouse needs it, and the window kept to its own build.
-
-    DuckDB has one writer, and a second one fails instead of waiting. The
-    ``warehouse`` pool already queues Dagster's runs; this file lock also holds
-    a build back while another process or thread builds (a second code server,
-    an in-process run), and says so in the run's log. Then the build waits for
-    any other process that has the file open, even read-only: an analyst's
-    open duckdb session would otherwise fail every refresh. Redshift takes
-    concurrent builds; there only builds in one process take turns, because
-    the window travels to dbt in the process environment.
-    """
-    if settings.dbt_target != "local":
-        with _env_lock:
-            yield
-        return
-    lock = settings.warehouse_path.with_name(settings.warehouse_path.name + ".lock")
-    with exclusive(
-        lock, WRITER_WAIT_S, on_wait=lambda: log.info(f"waiting for another build to release {lock}")
-    ):
-        wait_until_unused(
-            settings.warehouse_path,
-            READER_WAIT_S,
-            on_wait=lambda: log.warning(
-                f"{settings.warehouse_path} is open in another process (a duckdb session or notebook?), "
-                f"which keeps DuckDB's one writer out: waiting up to {READER_WAIT_S // 60} min for it to close"
-            ),
-        )
-        yield
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (dbt reads them), then put back what was there."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 _project = dbt_project(get_settings())
@@ -175,16 +67,7 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
     with single_writer(settings, context.log), environment({**settings.dbt_env(), **window.dbt_env()}):
         context.log.info(f"rebuilding days {window}{' from scratch' if config.full_refresh else ''}")
         invocation = dbt.cli(args, context=context)
-        if settings.dbt_target == "local":
-            # DuckDB has one writer: the tables are counted once dbt has finished and let go of it.
-            events, failure = drain(invocation.stream())
-            try:
-                counts = table_row_counts(settings.warehouse_path, invocation.manifest, events)
-            except duckdb.Error as error:  # a figure missing is no reason to fail a build
-                context.log.warning(f"row counts not read from {settings.warehouse_path}: {error}")
-                counts = {}
-        else:
-            events, failure, counts = list(invocation.stream().fetch_row_counts()), None, {}
+        events, failure, counts = events_and_row_counts(invocation, settings, context.log)
         try:
             for event in events:
                 if isinstance(event, dg.Output):
@@ -200,81 +83,9 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
                 f"dbt's files of this build (dbt.log, compiled SQL) are kept in {invocation.target_path}"
             )
             raise
-    # Each build writes about 4 MB (compiled SQL, artifacts, dbt.log) to a folder of its own: with a
-    # refresh every half minute that fills a disk in days. A failed build keeps its folder, for a while.
+    # A build that got here needs its dbt folder no more; a failed one keeps it, for a while
+    # (imagelake/warehouse/build_folders.py).
     shutil.rmtree(invocation.target_path, ignore_errors=True)
     pruned = prune_build_folders(invocation.target_path.parent, context.op_execution_context.op.name)
     if pruned:
         context.log.info(f"removed {len(pruned)} build folder(s) older than {BUILD_FOLDER_KEEP}: {pruned}")
-
-
-def drain(events: Iterator[T]) -> tuple[list[T], Exception | None]:
-    """Everything an iterator yields, and what stopped it early, if anything."""
-    drained: list[T] = []
-    try:
-        drained.extend(events)
-    except Exception as stopped:  # a failed dbt build: what it built before is still reported
-        return drained, stopped
-    return drained, None
-
-
-def table_row_counts(warehouse: Path, manifest: Mapping[str, Any], events: list) -> dict[str, int]:
-    """Rows in each table (not view) a build materialized, by dbt unique id: one read-only look."""
-    nodes = manifest["nodes"]
-    built = [str(e.metadata["unique_id"].value) for e in events if isinstance(e, dg.Output)]
-    tables = {u: nodes[u]["relation_name"] for u in built if nodes[u]["config"]["materialized"] != "view"}
-    if not tables or not warehouse.exists():
-        return {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {u: _count(con, rel) for u, rel in tables.items()}
-
-
-def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]
-    return int(rows)
-
-
-def prune_build_folders(target: Path, op_name: str, now: datetime | None = None) -> list[str]:
-    """Remove the dbt folders of this op's builds that failed or were stopped more than a day ago."""
-    cutoff = (now or datetime.now(UTC)) - BUILD_FOLDER_KEEP
-    removed = []
-    for folder in sorted(target.glob(f"{op_name}-*")):
-        if folder.is_dir() and datetime.fromtimestamp(folder.stat().st_mtime, UTC) < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder.name)
-    return removed
-
-
-class InstalledDbtCliResource(DbtCliResource):
-    """dagster-dbt's resource without two start-up costs a warehouse run does not need.
-
-    Every ``cli()`` call first runs ``dbt --version`` to learn whether the
-    executable is dbt Core or Fusion (a second dbt process, importing all of
-    dbt: 2 s of each run's CPU), then loads dbt's adapter in this process
-    (1.1 s) for dagster-dbt's metadata fetchers. The executable here is the
-    dbt installed beside this interpreter (``dbt_resource``), so its version
-    is the installed dbt-core's. On DuckDB the run counts rows itself once dbt
-    has let go of the file (``table_row_counts``), so no adapter is loaded;
-    Redshift's counts come through the adapter (``fetch_row_counts``).
-    Both are private hooks of dagster-dbt 0.29: tests/unit/test_dbt_resource.py
-    fails if they move.
-    """
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        return version.parse(importlib.metadata.version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
-        if self.target == "local":
-            return None
-        return super()._initialize_dbt_core_adapter(args)
-
-
-def dbt_resource(settings: Settings) -> DbtCliResource:
-    # The dbt installed beside this interpreter, whether or not the venv is on PATH.
-    return InstalledDbtCliResource(
-        # DbtCliResource.__init__ takes a DbtProject; mypy sees only the pydantic field (str).
-        project_dir=dbt_project(settings),  # type: ignore[arg-type]
-        target=settings.dbt_target,
-        dbt_executable=str(Path(sys.executable).with_name("dbt")),
-    )

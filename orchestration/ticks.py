@@ -12,8 +12,8 @@ def minimum_interval(every_s: int) -> int:
     starts within its loop moves by some milliseconds from loop to loop, so
     with the minimum equal to the interval a tick that started a little late
     makes the next loop find the sensor not yet due, and it waits a whole
-    extra loop: with a 5 s interval, 7 of 22 gaps between ticks were 10 s in
-    ``make bench-realtime``. A second's allowance absorbs that jitter.
+    extra loop (how often that happened: docs/benchmarks.md, "bench-realtime").
+    A second's allowance absorbs that jitter.
     """
     if every_s < 1:
         raise ValueError(f"a sensor interval must be at least 1 s, got {every_s}")

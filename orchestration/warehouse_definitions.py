@@ -3,8 +3,9 @@
 A location of its own so that dbt loads only where the warehouse is built.
 Every run is a new process that imports its code location, and the
 ``imagelake`` location starts a real-time batch run per sensor tick:
-``dagster_dbt`` (which imports dbt-core) was 1.8 of the 3 CPU-seconds of that
-import, on every batch (docs/design.md, "Code locations"). Lineage stays one
+``dagster_dbt`` imports all of dbt-core, which every batch would pay for and
+none uses (docs/design.md, "Code locations"; what it costs a batch:
+docs/benchmarks.md, "bench-realtime"). Lineage stays one
 graph: the dbt sources map onto the lake assets of ``imagelake`` by key, and
 the refresh sensor reads their materializations from the instance.
 """
@@ -17,8 +18,9 @@ yield_cpu_to_realtime()
 
 import dagster as dg  # noqa: E402 (after the renice, on purpose)
 
-from assets.warehouse import dbt_resource, warehouse_models  # noqa: E402
+from assets.warehouse import warehouse_models  # noqa: E402
 from imagelake.settings import get_settings  # noqa: E402
+from orchestration.dbt_resource import dbt_resource  # noqa: E402
 from orchestration.warehouse_schedules import (  # noqa: E402
     warehouse_hourly_schedule,
     warehouse_job,

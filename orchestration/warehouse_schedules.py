@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from assets.warehouse import LAKE_TABLE_ASSETS, warehouse_models
+from assets.warehouse import warehouse_models
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse.days import DayWindow, days_of_materialization, lookback, refresh_window
+from orchestration.dbt_translator import LAKE_TABLE_ASSETS
 from orchestration.retries import NO_RUN_RETRY_TAGS
 from orchestration.schedules import scheduled_at
 from orchestration.ticks import interval_note, minimum_interval

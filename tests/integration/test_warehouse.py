@@ -21,14 +21,15 @@ import pyarrow.parquet as pq
 import pytest
 from dagster_dbt import DbtCliInvocation
 
-import assets.warehouse as warehouse_assets
-from assets.warehouse import DBT_PROJECT_DIR, dbt_resource, environment
+import imagelake.warehouse.build_turns as build_turns
 from imagelake.lake.layout import IMAGE_METADATA, BatchId, batch_file_key
 from imagelake.lake.store import Lake
 from imagelake.lake.tables import to_parquet_bytes
 from imagelake.settings import get_settings, load_settings
+from imagelake.warehouse.build_turns import environment
 from imagelake.warehouse.days import DayWindow
 from imagelake.warehouse.locks import is_locked
+from orchestration.dbt_resource import DBT_PROJECT_DIR, dbt_resource
 from orchestration.resources import KafkaResource
 from tests.integration.test_realtime import run_batch
 from tests.support import lake_data, marts_oracle
@@ -350,7 +351,7 @@ def test_a_build_waits_for_an_analysts_open_session_and_then_builds(warehouse, m
     settings, lake = warehouse
     write_days_without_inventory(lake, [DAYS[2]], DayShape(images=20, seed=31, clients=2))
     before = fingerprint(settings)
-    monkeypatch.setattr(warehouse_assets, "READER_WAIT_S", 2)
+    monkeypatch.setattr(build_turns, "READER_WAIT_S", 2)
     session = duckdb.connect(str(settings.warehouse_path), read_only=True)
     with dg.instance_for_test() as instance:
         failed = build(settings, instance, DayWindow(DAYS[2], DAYS[2]), raise_on_error=False)
@@ -360,7 +361,7 @@ def test_a_build_waits_for_an_analysts_open_session_and_then_builds(warehouse, m
         assert "open in another process" in errors[0].message and "lsof" in errors[0].message
     assert fingerprint(settings) == before
 
-    monkeypatch.setattr(warehouse_assets, "READER_WAIT_S", 120)
+    monkeypatch.setattr(build_turns, "READER_WAIT_S", 120)
 
     def waiting_said(instance) -> bool:
         return any(

@@ -9,9 +9,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from assets.warehouse import dbt_resource, warehouse_models
+from assets.warehouse import warehouse_models
 from imagelake.settings import Settings
 from imagelake.warehouse.days import DayWindow
+from orchestration.dbt_resource import dbt_resource
 from tests.support import marts_oracle
 
 

@@ -1,4 +1,4 @@
-"""The dbt resource's two shortcuts (assets/warehouse.py) give what dagster-dbt would have found."""
+"""The dbt resource's two shortcuts (orchestration/dbt_resource.py) give what dagster-dbt would have found."""
 
 import inspect
 import re
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource
 
-from assets.warehouse import dbt_resource
 from imagelake.settings import load_settings
+from orchestration.dbt_resource import dbt_resource
 
 
 def test_the_version_told_is_the_one_dbt_reports():

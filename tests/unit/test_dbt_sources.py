@@ -6,10 +6,11 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from assets.warehouse import DBT_PROJECT_DIR, LAKE_TABLE_ASSETS
 from imagelake.lake.layout import TABLE_PREFIXES
 from imagelake.lake.schemas import SCHEMAS
 from imagelake.settings import PROJECT_ROOT, RETENTION_DAYS, WAREHOUSE_LOOKBACK_DAYS
+from orchestration.dbt_resource import DBT_PROJECT_DIR
+from orchestration.dbt_translator import LAKE_TABLE_ASSETS
 
 
 def duckdb_type(data_type: pa.DataType) -> str:

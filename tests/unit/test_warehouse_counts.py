@@ -4,7 +4,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.warehouse import drain, table_row_counts
+from orchestration.dbt_resource import drain, table_row_counts
 
 MANIFEST = {
     "nodes": {

@@ -3,7 +3,7 @@
 import os
 from datetime import UTC, datetime, timedelta
 
-from assets.warehouse import BUILD_FOLDER_KEEP, prune_build_folders
+from imagelake.warehouse.build_folders import BUILD_FOLDER_KEEP, prune_build_folders
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
