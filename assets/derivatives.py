@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.curated import IMAGE_METADATA
 from assets.partitions import checked_upload_day, upload_days
-from imagelake.batch.derivatives import DeriveParams, NotOnThisDay, images_to_derive
+from imagelake.batch.day_derivatives import DeriveParams, NotOnThisDay, images_to_derive
 from imagelake.lake.layout import LayoutError
 from imagelake.settings import get_settings
 from orchestration.resources import CatalogResource, LakeResource

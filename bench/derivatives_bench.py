@@ -12,7 +12,7 @@ noise) and 6 PNGs of 3 MP, generated deterministically and cached in
 
 The contenders take turns image by image, ``ROUNDS`` times, and each
 image's best time counts (the box is shared: a burst of load lands on all
-alike); each Spark run is repeated too (``SPARK_ROUNDS``). Then the Spark job (``spark_jobs/derivatives.py`` through Dagster
+alike); each Spark run is repeated too (``SPARK_ROUNDS``). Then the Spark job (``spark_jobs/derivatives_spark.py`` through Dagster
 Pipes, as production runs it) re-renders the corpus, four times over as
 distinct images (``SPARK_COPIES``), on ``local[1]`` and ``local[2]``; its
 time is the job's own (planning, tasks, manifest), without the JVM start-up

@@ -53,9 +53,15 @@ GC_GRACE_HOURS = 24
 COMPACTION_TARGET_BYTES = 128 * 1024 * 1024
 #: Where the prod Spark jobs' code lives: spark_jobs/*.py and the environment archive (make spark-package).
 SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
-#: The Spark jobs, each a file ``spark_jobs/<name>.py`` (launched by orchestration/spark.py,
-#: shipped and import-checked by infra/spark_package.py).
+#: The Spark jobs, each an entry point ``spark_jobs/<name>_spark.py`` (:func:`spark_job_file`;
+#: launched by orchestration/spark.py, shipped and import-checked by infra/spark_package.py).
 SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection")
+
+
+def spark_job_file(job: str) -> str:
+    """A Spark job's entry point, relative to the project root (and to the code URI on EMR)."""
+    return f"spark_jobs/{job}_spark.py"
+
 
 #: How many days before today a routine warehouse refresh rebuilds, so late events
 #: are counted on their upload day (dbt reads it as IMAGELAKE_LOOKBACK_DAYS).

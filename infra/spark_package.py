@@ -25,7 +25,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME
+from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, spark_job_file
 from infra.uv import find_uv
 
 #: The dependency group of pyproject.toml that holds what the jobs import besides the project and Spark.
@@ -92,7 +92,7 @@ def build(out: Path) -> Path:
     entry_points = out / "spark_jobs"
     entry_points.mkdir()
     for job in SPARK_JOBS:
-        shutil.copy(PROJECT_ROOT / "spark_jobs" / f"{job}.py", entry_points / f"{job}.py")
+        shutil.copy(PROJECT_ROOT / spark_job_file(job), out / spark_job_file(job))
     shutil.rmtree(venv)
     check(archive)
     return archive
@@ -103,7 +103,7 @@ def check(archive: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="fully_trusted")
-        imports = "; ".join(f"import spark_jobs.{job}" for job in SPARK_JOBS)
+        imports = "; ".join(f"import {spark_job_file(job)[:-3].replace('/', '.')}" for job in SPARK_JOBS)
         run(str(Path(tmp) / "bin" / "python"), "-c", f"{imports}; print('spark package imports every job')")
 
 

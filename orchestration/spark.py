@@ -24,7 +24,7 @@ import dagster as dg
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 from dagster._utils.error import SerializableErrorInfo
 
-from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, Settings
+from imagelake.settings import PROJECT_ROOT, SPARK_JOBS, SPARK_PACKAGE_NAME, Settings, spark_job_file
 
 if TYPE_CHECKING:  # imported when an EMR job starts (orchestration/emr.py says why)
     from dagster_aws.pipes import PipesEMRServerlessClient
@@ -69,7 +69,7 @@ class SparkResource(dg.ConfigurableResource):
         command = [str(Path(python).with_name("spark-submit")), "--master", self.spark_master]
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
-        return [*command, str(PROJECT_ROOT / "spark_jobs" / f"{job}.py")]
+        return [*command, str(PROJECT_ROOT / spark_job_file(job))]
 
     def local_env(self) -> dict[str, str]:
         """The driver and the workers import this checkout's ``imagelake`` and ``spark_jobs``."""
@@ -111,7 +111,7 @@ class SparkResource(dg.ConfigurableResource):
             "clientToken": f"{run_id}-{job}"[:64],
             "jobDriver": {
                 "sparkSubmit": {
-                    "entryPoint": f"{code}/spark_jobs/{job}.py",
+                    "entryPoint": f"{code}/{spark_job_file(job)}",
                     "entryPointArguments": [],
                     "sparkSubmitParameters": " ".join(f"--conf {k}={v}" for k, v in conf.items()),
                 }

@@ -14,7 +14,7 @@ A batch id names a contiguous offset range of one Kafka partition, which makes
 every file a batch writes deterministic: re-running the batch rewrites the
 same keys.
 
-Compaction (``spark_jobs/compaction.py``) rewrites the batch files of a closed
+Compaction (``spark_jobs/compaction_spark.py``) rewrites the batch files of a closed
 day into ``<table prefix>/dt=YYYY-MM-DD/compacted-<digest>-pNNN.parquet``,
 verifies them, then deletes the files they replace. For a while both exist.
 

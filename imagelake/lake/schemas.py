@@ -85,7 +85,7 @@ IMAGE_METADATA = pa.schema(
 )
 
 #: ``curated/derivatives``: one row per derivative the batch job wrote (or failed to write).
-#: Written by ``spark_jobs/derivatives.py``; ``dt`` is the source image's upload date.
+#: Written by ``spark_jobs/derivatives_spark.py``; ``dt`` is the source image's upload date.
 DERIVATIVES = pa.schema(
     [
         pa.field("image_id", pa.string(), nullable=False),

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from imagelake.batch.compaction import CompactParams
-from imagelake.batch.derivatives import DeriveParams, derive_partition, images_to_derive, read_day
+from imagelake.batch.day_derivatives import DeriveParams, derive_partition, images_to_derive, read_day
 from imagelake.batch.garbage_collection import GC_PREFIXES, GcParams
 from imagelake.lake import layout
 from imagelake.lake.tables import write_batch_table
-from spark_jobs import compaction, derivatives, garbage_collection
+from spark_jobs import compaction_spark, derivatives_spark, garbage_collection_spark
 from tests.conftest import dead_endpoint
 from tests.support import sample_images as images
 from tests.support.lakerows import (
@@ -100,7 +100,7 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
     ids = seed_images(lake, {k: v[0] for k, v in corpus.items()}, {k: v[1] for k, v in corpus.items()})
     catalog.update(ids["over_cap"], {"status": "processed"})  # as the real-time run left it
     p = params(lake, catalog, max_pixels=640 * 480)
-    summary = derivatives.run(spark, p, log)
+    summary = derivatives_spark.run(spark, p, log)
 
     bad = ("corrupt", "zero", "over_cap")
     good = [k for k in corpus if k not in bad]
@@ -131,7 +131,7 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
     assert failed[ids["zero"]].startswith("empty") and failed[ids["corrupt"]].startswith("undecodable")
     assert "pixels" in failed[ids["over_cap"]]
 
-    again = derivatives.run(spark, p, log)
+    again = derivatives_spark.run(spark, p, log)
     assert again["images"] == 0 and again["derivatives_written"] == 0  # done, failed for good: skipped
     # ... and what it shows is the day, not its own zeros: the UI shows the latest run's figures.
     assert (again["day_images_with_derivatives"], again["day_derivatives"]) == (len(good), 2 * len(good))
@@ -139,19 +139,21 @@ def test_every_size_for_every_image_with_catalog_keys_and_bad_sources_recorded(s
         again["day_images_failed"] == len(bad)
         and again["day_derivative_bytes"] == summary["derivative_bytes"]
     )
-    forced = derivatives.run(
+    forced = derivatives_spark.run(
         spark, params(lake, catalog, max_pixels=640 * 480, force=True, run_id="run-2"), log
     )
     assert forced["images"] == len(corpus) and forced["reused"] == 0
     rows = read_day(lake, "derivatives", DT).to_pylist()
     assert len(rows) == 2 * len(corpus) and {r["run_id"] for r in rows} == {"run-2"}
 
-    with pytest.raises(derivatives.RequestedImagesFailed, match=f"image_ids.*{ids['corrupt']}: undecodable"):
-        derivatives.run(spark, params(lake, catalog, image_ids=(ids["corrupt"],), run_id="run-x"), log)
+    with pytest.raises(
+        derivatives_spark.RequestedImagesFailed, match=f"image_ids.*{ids['corrupt']}: undecodable"
+    ):
+        derivatives_spark.run(spark, params(lake, catalog, image_ids=(ids["corrupt"],), run_id="run-x"), log)
 
     # The operator raises the cap and makes that one image again, not the whole day (any case of its id).
     one = params(lake, catalog, max_pixels=641 * 480, image_ids=(ids["over_cap"].lower(),), run_id="run-3")
-    redone = derivatives.run(spark, one, log)
+    redone = derivatives_spark.run(spark, one, log)
     assert redone["images"] == 1 and redone["images_failed"] == 0 and redone["derivatives_written"] == 2
     rows = read_day(lake, "derivatives", DT).to_pylist()
     assert {r["run_id"] for r in rows if r["image_id"] == ids["over_cap"]} == {"run-3"}
@@ -188,13 +190,13 @@ def test_gc_removes_exactly_what_is_expired_or_orphaned_and_a_dry_run_removes_no
     time.sleep(1.2)
     p = GcParams(lake_url=lake.url, retention_days=7, grace_hours=1 / 3600, dry_run=True)
 
-    dry = garbage_collection.run(spark, p, log)
+    dry = garbage_collection_spark.run(spark, p, log)
     assert {o.key for z in GC_PREFIXES for o in lake.list(z)} == everything
     assert dry["deleted_objects"] == 0 and dry["inventory_file"] is None
     would = {k["key"]: k["reason"] for k in dry["keys"]}
     assert set(would) == everything - expected["stay"]
 
-    real = garbage_collection.run(spark, GcParams(**{**asdict(p), "dry_run": False}), log)
+    real = garbage_collection_spark.run(spark, GcParams(**{**asdict(p), "dry_run": False}), log)
     remaining = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     assert remaining - {real["inventory_file"]} == expected["stay"]
     by_reason = real["by_reason"]
@@ -243,7 +245,7 @@ def test_gc_while_uploads_and_derivative_writes_go_on_deletes_nothing_referenced
     thread.start()
     try:
         time.sleep(0.5)
-        result = garbage_collection.run(
+        result = garbage_collection_spark.run(
             spark, GcParams(lake_url=lake.url, retention_days=7, grace_hours=1 / 3600), log
         )
     finally:
@@ -263,20 +265,20 @@ def test_compaction_job_compacts_every_table_of_a_closed_day(spark, lake):
             lake, "t", b, 0, [(image_id_at(day, b * 10 + i), day, f"{b}-{i}".encode()) for i in range(4)]
         )
     p = CompactParams(lake_url=lake.url, dt=layout.dt_of(day), target_bytes=1 << 27)
-    summary = compaction.run(spark, p, log)
+    summary = compaction_spark.run(spark, p, log)
     assert summary["by_table"]["upload_events"] == summary["by_table"]["image_metadata"] == "compacted"
     assert summary["files_before"] == 6 and summary["files_deleted"] == 6 and summary["files_written"] == 2
     assert summary["rows"] == 24 and summary["duplicate_rows_dropped"] == 0
     assert len(read_day(lake, "upload_events", layout.dt_of(day))) == 12
-    assert compaction.run(spark, p, log)["tables_compacted"] == 0
+    assert compaction_spark.run(spark, p, log)["tables_compacted"] == 0
 
 
 def test_a_table_that_cannot_be_compacted_fails_the_job_and_the_others_stay_compacted(spark, lake):
     day, damaged = seed_closed_day_with_a_damaged_file(lake, batches=2)
     p = CompactParams(lake_url=lake.url, dt=layout.dt_of(day), target_bytes=1 << 27)
 
-    with pytest.raises(compaction.CompactionBlocked) as failed:  # by a damaged file: final
-        compaction.run(spark, p, log)
+    with pytest.raises(compaction_spark.CompactionBlocked) as failed:  # by a damaged file: final
+        compaction_spark.run(spark, p, log)
     message = str(failed.value)
     assert f"1 of {len(p.tables)} tables not compacted. image_metadata: {damaged}" in message
     assert "upload_events (compacted)" in message and "run the job again" in message
@@ -288,7 +290,7 @@ def test_a_table_that_cannot_be_compacted_fails_the_job_and_the_others_stay_comp
     assert lake.get(damaged) == b"not parquet"  # nothing of the failed table was touched
 
     lake.delete(damaged)
-    again = compaction.run(spark, p, log)
+    again = compaction_spark.run(spark, p, log)
     assert again["by_table"]["upload_events"] == "unchanged"
     assert again["by_table"]["image_metadata"] == "compacted"
 
@@ -302,11 +304,11 @@ def test_a_catalog_outage_fails_the_step_after_the_work_and_the_next_run_complet
         {f"img{i}": (320, 240) for i in range(3)},
     )
     down = params(lake, catalog, catalog_endpoint=f"http://{dead_endpoint()}")
-    with pytest.raises(derivatives.DerivativesIncomplete, match="catalog was unavailable for 3 image"):
-        derivatives.run(spark, down, log)  # failed, so Dagster's step retry takes it again
+    with pytest.raises(derivatives_spark.DerivativesIncomplete, match="catalog was unavailable for 3 image"):
+        derivatives_spark.run(spark, down, log)  # failed, so Dagster's step retry takes it again
     assert len(list(lake.list("derivatives"))) == 6  # the objects are written all the same
     assert all(catalog.get(i) is None for i in ids.values())
 
-    back = derivatives.run(spark, params(lake, catalog, run_id="run-2"), log)
+    back = derivatives_spark.run(spark, params(lake, catalog, run_id="run-2"), log)
     assert back["images"] == 3 and back["reused"] == 6 and back["images_failed"] == 0
     assert all(set(catalog.get(i)["derivatives"]) == {"64", "128"} for i in ids.values())

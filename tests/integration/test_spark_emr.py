@@ -36,7 +36,7 @@ def test_the_job_run_request_names_entry_point_archive_python_and_role(job):
     request = emr().emr_request(job, "0123456789abcdef-run")
     assert request["applicationId"] == "00abc" and request["executionRoleArn"] == ROLE
     driver = request["jobDriver"]["sparkSubmit"]
-    assert driver["entryPoint"] == f"{CODE}/spark_jobs/{job}.py"
+    assert driver["entryPoint"] == f"{CODE}/spark_jobs/{job}_spark.py"
     conf = dict(
         p.strip().split("=", 1) for p in driver["sparkSubmitParameters"].split("--conf ") if p.strip()
     )
@@ -61,7 +61,7 @@ def test_missing_prod_settings_are_named_with_what_to_do():
 def test_the_environment_switch_picks_the_launcher():
     local = spark_resource(load_settings({"IMAGELAKE_ENV": "local"}))
     assert local.mode == "local" and local.local_command("compaction")[-1].endswith(
-        "spark_jobs/compaction.py"
+        "spark_jobs/compaction_spark.py"
     )
     prod = spark_resource(
         load_settings(
@@ -117,7 +117,7 @@ def test_an_asset_submits_its_job_to_emr_serverless_on_moto(moto_endpoint, monke
     run = client.get_job_run(applicationId=app["applicationId"], jobRunId=runs[0]["id"])["jobRun"]
     assert run["executionRole"] == ROLE and run["name"].startswith("imagelake-garbage_collection-")
     driver = run["jobDriver"]["sparkSubmit"]
-    assert driver["entryPoint"] == f"{CODE}/spark_jobs/garbage_collection.py"
+    assert driver["entryPoint"] == f"{CODE}/spark_jobs/garbage_collection_spark.py"
     params = driver["sparkSubmitParameters"]
     assert f"spark.archives={CODE}/{SPARK_PACKAGE_NAME}#environment" in params
     # Pipes' bootstrap: the context and where to write messages, as driver environment variables.

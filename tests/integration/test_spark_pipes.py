@@ -12,11 +12,12 @@ import pytest
 from assets.derivatives import derivatives
 from assets.maintenance import garbage_collection, lake_compaction, prune_dagster_records
 from imagelake.api.application import create_app
-from imagelake.batch.derivatives import read_day
+from imagelake.batch.day_derivatives import read_day
 from imagelake.batch.garbage_collection import GC_PREFIXES
 from imagelake.lake import layout
 from imagelake.lake.store import Lake
 from imagelake.lake.tables import write_batch_table
+from imagelake.settings import spark_job_file
 from orchestration.jobs import garbage_collection_dry_run_job
 from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.spark import SparkResource
@@ -106,7 +107,7 @@ def job_processes(job: str) -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if f"spark_jobs/{job}.py" in " ".join(child.cmdline()):
+            if spark_job_file(job) in " ".join(child.cmdline()):
                 found += [child, *child.children(recursive=True)]
         except psutil.Error:
             continue

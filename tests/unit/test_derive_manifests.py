@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from imagelake.batch.compaction import compact_day
-from imagelake.batch.derivatives import SourceImage, _failed, _row, read_day, write_manifests
+from imagelake.batch.day_derivatives import SourceImage, _failed, _row, read_day, write_manifests
 from imagelake.lake import layout
 
 UPLOADED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

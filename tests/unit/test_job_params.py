@@ -5,7 +5,7 @@ import json
 import pytest
 
 from imagelake.batch.compaction import CompactParams
-from imagelake.batch.derivatives import DeriveParams
+from imagelake.batch.day_derivatives import DeriveParams
 from imagelake.batch.garbage_collection import GcParams
 
 PARAMS = [

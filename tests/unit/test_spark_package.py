@@ -23,7 +23,7 @@ from infra.spark_package import RUNTIME_LIBRARIES
 
 def import_jobs(prelude: str = "") -> subprocess.CompletedProcess[str]:
     """Import every Spark job in a fresh interpreter (after ``prelude``); print the modules loaded."""
-    imports = "\n".join(f"import spark_jobs.{job}" for job in SPARK_JOBS)
+    imports = "\n".join(f"import spark_jobs.{job}_spark" for job in SPARK_JOBS)
     code = f"import json, sys\n{prelude}\n{imports}\nprint(json.dumps(sorted(sys.modules)))\n"
     return subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120

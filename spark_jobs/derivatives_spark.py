@@ -1,6 +1,6 @@
 """Spark job: every configured size and format for the processed images of one upload date.
 
-Dagster passes a :class:`imagelake.batch.derivatives.DeriveParams` as Pipes extras. The
+Dagster passes a :class:`imagelake.batch.day_derivatives.DeriveParams` as Pipes extras. The
 driver plans (which images lack derivatives), the executors decode, resize,
 encode and write (one decode per image), the driver writes the manifest and
 reports counts back through Pipes.
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict
 from functools import partial
 
-from imagelake.batch.derivatives import (
+from imagelake.batch.day_derivatives import (
     TRANSIENT_ERRORS,
     DeriveParams,
     day_totals,
