@@ -2,14 +2,8 @@
 
 ``HEAD`` is answered wherever ``GET`` is (the same status and headers, no body),
 and a path with one trailing slash is served as the path without it
-(:class:`TrailingSlashTolerant`).
-
-An upload is accepted only once it is durable: the bytes are in the raw zone
-(create-only, under a server-generated key), the catalog holds an
-``accepted`` item and Kafka has acknowledged the event. If the catalog or
-Kafka refuses, what was written is removed again and the client gets a 503 to
-retry, so no image exists without its event and no ``accepted`` item stays
-behind for an upload the client was told failed.
+(:class:`TrailingSlashTolerant`). What an upload goes through is
+:func:`imagelake.api.upload.accept_upload`.
 """
 
 from __future__ import annotations
@@ -17,31 +11,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from imagelake.api.multipart import MAX_PART_HEADER_BYTES, BodyError, not_a_file_upload, read_file_field
-from imagelake.api.publisher import EventPublisher, PublishError
+from imagelake.api.multipart import ENVELOPE_ALLOWANCE, MAX_PART_HEADER_BYTES, BodyError, read_file_field
+from imagelake.api.publisher import EventPublisher
 from imagelake.api.status import ImageStatus, image_status
+from imagelake.api.upload import FILE_FIELD, Accepted, UploadRefused, accept_upload
 from imagelake.catalog import Catalog, CatalogUnavailable
-from imagelake.images.checks import (
-    PNG_METADATA_CHUNK_LIMIT,
-    PNG_METADATA_TOTAL_LIMIT,
-    ImageRejected,
-    check_upload,
-)
+from imagelake.images.checks import PNG_METADATA_CHUNK_LIMIT, PNG_METADATA_TOTAL_LIMIT
 from imagelake.lake import layout
-from imagelake.lake.ids import new_image_id
 from imagelake.lake.store import Lake
-from imagelake.realtime.events import UploadEvent
 from imagelake.realtime.kafka import KafkaConnection, producer_config
 from imagelake.settings import MAX_UPLOAD_BYTES, Settings, get_settings
 
@@ -49,14 +36,6 @@ log = logging.getLogger("imagelake.api")
 
 #: Close the connection after answering: the rest of an oversized body is never read.
 CUT = {"Connection": "close"}
-
-
-class Accepted(BaseModel):
-    image_id: str = Field(
-        description="server-generated ULID: ask GET /v1/images/{image_id} what became of it"
-    )
-    sha256: str = Field(description="SHA-256 of the bytes received, hex")
-    status: str = Field(description="always accepted: stored in the raw zone and announced on Kafka")
 
 
 class Problem(BaseModel):
@@ -80,9 +59,9 @@ UPLOAD_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["file"],
+                    "required": [FILE_FIELD],
                     "properties": {
-                        "file": {
+                        FILE_FIELD: {
                             "type": "string",
                             "format": "binary",
                             "contentMediaType": "application/octet-stream",
@@ -246,83 +225,27 @@ def create_app(
         responses=UPLOAD_RESPONSES,
         openapi_extra=UPLOAD_BODY,
     )
-    async def upload_image(request: Request, x_api_key: str | None = Header(default=None)) -> dict[str, str]:
+    async def upload_image(request: Request, x_api_key: str | None = Header(default=None)) -> Accepted:
         """Upload one image as the multipart/form-data field ``file``."""
         client_id = client_for(x_api_key)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + ENVELOPE_ALLOWANCE:
             raise HTTPException(
                 413, f"the request body is larger than the {settings.max_upload_bytes:,}-byte limit"
             )
         try:
             upload = await read_file_field(
-                request.stream(), request.headers.get("content-type"), "file", settings.max_upload_bytes
-            )
-            header = await run_in_threadpool(
-                check_upload,
-                upload.data,
-                max_pixels=settings.max_image_pixels,
-                allowed=settings.allowed_formats,
+                request.stream(), request.headers.get("content-type"), FILE_FIELD, settings.max_upload_bytes
             )
         except BodyError as exc:
             # An unread body is dropped with the connection, never drained.
             raise HTTPException(exc.status, exc.reason, headers=CUT if exc.status == 413 else None) from None
-        except ImageRejected as exc:
-            if exc.status == 415 and not upload.is_file:
-                # A text value (curl -F file=hello) is a mistake in the request, not a wrong format.
-                raise HTTPException(400, not_a_file_upload("file")) from None
+        try:
+            return await accept_upload(
+                upload, client_id, settings=settings, lake=lake, catalog=catalog, publisher=state["publisher"]
+            )
+        except UploadRefused as exc:
             raise HTTPException(exc.status, exc.reason) from None
-
-        uploaded_at = datetime.now(UTC)
-        image_id = new_image_id(int(uploaded_at.timestamp() * 1000))
-        key = layout.raw_image_key(layout.dt_of(uploaded_at), image_id)
-        event = UploadEvent(
-            image_id=image_id,
-            client_id=client_id,
-            key=key,
-            sha256=upload.sha256,
-            size_bytes=len(upload.data),
-            format=header.format,
-            uploaded_at=uploaded_at,
-        )
-        try:
-            await lake.put_async(key, upload.data, create_only=True)
-        except Exception as exc:  # any failure of the store (S3, a full or read-only disk): nothing kept
-            log.error("upload %s refused: could not write %s to the lake: %r", image_id, key, exc)
-            raise HTTPException(
-                503,
-                "the image store (lake) is unavailable, so the upload was not stored; retry in a few seconds",
-            ) from None
-        try:
-            await run_in_threadpool(catalog.put_accepted, event, settings.retention_days)
-        except CatalogUnavailable as exc:
-            await lake.delete_async(key)
-            log.warning("upload %s refused, raw object removed: %s", image_id, exc)
-            raise HTTPException(
-                503, "the image catalog is unavailable, so the upload was not stored; retry in a few seconds"
-            ) from None
-        try:
-            partition, offset = await state["publisher"].publish(image_id, event.encode())
-        except PublishError as exc:
-            await lake.delete_async(key)
-            await run_in_threadpool(discard_accepted, catalog, image_id)
-            log.warning("upload %s refused, raw object and catalog item removed: %s", image_id, exc)
-            raise HTTPException(
-                503, "the event log is unavailable, so the upload was not stored; retry in a few seconds"
-            ) from None
-        log.info(
-            "accepted %s from %s: %s %dx%d, %d bytes -> %s[%d]@%d",
-            image_id,
-            client_id,
-            header.format,
-            header.width,
-            header.height,
-            len(upload.data),
-            settings.uploads_topic,
-            partition,
-            offset,
-        )
-        return {"image_id": image_id, "sha256": upload.sha256, "status": "accepted"}
 
     @get_and_head(
         "/v1/images/{image_id}",
@@ -377,15 +300,3 @@ def echoed(image_id: str) -> str:
     """The id as a 404 repeats it: whole up to :data:`ECHO_CHARS` characters, else cut with an
     ellipsis, so a path of any length is never sent back in full."""
     return image_id if len(image_id) <= ECHO_CHARS else image_id[:ECHO_CHARS] + "…"
-
-
-def discard_accepted(catalog: Catalog, image_id: str) -> None:
-    """Remove the ``accepted`` item of an upload that was refused (the catalog client retries).
-
-    If DynamoDB stays unreachable the item is left, logged, and expires with
-    its TTL; the client never learnt its image id, so nobody is told it exists.
-    """
-    try:
-        catalog.discard_accepted(image_id)
-    except CatalogUnavailable as exc:
-        log.error("could not remove the accepted catalog item of refused upload %s: %s", image_id, exc)
