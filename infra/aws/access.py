@@ -45,7 +45,7 @@ class PrefixAccess:
 
 
 #: The upload API stores each upload create-only under raw/images/ and removes it again
-#: when Kafka refuses the event (imagelake/api/application.py). It reads nothing from the lake.
+#: when the catalog or Kafka refuses the upload (imagelake/api/upload.py). It reads nothing from the lake.
 API_LAKE = PrefixAccess(write=(RAW_IMAGES,), delete=(RAW_IMAGES,))
 
 #: Dagster's real-time runs read uploaded images and write the batch tables; retention and
