@@ -7,13 +7,14 @@ import dagster as dg
 
 from assets.materialization import files_metadata, preview
 from assets.partitions import PLANNED_ON_TAG, upload_batches
+from imagelake.catalog import REFUSED
 from imagelake.lake import layout
 from imagelake.lake.layout import RAW_IMAGES, BatchId
 from imagelake.lake.tables import write_batch_table
 from imagelake.realtime.batches import split_messages
 from imagelake.realtime.kafka import read_batch
 from imagelake.settings import get_settings
-from orchestration.resources import KafkaResource, LakeResource
+from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.retries import STEP_RETRY
 
 raw_images = dg.AssetSpec(
@@ -38,7 +39,7 @@ raw_images = dg.AssetSpec(
     ),
 )
 def upload_events(
-    context: dg.AssetExecutionContext, lake: LakeResource, kafka: KafkaResource
+    context: dg.AssetExecutionContext, lake: LakeResource, kafka: KafkaResource, catalog: CatalogResource
 ) -> dg.MaterializeResult:
     batch = BatchId.parse(context.partition_key)
     started = time.monotonic()
@@ -47,6 +48,12 @@ def upload_events(
     # The day the sensor planned the batch (a re-run keeps it, so it rewrites the same files).
     detected_on = context.run.tags.get(PLANNED_ON_TAG) or layout.dt_of(datetime.now(UTC))
     split = split_messages(batch, messages, missing, detected_on)
+    # Each upload is claimed for this batch before anything of it is archived: an upload the API
+    # refused first (imagelake/catalog.py) is set aside as a dead letter, never counted.
+    claims = catalog.catalog().claim_all([e.image_id for e in split.events], str(batch))
+    refused = frozenset(i for i, outcome in claims.items() if outcome == REFUSED)
+    if refused:
+        split = split_messages(batch, messages, missing, detected_on, refused)
     store = lake.lake()
     files = write_batch_table(store, "upload_events", str(batch), split.event_rows, split.event_dts)
     files += write_batch_table(store, "dead_letters", str(batch), split.dead_rows, split.dead_dts)
@@ -61,6 +68,7 @@ def upload_events(
             "events": len(split.event_rows),
             "dead_letters": len(split.dead_rows),
             "offsets_lost_from_kafka": lost,
+            "refused_uploads_set_aside": len(refused),
             "kafka_partition": batch.partition,
             "offsets": f"{batch.first}-{batch.last}",
             "duration_s": round(time.monotonic() - started, 3),

@@ -1,8 +1,12 @@
 """The image catalog on DynamoDB: one item per image, what became of it.
 
-Lifecycle of an item: the API writes ``accepted``; the real-time run writes
-``processed`` (with metadata and duplicate info) or ``failed`` (with the
-reason); the batch jobs add derivative keys. Every item carries ``expires_at``
+Lifecycle of an item: the API writes ``accepted``; the real-time run claims it
+(``claimed_by``: the batch that archived its event) and writes ``processed``
+(with metadata and duplicate info) or ``failed`` (with the reason); the batch
+jobs add derivative keys. An upload the API refused after writing the item (its
+event's delivery timed out) becomes ``refused``: the claim and the refusal are
+conditional writes on the one item, so exactly one of them wins, and an event
+that reaches Kafka after all is archived as a dead letter, never processed. Every item carries ``expires_at``
 (upload time + retention, epoch seconds), DynamoDB's TTL attribute, so the
 catalog keeps the same 7 days as the lake; reads leave out an item past it
 that DynamoDB has not deleted yet.
@@ -14,11 +18,12 @@ so a repeated write leaves the same item.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -81,6 +86,19 @@ def _from_dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]
     return value
+
+
+#: Item statuses: written by the API, then by the real-time run (see the module's docstring).
+ACCEPTED, PROCESSED, FAILED, REFUSED = "accepted", "processed", "failed", "refused"
+#: The outcome of a batch's claim on an upload's item.
+CLAIMED, MISSING = "claimed", "missing"
+#: Items that remember an ``Idempotency-Key`` share the table, under keys no image id can take.
+IDEMPOTENCY_PREFIX = "idempotency#"
+
+
+def idempotency_item_key(client_id: str, key: str) -> str:
+    """The item of one client's ``Idempotency-Key`` (hashed: a key is any text the client chose)."""
+    return f"{IDEMPOTENCY_PREFIX}{client_id}#{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
 #: Item attributes holding a run's duplicate answer (the same names as the image_metadata columns).
@@ -314,22 +332,97 @@ class Catalog:
             return False
         return True
 
-    def discard_accepted(self, image_id: str) -> bool:
-        """Delete an item that is still only ``accepted`` (an upload refused after all).
+    def _failed_condition(self, exc: ClientError) -> bool:
+        return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
-        Returns whether it was deleted; an item a run has already written is kept.
-        """
+    # -- the claim and the refusal: exactly one wins per upload -------------------------
+    def claim(self, image_id: str, batch_id: str) -> str:
+        """Take an upload for the batch that archives its event: :data:`CLAIMED`, :data:`REFUSED`
+        (the API refused it first: the event must not be processed) or :data:`MISSING` (no item:
+        the event is processed as before). A batch's re-run claims again, with the same answer."""
         try:
             self._call(
-                "delete_item",
+                "update_item",
                 TableName=self.table,
                 Key={KEY_ATTRIBUTE: {"S": image_id}},
-                ConditionExpression="#s = :accepted",
+                UpdateExpression="SET claimed_by = if_not_exists(claimed_by, :batch)",
+                ConditionExpression=f"attribute_exists({KEY_ATTRIBUTE}) AND #s <> :refused",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":accepted": {"S": "accepted"}},
+                ExpressionAttributeValues={":batch": {"S": batch_id}, ":refused": {"S": REFUSED}},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not self._failed_condition(exc):
+                raise
+            item = self.get(image_id)
+            return REFUSED if item is not None and item.get("status") == REFUSED else MISSING
+        return CLAIMED
+
+    def claim_all(self, image_ids: Iterable[str], batch_id: str, *, workers: int = 8) -> dict[str, str]:
+        """:meth:`claim` for many uploads in parallel: image id -> outcome."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(workers, len(ids))) as pool:
+            return dict(zip(ids, pool.map(lambda i: self.claim(i, batch_id), ids), strict=True))
+
+    def refuse(self, image_id: str, reason: str) -> bool:
+        """Mark an ``accepted`` upload refused, unless a batch has claimed it: True if refused now
+        (its event, should it reach Kafka, is never processed), False if the upload stands."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table,
+                Key={KEY_ATTRIBUTE: {"S": image_id}},
+                UpdateExpression="SET #s = :refused, #e = :reason",
+                ConditionExpression="#s = :accepted AND attribute_not_exists(claimed_by)",
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues={
+                    ":refused": {"S": REFUSED},
+                    ":accepted": {"S": ACCEPTED},
+                    ":reason": {"S": reason},
+                },
+            )
+        except ClientError as exc:
+            if not self._failed_condition(exc):
+                raise
+            return False
+        return True
+
+    # -- idempotency keys ---------------------------------------------------------------
+    def idempotency_record(self, client_id: str, key: str) -> dict[str, Any] | None:
+        """What an earlier request with this ``Idempotency-Key`` reserved (``image_id``,
+        ``reserved_at``), if it is within the retention period."""
+        item = self.get(idempotency_item_key(client_id, key))
+        return None if item is None else {"image_id": item["upload_id"], "reserved_at": item["reserved_at"]}
+
+    def reserve_idempotency_key(
+        self, client_id: str, key: str, image_id: str, *, replaces: str | None, retention_days: int
+    ) -> bool:
+        """Bind an ``Idempotency-Key`` to the upload ``image_id``: only if no request holds it, or, with
+        ``replaces``, if it still names that earlier upload (which did not stand). False if another
+        request got there first."""
+        now = datetime.now(UTC)
+        item = {
+            KEY_ATTRIBUTE: idempotency_item_key(client_id, key),
+            "upload_id": image_id,
+            "reserved_at": now.isoformat(),
+            TTL_ATTRIBUTE: expires_at(now, retention_days),
+        }
+        condition: dict[str, Any] = {"ConditionExpression": f"attribute_not_exists({KEY_ATTRIBUTE})"}
+        if replaces is not None:
+            condition = {
+                "ConditionExpression": "upload_id = :previous",
+                "ExpressionAttributeValues": {":previous": {"S": replaces}},
+            }
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table,
+                Item={k: _SER.serialize(_to_dynamo(v)) for k, v in item.items()},
+                **condition,
+            )
+        except ClientError as exc:
+            if not self._failed_condition(exc):
                 raise
             return False
         return True

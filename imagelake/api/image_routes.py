@@ -4,9 +4,9 @@ answer. What an upload goes through is :func:`imagelake.api.upload.accept_upload
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from imagelake.api.dependencies import (
@@ -22,7 +22,7 @@ from imagelake.api.problems import problem
 from imagelake.api.routing import get_and_head
 from imagelake.api.status import ImageStatus, image_status
 from imagelake.api.upload import FILE_FIELD, Accepted, UploadRefused, accept_upload
-from imagelake.catalog import CatalogUnavailable
+from imagelake.catalog import REFUSED, CatalogUnavailable
 from imagelake.images.checks import PNG_METADATA_CHUNK_LIMIT, PNG_METADATA_TOTAL_LIMIT
 from imagelake.lake import layout
 from imagelake.settings import MAX_UPLOAD_BYTES
@@ -72,11 +72,13 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         f"the body is over the size cap (IMAGELAKE_MAX_UPLOAD_BYTES, {MAX_UPLOAD_BYTES >> 20} MiB by default); "
         "the connection is closed"
     ),
+    409: problem("another request with the same Idempotency-Key is being handled: retry in a few seconds"),
     415: problem("not JPEG, PNG, WebP, GIF or TIFF (recognised from the bytes, not the file name)"),
     422: problem(
         "a corrupt or truncated image, one with more pixels than the cap, or a PNG whose metadata "
         f"(ICC profile, XMP or other text) decompresses to more than {PNG_METADATA_CHUNK_LIMIT >> 20} MiB "
-        f"in one chunk or {PNG_METADATA_TOTAL_LIMIT >> 20} MiB in all"
+        f"in one chunk or {PNG_METADATA_TOTAL_LIMIT >> 20} MiB in all; or an Idempotency-Key already "
+        "used for a different image"
     ),
     503: problem(
         "Kafka, the image catalog or the image store (lake) is unavailable: nothing was kept, retry"
@@ -107,6 +109,19 @@ async def upload_image(
     lake: AppLake,
     catalog: AppCatalog,
     publisher: AppPublisher,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description=(
+                "Any text you choose for this upload (a UUID, say). Retrying with the same key within the "
+                "retention period answers the first outcome, with the same image_id, and stores nothing "
+                "new; a retry after a 503 is a new attempt."
+            ),
+        ),
+    ] = None,
 ) -> Accepted:
     """Upload one image as the multipart/form-data field ``file``."""
     declared = request.headers.get("content-length")
@@ -123,7 +138,13 @@ async def upload_image(
         raise HTTPException(exc.status, exc.reason, headers=CUT if exc.status == 413 else None) from None
     try:
         return await accept_upload(
-            upload, client_id, settings=settings, lake=lake, catalog=catalog, publisher=publisher
+            upload,
+            client_id,
+            settings=settings,
+            lake=lake,
+            catalog=catalog,
+            publisher=publisher,
+            idempotency_key=idempotency_key,
         )
     except UploadRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
@@ -146,8 +167,8 @@ async def image_status_of(image_id: str, client_id: ClientId, catalog: AppCatalo
         raise not_found from None
     try:
         item = await run_in_threadpool(catalog.get, image_id)
-        if item is None or item.get("client_id") != client_id:
-            raise not_found  # another client's image is answered exactly like a missing one
+        if item is None or item.get("client_id") != client_id or item.get("status") == REFUSED:
+            raise not_found  # another client's image (or a refused upload) is answered like a missing one
         show_duplicate = False
         if (original := item.get("duplicate_of")) is not None:
             found = await run_in_threadpool(catalog.get, original)

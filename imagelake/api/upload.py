@@ -2,10 +2,23 @@
 
 An upload is accepted only once it is durable: the bytes are in the raw zone
 (create-only, under a server-generated key), the catalog holds an
-``accepted`` item and Kafka has acknowledged the event. If the catalog or
-Kafka refuses, what was written is removed again and the client is told to
-retry, so no image exists without its event and no ``accepted`` item stays
-behind for an upload the client was told failed.
+``accepted`` item and Kafka has acknowledged the event. If the lake or the
+catalog refuses, what was written is removed again and the client is told to
+retry.
+
+If Kafka does not acknowledge the event in time, the event may still reach
+Kafka (the idempotent producer keeps trying, or the broker wrote it and the
+answer was lost). The catalog decides, once: the API marks the item
+``refused`` unless a real-time batch has already claimed it
+(:meth:`imagelake.catalog.Catalog.refuse`). Refused: the raw object goes, the
+client gets a 503, and an event that arrives later is set aside as a dead
+letter, never counted. Claimed: the upload stands and the client gets its 202.
+Either way the client is told what happened, and it is counted once or not at
+all.
+
+With an ``Idempotency-Key``, a retry of an upload that stood answers the first
+outcome (the same image id) and stores nothing; a retry of one that did not
+stand is a new upload. The key is kept as long as the images (the retention).
 
 Nothing here reads the request: the route hands over the file it parsed, so the
 whole sequence can be run, and tested, on its own.
@@ -21,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from imagelake.api.multipart import UploadedFile, not_a_file_upload
 from imagelake.api.publisher import EventPublisher, PublishError
-from imagelake.catalog import Catalog, CatalogUnavailable
+from imagelake.catalog import REFUSED, Catalog, CatalogUnavailable
 from imagelake.images.checks import ImageHeader, ImageRejected, check_upload
 from imagelake.lake import layout
 from imagelake.lake.ids import new_image_id
@@ -62,12 +75,32 @@ async def accept_upload(
     lake: Lake,
     catalog: Catalog,
     publisher: EventPublisher,
+    idempotency_key: str | None = None,
 ) -> Accepted:
     """Keep ``upload`` for ``client_id``, or raise :class:`UploadRefused` having removed what it wrote."""
     header = await checked_image(upload, settings)
 
+    replaces: str | None = None
+    if idempotency_key is not None:
+        first = await run_in_threadpool(
+            first_outcome, catalog, client_id, idempotency_key, upload.sha256, settings
+        )
+        if isinstance(first, Accepted):
+            log.info(
+                "upload %s from %s repeated with its Idempotency-Key: nothing stored",
+                first.image_id,
+                client_id,
+            )
+            return first
+        replaces = first
     uploaded_at = datetime.now(UTC)
     image_id = new_image_id(int(uploaded_at.timestamp() * 1000))
+    if idempotency_key is not None:
+        reserved = await run_in_threadpool(
+            reserve, catalog, client_id, idempotency_key, image_id, replaces, settings.retention_days
+        )
+        if not reserved:
+            raise UploadRefused(409, IN_PROGRESS)
     key = layout.raw_image_key(layout.dt_of(uploaded_at), image_id)
     event = UploadEvent(
         image_id=image_id,
@@ -96,9 +129,13 @@ async def accept_upload(
     try:
         partition, offset = await publisher.publish(image_id, event.encode())
     except PublishError as exc:
+        if not await run_in_threadpool(refuse, catalog, image_id, str(exc)):
+            log.warning(
+                "upload %s stands although Kafka did not acknowledge in time: a batch took it", image_id
+            )
+            return Accepted(image_id=image_id, sha256=upload.sha256, status="accepted")
         await lake.delete_async(key)
-        await run_in_threadpool(discard_accepted, catalog, image_id)
-        log.warning("upload %s refused, raw object and catalog item removed: %s", image_id, exc)
+        log.warning("upload %s refused, raw object removed, catalog item marked refused: %s", image_id, exc)
         raise UploadRefused(
             503, "the event log is unavailable, so the upload was not stored; retry in a few seconds"
         ) from None
@@ -131,13 +168,59 @@ async def checked_image(upload: UploadedFile, settings: Settings) -> ImageHeader
         raise UploadRefused(exc.status, exc.reason) from None
 
 
-def discard_accepted(catalog: Catalog, image_id: str) -> None:
-    """Remove the ``accepted`` item of an upload that was refused (the catalog client retries).
+def refuse(catalog: Catalog, image_id: str, reason: str) -> bool:
+    """Mark an upload refused unless a batch claimed it; True if refused (see the module's docstring).
 
-    If DynamoDB stays unreachable the item is left, logged, and expires with
-    its TTL; the client never learnt its image id, so nobody is told it exists.
+    If DynamoDB is unreachable too, nothing can be decided: the upload is answered 503 and its
+    object and ``accepted`` item are left as they are, logged, to be processed if its event does
+    arrive, and kept by garbage collection either way (an item stands behind them).
     """
     try:
-        catalog.discard_accepted(image_id)
+        return catalog.refuse(image_id, f"not acknowledged by Kafka in time: {reason}")
     except CatalogUnavailable as exc:
-        log.error("could not remove the accepted catalog item of refused upload %s: %s", image_id, exc)
+        log.error("upload %s: Kafka did not acknowledge and the catalog is unreachable: %s", image_id, exc)
+        raise UploadRefused(
+            503, "the event log and the image catalog are unavailable; retry in a few seconds"
+        ) from None
+
+
+#: The answer to a request whose Idempotency-Key another request holds right now.
+IN_PROGRESS = "another request with this Idempotency-Key is being handled; retry in a few seconds"
+#: How long a reserved key whose upload has no catalog item yet counts as in progress: longer than
+#: any upload takes (the Kafka delivery timeout is the slowest step), shorter than a client waits.
+IN_PROGRESS_S = 60.0
+
+
+def first_outcome(
+    catalog: Catalog, client_id: str, key: str, sha256: str, settings: Settings
+) -> Accepted | str | None:
+    """What an earlier request with this ``Idempotency-Key`` left: its answer if its upload stood,
+    else the id of the attempt that did not (to replace), else None (the key is new)."""
+    try:
+        record = catalog.idempotency_record(client_id, key)
+        if record is None:
+            return None
+        item = catalog.get(record["image_id"])
+    except CatalogUnavailable as exc:
+        raise UploadRefused(503, "the image catalog is unavailable; retry in a few seconds") from exc
+    if item is not None and item.get("status") != REFUSED:
+        if item.get("sha256") != sha256:
+            raise UploadRefused(
+                422, "this Idempotency-Key was used for a different image: use a new key for a new upload"
+            )
+        return Accepted(image_id=record["image_id"], sha256=sha256, status="accepted")
+    age = datetime.now(UTC) - datetime.fromisoformat(record["reserved_at"])
+    if item is None and age.total_seconds() < IN_PROGRESS_S:
+        raise UploadRefused(409, IN_PROGRESS)
+    return str(record["image_id"])
+
+
+def reserve(
+    catalog: Catalog, client_id: str, key: str, image_id: str, replaces: str | None, retention_days: int
+) -> bool:
+    try:
+        return catalog.reserve_idempotency_key(
+            client_id, key, image_id, replaces=replaces, retention_days=retention_days
+        )
+    except CatalogUnavailable as exc:
+        raise UploadRefused(503, "the image catalog is unavailable; retry in a few seconds") from exc

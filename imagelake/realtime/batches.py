@@ -27,6 +27,10 @@ from imagelake.realtime.events import EventDecodeError, UploadEvent, decode_even
 from imagelake.realtime.kafka import Message
 
 MISSING_FROM_KAFKA = "offset expired from Kafka before the batch ran"
+REFUSED_UPLOAD = (
+    "the upload API refused this upload (Kafka did not acknowledge its event in time) and told the "
+    "client so; the event reached Kafka after all and is not processed"
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,12 @@ def split_messages(
     messages: list[Message],
     missing: Iterable[tuple[int, int]],
     detected_on: str,
+    refused: frozenset[str] = frozenset(),
 ) -> SplitBatch:
     """Decode each message; anything that is not a valid event becomes a dead letter with its reason.
 
-    Offsets gone from Kafka (``missing``, as ranges) become one dead letter per range. A dead letter
+    Offsets gone from Kafka (``missing``, as ranges) become one dead letter per range; the event
+    of an upload the API ``refused`` (its catalog item says so) becomes a dead letter too. A dead letter
     lives under the day Kafka received its message; one without a timestamp (an expired offset)
     under the batch's earliest message's day, else ``detected_on`` (the day the loss was found), so
     it is kept for the retention period from then like any dead letter.
@@ -89,6 +95,9 @@ def split_messages(
             event = decode_event(msg.value)
         except EventDecodeError as exc:
             dead(msg.offset, msg.timestamp, msg.key, msg.value, exc.reason)
+            continue
+        if event.image_id in refused:
+            dead(msg.offset, msg.timestamp, msg.key, msg.value, REFUSED_UPLOAD)
             continue
         events.append(event)
         event_rows.append(

@@ -16,12 +16,13 @@ def dynamodb_actions(template: dict, role_name: str) -> set[str]:
     return actions
 
 
-def test_the_api_writes_and_withdraws_accepted_items_and_reads_them(built, template_json):
-    # put_accepted (PutItem), discard_accepted (DeleteItem), GET /v1/images/{id} (GetItem)
+def test_the_api_writes_and_refuses_accepted_items_and_reads_them(built, template_json):
+    # put_accepted and idempotency keys (PutItem), refuse (a conditional UpdateItem),
+    # GET /v1/images/{id} and an Idempotency-Key's first outcome (GetItem); it never deletes
     assert dynamodb_actions(template_json["workloads"], built.config.role_name("api")) == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
-        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
     }
 
 

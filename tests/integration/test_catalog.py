@@ -161,20 +161,6 @@ def test_an_item_created_by_a_run_without_an_accepted_write_still_expires(catalo
     assert item["status"] == "failed" and item["client_id"] == "dev" and item[TTL_ATTRIBUTE] > 0
 
 
-def test_discard_accepted_removes_only_an_untouched_item(catalog):
-    refused, processed = (
-        make_event(),
-        make_event("01" + "C" * 24),
-    )
-    for e in (refused, processed):
-        catalog.put_accepted(e, 7)
-    catalog.record_outcome(outcome(processed), 7)
-    assert catalog.discard_accepted(refused.image_id) is True
-    assert catalog.discard_accepted(processed.image_id) is False
-    assert catalog.get(refused.image_id) is None and catalog.get(processed.image_id)["status"] == "processed"
-    assert catalog.discard_accepted(refused.image_id) is False  # already gone
-
-
 def test_dynamodb_local_keeps_its_files_beside_its_log_and_sends_no_telemetry(dynamodb_local, catalog):
     """DynamoDB Local writes dynamodb-local-metadata.json into its working directory: that
     was the checkout (and the file got committed once)."""

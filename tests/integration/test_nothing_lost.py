@@ -6,28 +6,39 @@ product runs; each fails without the fix it guards.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import dagster as dg
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from imagelake.api.application import create_app
 from imagelake.batch.compaction import compact_day
 from imagelake.batch.garbage_collection import GC_PREFIXES, GcPolicy, plan
 from imagelake.lake import layout
 from imagelake.lake.read_rule import exactly_once, first_per_image
 from imagelake.lake.store import Lake
 from imagelake.lake.tables import day_files, read_table_file, rows_to_table, to_parquet_bytes
-from imagelake.realtime.kafka import KafkaConnection, consumer_config
+from imagelake.realtime.batches import REFUSED_UPLOAD
+from imagelake.realtime.events import UploadEvent
+from imagelake.realtime.kafka import KafkaConnection, consumer_config, ensure_topic, fetch_watermarks
+from imagelake.warehouse.days import DayWindow
+from infra.local.stack import free_port, start_kafka
 from orchestration.resources import KafkaResource
 from orchestration.sensors import dump_cursor
+from tests.support import sample_images as images
 from tests.support.lakerows import image_id_at, seed_batch
+from tests.support.observed import catalog_items, raw_objects
 from tests.support.realtime_runs import run_batch, tick
+from tests.support.servers import AnswerHoldingKafkaRelay, serve
+from tests.support.warehouse_builds import build, query
 
 
 def short_retention_topic(bootstrap: str, name: str) -> str:
@@ -172,3 +183,120 @@ def test_a_conditional_delete_leaves_an_object_that_changed(any_lake):
     assert not lake.exists("curated/x/dt=2026-11-20/a.parquet")
     assert lake.delete_if_unchanged("curated/x/dt=2026-11-20/a.parquet", tag) is True  # gone already
     assert [o.key for o in lake.list("curated/x")] == []  # nothing left aside
+
+
+# -- what the client is told is what is counted ------------------------------------------------
+
+KEY = {"X-API-Key": "dev-key"}
+
+
+def post_image(url: str, data: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/images",
+        headers={**KEY, **headers},
+        files={"file": ("a.jpg", data, "image/jpeg")},
+        timeout=60,
+    )
+
+
+def process_and_count(settings, lake: Lake, kafka: KafkaResource, catalog, instance) -> int:
+    """Run every batch now on Kafka, build today's marts, and return today's images count."""
+    planned, _ = tick(instance, kafka, None)
+    for request in getattr(planned, "run_requests", []):
+        assert run_batch(instance, request.partition_key, lake, kafka, catalog).success
+    today = datetime.now(UTC).date()
+    assert build(settings, instance, DayWindow(today, today)).success
+    return sum(n for (n,) in query(settings, "select images from marts.daily_upload_stats"))
+
+
+def test_a_retried_upload_with_the_same_idempotency_key_is_counted_once(
+    imagelake_env, kafka_bootstrap, topic, catalog
+):
+    settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
+    lake = Lake.from_settings(settings)
+    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
+    photo = images.jpeg(seed=7)
+    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
+        answers = [post_image(url, photo, **{"Idempotency-Key": "order-7"}) for _ in range(3)]
+        other = post_image(url, images.jpeg(seed=8), **{"Idempotency-Key": "order-7"})
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert len({a.json()["image_id"] for a in answers}) == 1  # the first outcome, every time
+    assert other.status_code == 422 and "different image" in other.json()["detail"]
+    assert len(raw_objects(lake)) == 1
+    with dg.instance_for_test() as instance:
+        assert process_and_count(settings, lake, kafka, catalog, instance) == 1
+
+
+@pytest.fixture(scope="module")
+def relayed_kafka(tmp_path_factory):
+    """A broker of its own: producers bootstrapping from its CLIENT listener reach it through an
+    AnswerHoldingKafkaRelay, consumers (the sensor, the runs) directly."""
+    direct, client, controller = free_port(), free_port(), free_port()
+    relay = AnswerHoldingKafkaRelay(f"127.0.0.1:{client}")
+    listeners = {
+        "listeners": (
+            f"PLAINTEXT://127.0.0.1:{direct},CLIENT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}"
+        ),
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{direct},CLIENT://127.0.0.1:{relay.port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    }
+    service = start_kafka(
+        tmp_path_factory.mktemp("relayed-kafka"), direct, controller, extra_properties=listeners
+    )
+    try:
+        yield f"127.0.0.1:{direct}", f"127.0.0.1:{relay.port}", relay
+    finally:
+        relay.close()
+        service.stop()
+
+
+def test_a_kafka_delivery_timeout_ends_with_one_count_or_none_matching_what_the_client_was_told(
+    imagelake_env, relayed_kafka, catalog
+):
+    direct, relayed, relay = relayed_kafka
+    topic = f"image-uploads-held-{time.time_ns()}"
+    ensure_topic(KafkaConnection(direct), topic, 3)
+    settings = imagelake_env(
+        IMAGELAKE_KAFKA_BOOTSTRAP=relayed,
+        IMAGELAKE_UPLOADS_TOPIC=topic,
+        IMAGELAKE_KAFKA_DELIVERY_TIMEOUT_S="3",
+    )
+    lake = Lake.from_settings(settings)
+    kafka = KafkaResource(bootstrap=direct, topic=topic)
+
+    # 1. The broker writes the event, its answer never comes, nobody takes the upload meanwhile:
+    #    the API refuses it (503) and the event, on Kafka all the same, must never count.
+    with serve(create_app(settings, lake=lake, catalog=catalog)) as url:
+        told_first = post_image(url, images.jpeg(seed=31))
+    assert relay.produced.is_set() and told_first.status_code == 503
+    relay.reset()
+
+    # 2. The same, but a batch takes the upload while the API still waits: the upload stands (202).
+    patient = settings.with_overrides(kafka_delivery_timeout_s=30.0)
+    told: dict[str, httpx.Response] = {}
+    with dg.instance_for_test() as instance, serve(create_app(patient, lake=lake, catalog=catalog)) as url:
+        waiting = threading.Thread(target=lambda: told.update(second=post_image(url, images.jpeg(seed=32))))
+        waiting.start()
+        assert relay.produced.wait(30), "the upload's event never reached the broker"
+        deadline = time.monotonic() + 30
+        while sum(high for _low, high in all_watermarks(direct, topic).values()) < 2:
+            assert time.monotonic() < deadline, "the second event is not on Kafka"
+            time.sleep(0.2)
+        count = process_and_count(settings, lake, kafka, catalog, instance)
+        waiting.join(60)
+    assert told["second"].status_code == 202
+    second = told["second"].json()["image_id"]
+    assert count == 1  # the second upload, once; the refused one, never
+    assert catalog.get(second)["status"] == "processed"
+    [refused] = [i for i in catalog_items(catalog) if i["status"]["S"] == "refused"]
+    dead = [r for o in lake.list("raw/dead_letters") for r in pq.read_table(lake.root / o.key).to_pylist()]
+    assert [r["reason"] for r in dead] == [REFUSED_UPLOAD]
+    assert UploadEvent.model_validate_json(dead[0]["message_value"]).image_id == refused["image_id"]["S"]
+
+
+def all_watermarks(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    consumer = Consumer(consumer_config(KafkaConnection(bootstrap)))
+    try:
+        return fetch_watermarks(consumer, topic, timeout_s=10)
+    finally:
+        consumer.close()

@@ -78,3 +78,73 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         for end in (source, sink):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
+
+
+#: Kafka's API key of a Produce request (the int16 after a request frame's int32 size).
+PRODUCE_API_KEY = 0
+
+
+class AnswerHoldingKafkaRelay:
+    """Relays Kafka traffic to ``target``; from the first Produce request that passes, the broker's
+    answers are held back from the clients (until :meth:`reset`).
+
+    The broker has written the message, the producer never hears so: a broker frozen right after the
+    write, as its client sees it. The broker must advertise this relay's port on the listener the
+    producer bootstraps from, so that every connection of the producer goes through it.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.port = free_port()
+        self.produced = threading.Event()
+        self._held = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self) -> None:
+        """Drop every relayed connection (their clients reconnect) and relay answers again."""
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self.produced.clear()
+        self._held.clear()
+
+    def close(self) -> None:
+        self.reset()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Client to broker, frame by frame: a Produce request holds the answers before it goes on."""
+        pending = b""
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                pending += data
+                while len(pending) >= 6:
+                    size = int.from_bytes(pending[:4], "big")
+                    if len(pending) < 4 + size:
+                        break
+                    frame, pending = pending[: 4 + size], pending[4 + size :]
+                    if int.from_bytes(frame[4:6], "big") == PRODUCE_API_KEY:
+                        self._held.set()
+                        self.produced.set()
+                    upstream.sendall(frame)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if not self._held.is_set():
+                    client.sendall(data)

@@ -60,11 +60,12 @@ class WorkloadsStack(Stack):
                     actions=["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
                     resources=[topic_arn],
                 ),
-                # GET /v1/images/{id} reads an item; an upload writes its `accepted` item and, if
-                # Kafka then refuses the event, deletes it again (both conditional writes).
+                # GET /v1/images/{id} reads an item; an upload writes its `accepted` item (and an
+                # Idempotency-Key's) and, if Kafka does not acknowledge it, marks it `refused`
+                # (conditional writes; imagelake/api/upload.py).
                 iam.PolicyStatement(
                     sid="CatalogAccepted",
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                     resources=[table_arn],
                 ),
             ],
