@@ -17,7 +17,8 @@ from assets.raw import raw_images, upload_events
 from imagelake.batch.compaction import CompactParams, is_open_day
 from imagelake.batch.garbage_collection import GcParams
 from imagelake.settings import get_settings
-from orchestration.resources import LakeResource
+from orchestration.backlog import kafka_lag, realtime_backlog
+from orchestration.resources import CatalogResource, KafkaResource, LakeResource
 from orchestration.retries import STEP_RETRY
 from orchestration.spark import SparkResource
 
@@ -100,8 +101,10 @@ def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_ru
             kinds={"spark", "parquet"},
             description=(
                 "Garbage collection and retention over one snapshot of the lake: deletes everything older "
-                "than the retention period (IMAGELAKE_RETENTION_DAYS), raw images no event announced and "
-                "derivatives whose source is gone (both after a grace period), and expired dead letters; "
+                "than the retention period (IMAGELAKE_RETENTION_DAYS), raw images of failed uploads (no event "
+                "announced them and the catalog holds no accepted upload; none while the real-time backlog "
+                "is not empty) and derivatives whose source is gone (both after a grace period), and expired "
+                "dead letters; "
                 "prunes Dagster's runs and upload_batches partitions older than the retention period; "
                 "writes what remains, per zone/prefix/date, to `curated/storage_inventory/`."
             ),
@@ -110,8 +113,15 @@ def prune_dagster_records(instance: dg.DagsterInstance, cutoff: datetime, dry_ru
     pool="lake_maintenance",
     retry_policy=STEP_RETRY,
 )
-def garbage_collection(context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource):
-    result = spark.run(context, "garbage_collection", gc_params(lake, dry_run=False).to_extras())
+def garbage_collection(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lake: LakeResource,
+    catalog: CatalogResource,
+    kafka: KafkaResource,
+):
+    params = gc_params(context, lake, catalog, kafka, dry_run=False)
+    result = spark.run(context, "garbage_collection", params.to_extras())
     pruned = prune_old_dagster_records(context, dry_run=False)
     yield dg.MaterializeResult(
         asset_key="storage_inventory",
@@ -133,8 +143,15 @@ def garbage_collection(context: dg.AssetExecutionContext, spark: SparkResource, 
         "no materialization: storage_inventory keeps its last real snapshot."
     ),
 )
-def garbage_collection_preview(context: dg.OpExecutionContext, spark: SparkResource, lake: LakeResource):
-    summary = spark.summary(context, "garbage_collection", gc_params(lake, dry_run=True).to_extras())
+def garbage_collection_preview(
+    context: dg.OpExecutionContext,
+    spark: SparkResource,
+    lake: LakeResource,
+    catalog: CatalogResource,
+    kafka: KafkaResource,
+):
+    params = gc_params(context, lake, catalog, kafka, dry_run=True)
+    summary = spark.summary(context, "garbage_collection", params.to_extras())
     pruned = prune_old_dagster_records(context, dry_run=True)
     context.log.info(
         f"would delete {summary['would_delete_objects']} objects ({summary['would_delete_bytes']:,} bytes) "
@@ -150,13 +167,28 @@ def garbage_collection_preview(context: dg.OpExecutionContext, spark: SparkResou
     )
 
 
-def gc_params(lake: LakeResource, dry_run: bool) -> GcParams:
+def gc_params(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    lake: LakeResource,
+    catalog: CatalogResource,
+    kafka: KafkaResource,
+    dry_run: bool,
+) -> GcParams:
+    """One collection's parameters; failed uploads are held while the real-time backlog could
+    still hold their events (orchestration/backlog.py)."""
     settings = get_settings()
+    backlog = realtime_backlog(context.instance, kafka_lag(context.instance, kafka))
+    held = "" if backlog.empty else backlog.describe()
+    if held:
+        context.log.warning(f"failed uploads are not collected this run; the real-time backlog holds {held}")
     return GcParams(
         **lake.location(),
         retention_days=settings.retention_days,
         grace_hours=settings.gc_grace_hours,
         dry_run=dry_run,
+        catalog_table=catalog.table,
+        catalog_endpoint=catalog.endpoint,
+        failed_uploads_held=held,
     )
 
 

@@ -437,13 +437,15 @@ class Catalog:
             return None
         return _live(item, time.time())
 
-    def get_many(self, image_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Items by id (missing and expired ids are absent), 100 per request as DynamoDB allows."""
+    def get_many(self, image_ids: Iterable[str], *, consistent: bool = False) -> dict[str, dict[str, Any]]:
+        """Items by id (missing and expired ids are absent), 100 per request as DynamoDB allows;
+        ``consistent`` reads see every write acknowledged before the call."""
         ids = list(dict.fromkeys(image_ids))
         now = time.time()
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 100):
-            request = {self.table: {"Keys": [{KEY_ATTRIBUTE: {"S": i}} for i in ids[start : start + 100]]}}
+            keys = [{KEY_ATTRIBUTE: {"S": i}} for i in ids[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": consistent}}
             while request:
                 response = self._call("batch_get_item", RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):

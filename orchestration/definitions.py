@@ -21,7 +21,7 @@ from orchestration.jobs import (
 )
 from orchestration.resources import catalog_resource, kafka_resource, lake_resource
 from orchestration.schedules import batch_schedules
-from orchestration.sensors import kafka_upload_sensor
+from orchestration.sensors import failed_batch_sensor, kafka_upload_sensor
 from orchestration.spark import spark_resource
 
 settings = get_settings()
@@ -45,7 +45,7 @@ defs = dg.Definitions(
         heartbeat_job,
     ],
     schedules=batch_schedules,
-    sensors=[kafka_upload_sensor],
+    sensors=[kafka_upload_sensor, failed_batch_sensor],
     # Every job here is one or two steps: a step subprocess per run (the multiprocess default) would
     # only add a second Python start with every import of this location to each run, which on a
     # small machine is most of a run's CPU (docs/benchmarks.md, bench-realtime).

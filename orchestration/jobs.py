@@ -5,12 +5,13 @@ import dagster as dg
 from assets.curated import image_metadata
 from assets.maintenance import garbage_collection_preview
 from assets.raw import upload_events
+from orchestration.backlog import REALTIME_BATCH_JOB
 from orchestration.retries import RUN_RETRY_TAGS
 
 #: One run per Kafka micro-batch, in one process like every job here (the code location's
 #: executor, orchestration/definitions.py): on a small machine process start-up dominates a batch.
 realtime_batch_job = dg.define_asset_job(
-    "realtime_batch_job",
+    REALTIME_BATCH_JOB,
     tags=RUN_RETRY_TAGS,
     selection=dg.AssetSelection.assets(upload_events, image_metadata),
     description=(

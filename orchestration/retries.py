@@ -9,12 +9,18 @@
   infra/k8s/dagster/values.yaml), the jobs add ``RUN_RETRY_TAGS``. Run retries skip runs whose
   steps failed: the step retries already had their go. The Kafka sensor has moved past a batch
   once its run is launched, so without this an interrupted batch stays `accepted` for good.
+- A real-time batch whose run failed for good is not left behind: ``failed_batch_sensor``
+  (orchestration/backlog.py) runs it again, first after ``BATCH_RERUN_FIRST_DELAY`` (well after any
+  run retry), then after twice as long each time, up to ``BATCH_RERUN_MAX_DELAY``, until it passes
+  or its events leave the retention period.
 - A failure that cannot pass by itself (a day outside the partitions, a day still open, image
   ids not of the day) raises ``dg.Failure(allow_retries=False)`` and fails once.
 
 The warehouse job opts out (``NO_RUN_RETRY_TAGS``): its sensor and hourly schedule build the
 days again anyway.
 """
+
+from datetime import timedelta
 
 import dagster as dg
 
@@ -28,3 +34,11 @@ RUN_RETRY_TAGS = {
     "dagster/retry_on_asset_or_op_failure": "false",
 }
 NO_RUN_RETRY_TAGS = {"dagster/max_retries": "0"}
+
+BATCH_RERUN_FIRST_DELAY = timedelta(minutes=5)
+BATCH_RERUN_MAX_DELAY = timedelta(hours=6)
+
+
+def batch_rerun_delay(attempt: int) -> timedelta:
+    """How long after a failed real-time batch run its ``attempt``-th re-run waits (1, 2, ...)."""
+    return min(BATCH_RERUN_FIRST_DELAY * 2 ** max(0, attempt - 1), BATCH_RERUN_MAX_DELAY)

@@ -10,36 +10,24 @@ While batch runs wait in the run queue, a tick starts nothing new: the events
 wait on Kafka and the next tick cuts them into fewer, larger batches.
 """
 
-import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from assets.partitions import PLANNED_ON_TAG, upload_batches
 from imagelake.lake.layout import BatchId
-from imagelake.realtime.kafka import KafkaUnavailable, fetch_watermarks, plan_batches
+from imagelake.realtime.kafka import (
+    KafkaUnavailable,
+    dump_cursor,
+    fetch_watermarks,
+    parse_cursor,
+    plan_batches,
+)
 from imagelake.settings import get_settings
+from orchestration.backlog import KAFKA_SENSOR, latest_batch_runs, rerun_request
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource
 from orchestration.ticks import interval_note, minimum_interval
-
-
-def parse_cursor(raw: str | None) -> dict[int, int]:
-    """The sensor cursor as ``{partition: next offset}``; an unreadable cursor is an error, not a reset."""
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-        return {int(p): int(o) for p, o in data.items()}
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ValueError(
-            f"kafka_upload_sensor cursor {raw!r} is not JSON of partition -> next offset; "
-            "fix or clear it in the UI (Sensors -> kafka_upload_sensor -> cursor)"
-        ) from exc
-
-
-def dump_cursor(cursor: dict[int, int]) -> str:
-    return json.dumps({str(p): o for p, o in sorted(cursor.items())}, separators=(",", ":"))
 
 
 def queued_batch_runs(instance: dg.DagsterInstance) -> int:
@@ -61,6 +49,7 @@ _settings = get_settings()
 
 
 @dg.sensor(
+    name=KAFKA_SENSOR,
     job=realtime_batch_job,
     minimum_interval_seconds=minimum_interval(_settings.sensor_interval_s),
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -122,3 +111,29 @@ def batch_request(batch: BatchId, planned_on: str, expired: bool = False) -> dg.
     if expired:
         tags["imagelake/expired_offsets"] = str(batch.size)
     return dg.RunRequest(run_key=key, partition_key=key, tags=tags)
+
+
+@dg.sensor(
+    job=realtime_batch_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Runs a real-time batch again when its run failed for good (step retries spent), after a backoff "
+        "that grows with each attempt; its events stay archived in Kafka meanwhile. Lists the backlog."
+    ),
+)
+def failed_batch_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    now = datetime.now(UTC)
+    since = now - timedelta(days=get_settings().retention_days)
+    latest = latest_batch_runs(context.instance, since)
+    failed = {b: r for b, r in latest.items() if r.dagster_run.status == dg.DagsterRunStatus.FAILURE}
+    if not failed:
+        return dg.SkipReason("no failed real-time batch")
+    requests = [r for b, rec in sorted(failed.items()) if (r := rerun_request(b, rec, now)) is not None]
+    context.log.warning(f"failed real-time batches: {', '.join(sorted(failed))}")
+    if not requests:
+        return dg.SkipReason(
+            f"{len(failed)} failed batch(es) wait for their next attempt: {', '.join(sorted(failed))}"
+        )
+    context.log.info(f"running again: {', '.join(r.partition_key or '' for r in requests)}")
+    return dg.SensorResult(run_requests=requests)

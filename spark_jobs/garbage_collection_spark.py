@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from imagelake.batch import garbage_collection
 from imagelake.batch.garbage_collection import GcParams
+from imagelake.catalog import Catalog
 from imagelake.lake import layout
 from imagelake.lake.store import ObjectMissing
 from imagelake.lake.tables import write_batch_table
@@ -80,6 +81,23 @@ def run(spark, params: GcParams, log) -> dict:
                 "an events file vanished while it was read (compaction?): no failed upload is collected"
             )
             unannounced = set()
+    held = params.failed_uploads_held or ("" if params.catalog_table else "no image catalog to ask")
+    acknowledged = 0
+    if held:
+        if unannounced:
+            log.warning(f"{len(unannounced)} unannounced raw image(s) kept: failed uploads are held ({held})")
+        unannounced = set()
+    elif unannounced:
+        # Read after the listing too: an upload's item is written before its event, so an accepted
+        # upload in this snapshot has its item by now.
+        items = Catalog(params.catalog_table, params.catalog_endpoint, params.region).get_many(
+            unannounced, consistent=True
+        )
+        failed = garbage_collection.unacknowledged(unannounced, items)
+        acknowledged = len(unannounced) - len(failed)
+        if acknowledged:
+            log.info(f"{acknowledged} unannounced raw image(s) kept: their uploads were accepted")
+        unannounced = failed
 
     doomed = garbage_collection.plan(objects, unannounced, policy)
     if doomed and not params.dry_run:
@@ -118,6 +136,9 @@ def run(spark, params: GcParams, log) -> dict:
         "retention_cutoff": policy.cutoff.isoformat(),
         "grace_hours": params.grace_hours,
         "references_complete": references_complete,
+        "failed_upload_candidates": len(candidates),
+        "kept_as_accepted_uploads": acknowledged,
+        "failed_uploads_held": held or "no",
         "inventory_file": inventory_file,
         "files": [inventory_file] if inventory_file else [],  # none on a dry run: no warehouse refresh
         "keys": [{"key": d.key, "reason": d.reason, "bytes": d.size} for d in doomed[:PREVIEW_KEYS]],

@@ -11,7 +11,13 @@ the listing at all. An object goes when:
 - ``expired_dead_letter``: the same, for ``raw/dead_letters`` (kept apart in
   the counts because they are the evidence of bad input).
 - ``failed_upload``: a raw image older than the grace period that no
-  archived upload event names (the API stored it, Kafka never took the event).
+  archived upload event names *and* no acknowledged upload stands behind: the
+  catalog has no item for it, or its item says ``refused`` (the API stored it,
+  then refused the upload). An accepted upload whose batch has not run yet (a
+  failed run, a backlog, Kafka out of reach) has its ``accepted`` item, so it
+  stays. And while the real-time backlog could still hold events (a failed or
+  waiting batch run, the Kafka sensor's lag, or a lag not known), no failed
+  upload is collected at all (:attr:`GcParams.failed_uploads_held`).
 - ``orphan_derivative``: a derivative older than the grace period whose
   source image is not in the lake.
 
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from imagelake.batch.job_params import JobParams
+from imagelake.catalog import REFUSED
 from imagelake.lake import layout
 from imagelake.lake.ids import image_id_time
 from imagelake.lake.store import ObjectInfo
@@ -104,6 +111,11 @@ def failed_upload_candidates(objects: Iterable[ObjectInfo], policy: GcPolicy) ->
     return ids
 
 
+def unacknowledged(candidates: set[str], items: dict[str, dict]) -> set[str]:
+    """The candidates no acknowledged upload stands behind: no catalog item, or a refused one."""
+    return {i for i in candidates if i not in items or items[i].get("status") == REFUSED}
+
+
 def plan(objects: list[ObjectInfo], unannounced: set[str], policy: GcPolicy) -> list[Doomed]:
     """What goes, from the snapshot and the candidates that no upload event named."""
     sources = {raw[1] for o in objects if (raw := layout.parse_raw_image_key(o.key)) is not None}
@@ -137,6 +149,12 @@ class GcParams(JobParams):
     region: str = "us-east-1"
     #: ISO timestamp standing for "now" (tests replay a seeded lake); empty means the clock.
     now: str = ""
+    #: The image catalog, which tells whether an acknowledged upload stands behind a raw image.
+    #: Without one, no failed upload is collected.
+    catalog_table: str = ""
+    catalog_endpoint: str = ""
+    #: Why failed uploads are not collected this run (the real-time backlog); empty: they are.
+    failed_uploads_held: str = ""
 
     def policy(self) -> GcPolicy:
         now = datetime.fromisoformat(self.now) if self.now else datetime.now(UTC)

@@ -8,6 +8,7 @@ batch is an inclusive offset range that a run reads back with ``assign``.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -184,6 +185,31 @@ def plan_batches(
     cursor_out = {int(p): int(o) for p, o in cursor.items()}
     cursor_out.update(nxt)
     return BatchPlan(batches=batches, cursor=cursor_out, expired=expired)
+
+
+def parse_cursor(raw: str | None) -> dict[int, int]:
+    """The Kafka sensor's cursor, ``{"<partition>": <next offset>}`` as JSON; an unreadable cursor
+    is an error, not a reset."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+        return {int(p): int(o) for p, o in data.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ValueError(
+            f"kafka_upload_sensor cursor {raw!r} is not JSON of partition -> next offset; "
+            "fix or clear it in the UI (Sensors -> kafka_upload_sensor -> cursor)"
+        ) from exc
+
+
+def dump_cursor(cursor: Mapping[int, int]) -> str:
+    return json.dumps({str(p): o for p, o in sorted(cursor.items())}, separators=(",", ":"))
+
+
+def consumer_lag(cursor: Mapping[int, int], watermarks: Mapping[int, tuple[int, int]]) -> int:
+    """Events past a cursor: the end offsets minus the next offsets to read (a partition the
+    cursor does not know starts at its earliest offset)."""
+    return sum(max(0, high - cursor.get(partition, low)) for partition, (low, high) in watermarks.items())
 
 
 @dataclass(frozen=True)

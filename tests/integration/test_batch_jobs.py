@@ -183,12 +183,19 @@ def test_a_raw_object_deleted_mid_job_fails_that_image_only(spark, lake):
     assert sum(r["status"] == "written" for r in rows) == 10
 
 
-def test_gc_removes_exactly_what_is_expired_or_orphaned_and_a_dry_run_removes_nothing(spark, lake):
+def test_gc_removes_exactly_what_is_expired_or_orphaned_and_a_dry_run_removes_nothing(spark, lake, catalog):
     now = datetime.now(UTC)
     expected = seed_gc_lake(lake, now)
     everything = {o.key for z in GC_PREFIXES for o in lake.list(z)}
     time.sleep(1.2)
-    p = GcParams(lake_url=lake.url, retention_days=7, grace_hours=1 / 3600, dry_run=True)
+    p = GcParams(
+        lake_url=lake.url,
+        retention_days=7,
+        grace_hours=1 / 3600,
+        dry_run=True,
+        catalog_table=catalog.table,
+        catalog_endpoint=catalog.endpoint,
+    )
 
     dry = garbage_collection_spark.run(spark, p, log)
     assert {o.key for z in GC_PREFIXES for o in lake.list(z)} == everything
@@ -211,7 +218,9 @@ def test_gc_removes_exactly_what_is_expired_or_orphaned_and_a_dry_run_removes_no
     assert sum(r["objects"] for r in inventory) == len(expected["stay"])
 
 
-def test_gc_while_uploads_and_derivative_writes_go_on_deletes_nothing_referenced_or_young(spark, lake):
+def test_gc_while_uploads_and_derivative_writes_go_on_deletes_nothing_referenced_or_young(
+    spark, lake, catalog
+):
     now = datetime.now(UTC)
     expected = seed_gc_lake(lake, now)
     stop, written = threading.Event(), []
@@ -246,7 +255,15 @@ def test_gc_while_uploads_and_derivative_writes_go_on_deletes_nothing_referenced
     try:
         time.sleep(0.5)
         result = garbage_collection_spark.run(
-            spark, GcParams(lake_url=lake.url, retention_days=7, grace_hours=1 / 3600), log
+            spark,
+            GcParams(
+                lake_url=lake.url,
+                retention_days=7,
+                grace_hours=1 / 3600,
+                catalog_table=catalog.table,
+                catalog_endpoint=catalog.endpoint,
+            ),
+            log,
         )
     finally:
         stop.set()

@@ -6,6 +6,7 @@ product runs; each fails without the fix it guards.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,25 +20,40 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from assets.curated import image_metadata
+from assets.maintenance import garbage_collection
+from assets.raw import upload_events
 from imagelake.api.application import create_app
-from imagelake.batch.compaction import compact_day
-from imagelake.batch.garbage_collection import GC_PREFIXES, GcPolicy, plan
+from imagelake.batch.compaction import COMPACTED_TABLES, compact_day
+from imagelake.batch.garbage_collection import GC_PREFIXES, GcParams, GcPolicy, plan
+from imagelake.catalog import Catalog
 from imagelake.lake import layout
 from imagelake.lake.read_rule import exactly_once, first_per_image
 from imagelake.lake.store import Lake
 from imagelake.lake.tables import day_files, read_table_file, rows_to_table, to_parquet_bytes
 from imagelake.realtime.batches import REFUSED_UPLOAD
 from imagelake.realtime.events import UploadEvent
-from imagelake.realtime.kafka import KafkaConnection, consumer_config, ensure_topic, fetch_watermarks
+from imagelake.realtime.kafka import (
+    KafkaConnection,
+    consumer_config,
+    dump_cursor,
+    ensure_topic,
+    fetch_watermarks,
+)
 from imagelake.warehouse.days import DayWindow
 from infra.local.stack import free_port, start_kafka
-from orchestration.resources import KafkaResource
-from orchestration.sensors import dump_cursor
+from orchestration.backlog import realtime_backlog, rerun_request
+from orchestration.jobs import realtime_batch_job
+from orchestration.resources import CatalogResource, KafkaResource, LakeResource
+from spark_jobs import garbage_collection_spark
+from tests.conftest import dead_endpoint
+from tests.integration.test_spark_pipes import gc_resources
 from tests.support import sample_images as images
 from tests.support.lakerows import image_id_at, seed_batch
 from tests.support.observed import catalog_items, raw_objects
 from tests.support.realtime_runs import run_batch, tick
 from tests.support.servers import AnswerHoldingKafkaRelay, serve
+from tests.support.uploads import producer, store_and_announce
 from tests.support.warehouse_builds import build, query
 
 
@@ -300,3 +316,133 @@ def all_watermarks(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
         return fetch_watermarks(consumer, topic, timeout_s=10)
     finally:
         consumer.close()
+
+
+# -- an accepted upload whose batch failed is never collected, and is processed when re-run -----
+
+
+def run_realtime_job(instance, batch: str, lake: Lake, kafka: KafkaResource, catalog, tags=None):
+    """One batch as realtime_batch_job runs it (a run of that job, as the backlog sees it)."""
+    if not instance.has_dynamic_partition("upload_batches", batch):
+        instance.add_dynamic_partitions("upload_batches", [batch])
+    defs = dg.Definitions(
+        assets=[upload_events, image_metadata],
+        jobs=[realtime_batch_job],
+        resources={
+            "lake": LakeResource(url=lake.url),
+            "kafka": kafka,
+            "catalog": CatalogResource(table=catalog.table, endpoint=catalog.endpoint),
+        },
+    )
+    return defs.resolve_job_def(realtime_batch_job.name).execute_in_process(
+        partition_key=batch, instance=instance, tags=tags or {}, raise_on_error=False
+    )
+
+
+def test_an_accepted_upload_whose_batch_failed_is_kept_by_gc_and_processed_when_rerun_days_later(
+    imagelake_env, kafka_bootstrap, topic, catalog, spark_local, spark
+):
+    settings = imagelake_env(
+        IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        IMAGELAKE_UPLOADS_TOPIC=topic,
+        IMAGELAKE_GC_GRACE_HOURS=str(1 / 3600),
+    )
+    lake = Lake.from_settings(settings)
+    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
+    event = store_and_announce(lake, producer(kafka_bootstrap), topic, images.jpeg(seed=41), partition=0)
+    catalog.put_accepted(event, settings.retention_days)  # what the API wrote before its 202
+    raw_key = event.key
+    down = Catalog(catalog.table, f"http://{dead_endpoint()}", timeout_s=1)
+    with dg.instance_for_test() as instance:
+        planned, _ = tick(instance, kafka, None)
+        [request] = planned.run_requests
+        batch = request.partition_key
+        # DynamoDB is out of reach for the whole run: its step retries are spent, the run fails for
+        # good, and the sensor's cursor has moved past its events.
+        failed = run_realtime_job(instance, batch, lake, kafka, down)
+        assert not failed.success
+        assert realtime_backlog(instance, lag=0).failed == [batch]
+
+        # Garbage collection meanwhile, under a 1 s grace: the raw image has no archived event.
+        time.sleep(1.2)
+        result = dg.materialize(
+            [garbage_collection], instance=instance,
+            resources=gc_resources(spark_local, lake, catalog, kafka_bootstrap, topic), raise_on_error=False,
+        )  # fmt: skip
+        assert result.success
+        [mat] = result.asset_materializations_for_node("garbage_collection")
+        held = mat.metadata["failed_uploads_held"].value
+        assert batch in held  # it says why no failed upload is collected
+        assert lake.exists(raw_key)
+        # Even without the hold, the catalog's accepted item keeps it.
+        unheld = GcParams(
+            **LakeResource(url=lake.url).location(), retention_days=7, grace_hours=1 / 3600,
+            catalog_table=catalog.table, catalog_endpoint=catalog.endpoint,
+        )  # fmt: skip
+        summary = garbage_collection_spark.run(spark, unheld, logging.getLogger("gc"))
+        assert (
+            summary["kept_as_accepted_uploads"] == 1 and summary["by_reason"]["failed_upload"]["objects"] == 0
+        )
+        assert lake.exists(raw_key)
+
+        # Three days later the failed-batch sensor runs it again (DynamoDB is back), and it is processed.
+        [record] = instance.get_run_records(dg.RunsFilter(run_ids=[failed.run_id]))
+        assert rerun_request(batch, record, datetime.now(UTC)) is None  # not before its backoff
+        rerun = rerun_request(batch, record, datetime.now(UTC) + timedelta(days=3))
+        assert rerun is not None and rerun.partition_key == batch
+        assert run_realtime_job(instance, batch, lake, kafka, catalog, tags=rerun.tags).success
+        assert realtime_backlog(instance, lag=0).empty
+    item = catalog.get(event.image_id)
+    assert item["status"] == "processed" and item["claimed_by"] == batch
+
+
+# -- the read rule under a re-run after compaction ---------------------------------------------
+
+
+def test_a_rerun_after_compaction_then_a_correction_agree_in_catalog_lake_and_marts(
+    imagelake_env, kafka_bootstrap, topic, catalog
+):
+    settings = imagelake_env(IMAGELAKE_KAFKA_BOOTSTRAP=kafka_bootstrap, IMAGELAKE_UPLOADS_TOPIC=topic)
+    lake = Lake.from_settings(settings)
+    kafka = KafkaResource(bootstrap=kafka_bootstrap, topic=topic)
+    prod = producer(kafka_bootstrap)
+    day = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    dt = layout.dt_of(day)
+    photo = images.jpeg(seed=51)
+
+    def announce(moment: datetime, data: bytes = photo, partition: int = 0):
+        event = store_and_announce(lake, prod, topic, data, uploaded_at=moment, partition=partition)
+        catalog.put_accepted(event, settings.retention_days)
+        return event
+
+    with dg.instance_for_test() as instance:
+        later = announce(day + timedelta(hours=2))  # the copy, processed first
+        announce(day + timedelta(hours=3), images.jpeg(seed=52), partition=1)  # another batch that day
+        planned, _ = tick(instance, kafka, None)
+        cursor = planned.cursor
+        batches = sorted(r.partition_key for r in planned.run_requests)
+        for batch in batches:
+            assert run_batch(instance, batch, lake, kafka, catalog).success
+        first_batch = batches[0]  # partition 0: the copy's
+        for table in COMPACTED_TABLES:  # the closed day is compacted: the batch files are folded away
+            compact_day(lake, table, dt, target_bytes=1 << 27, today=datetime.now(UTC).date())
+        assert all(layout.is_compacted_key(f.key) for f in day_files(lake, layout.IMAGE_METADATA, dt))
+        assert run_batch(instance, first_batch, lake, kafka, catalog).success  # re-run after compaction
+
+        earlier = announce(day + timedelta(hours=1))  # a late event: the original, uploaded before it
+        planned, _ = tick(instance, kafka, cursor)
+        [late_batch] = [r.partition_key for r in planned.run_requests]
+        assert run_batch(instance, late_batch, lake, kafka, catalog).success  # corrects the copy's row
+
+        assert catalog.get(later.image_id)["duplicate_of"] == earlier.image_id
+        rows = pa.concat_tables(
+            [
+                read_table_file(lake, layout.IMAGE_METADATA, f.key)
+                for f in day_files(lake, layout.IMAGE_METADATA, dt)
+            ]
+        )
+        assert first_per_image(rows.to_pylist())[later.image_id]["duplicate_of"] == earlier.image_id
+        assert build(settings, instance, DayWindow(day.date(), day.date())).success
+    assert query(settings, "select image_id, duplicate_of from marts.duplicate_images") == [
+        (later.image_id, earlier.image_id)
+    ]

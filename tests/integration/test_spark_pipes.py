@@ -164,7 +164,20 @@ def test_a_job_killed_half_way_is_retried_and_leaves_every_derivative_exactly_on
     assert stray == [], f"a killed write left files behind: {stray}"
 
 
-def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelake_env, spark_local):
+def gc_resources(spark, lake, catalog, kafka_bootstrap: str, topic: str) -> dict:
+    """Garbage collection's resources: the catalog it asks about failed uploads, and an upload
+    topic with nothing on it (no backlog holds failed uploads)."""
+    return {
+        "spark": spark,
+        "lake": LakeResource(url=lake.url),
+        "catalog": CatalogResource(table=catalog.table, endpoint=catalog.endpoint),
+        "kafka": KafkaResource(bootstrap=kafka_bootstrap, topic=topic),
+    }
+
+
+def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(
+    imagelake_env, spark_local, catalog, kafka_bootstrap, topic
+):
     settings = imagelake_env(IMAGELAKE_GC_GRACE_HOURS=str(1 / 3600), IMAGELAKE_RETENTION_DAYS="7")
     lake = Lake.from_settings(settings)
     expected = seed_gc_lake(lake, datetime.now(UTC))
@@ -172,7 +185,7 @@ def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelak
     time.sleep(1.2)
     with dg.instance_for_test() as instance:
         result = materialize(
-            [garbage_collection], instance, {"spark": spark_local, "lake": LakeResource(url=lake.url)}
+            [garbage_collection], instance, gc_resources(spark_local, lake, catalog, kafka_bootstrap, topic)
         )
         assert result.success
     meta = metadata_of(result, "garbage_collection")
@@ -185,7 +198,7 @@ def test_garbage_collection_asset_deletes_what_it_should_and_reports_it(imagelak
 
 
 def test_a_garbage_collection_dry_run_deletes_nothing_and_records_no_materialization(
-    imagelake_env, spark_local
+    imagelake_env, spark_local, catalog, kafka_bootstrap, topic
 ):
     settings = imagelake_env(IMAGELAKE_GC_GRACE_HOURS=str(1 / 3600), IMAGELAKE_RETENTION_DAYS="7")
     lake = Lake.from_settings(settings)
@@ -195,7 +208,7 @@ def test_a_garbage_collection_dry_run_deletes_nothing_and_records_no_materializa
     time.sleep(1.2)
     with dg.instance_for_test() as instance:
         result = garbage_collection_dry_run_job.execute_in_process(
-            instance=instance, resources={"spark": spark_local, "lake": LakeResource(url=lake.url)}
+            instance=instance, resources=gc_resources(spark_local, lake, catalog, kafka_bootstrap, topic)
         )
         assert result.success
         assert instance.get_latest_materialization_event(dg.AssetKey("storage_inventory")) is None
