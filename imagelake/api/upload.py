@@ -26,6 +26,7 @@ whole sequence can be run, and tested, on its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -115,6 +116,12 @@ async def accept_upload(
         await lake.put_async(key, upload.data, create_only=True)
     except Exception as exc:  # any failure of the store (S3, a full or read-only disk): nothing kept
         log.error("upload %s refused: could not write %s to the lake: %r", image_id, key, exc)
+        if idempotency_key is not None:
+            with contextlib.suppress(CatalogUnavailable):
+                reason = "the lake could not store it"
+                await run_in_threadpool(
+                    catalog.put_refused, image_id, client_id, reason, settings.retention_days
+                )
         raise UploadRefused(
             503, "the image store (lake) is unavailable, so the upload was not stored; retry in a few seconds"
         ) from None
