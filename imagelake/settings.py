@@ -76,6 +76,14 @@ WAREHOUSE_BUILD_NICENESS = 10
 #: the real-time runs it shares the machine with (docs/benchmarks.md, bench-marts).
 WAREHOUSE_REFRESH_INTERVAL_S = 30
 
+#: The statistics endpoints (GET /v1/stats/...) answer the days this far back; older days stay in
+#: the marts for analysts. The serving tables hold these days (dbt reads IMAGELAKE_STATS_HISTORY_DAYS).
+STATS_HISTORY_DAYS = 400
+#: The longest date range one statistics request may ask for, in days.
+STATS_MAX_RANGE_DAYS = 366
+#: The API looks for a newer statistics snapshot this often (seconds).
+STATS_POLL_INTERVAL_S = 5.0
+
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
 #: The default size cap of one upload (IMAGELAKE_MAX_UPLOAD_BYTES).
@@ -274,6 +282,7 @@ class Settings:
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
             "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
+            "IMAGELAKE_STATS_HISTORY_DAYS": str(STATS_HISTORY_DAYS),
         }
 
     def with_overrides(self, **changes: object) -> Settings:
