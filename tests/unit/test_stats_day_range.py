@@ -30,7 +30,11 @@ def test_defaults_are_the_last_seven_days_and_one_end_anchors_the_other():
         (None, "yesterday", "to must be a date as YYYY-MM-DD, got 'yesterday'"),
         ("2026-1-5", None, "from must be a date as YYYY-MM-DD, got '2026-1-5'"),
         ("20261201", None, "from must be a date as YYYY-MM-DD"),
-        ("2025-10-01", "2025-10-02", "from (2025-10-01) is before 2025-10-29: the statistics endpoints keep 400 days"),
+        (
+            "2025-10-01",
+            "2025-10-02",
+            "from (2025-10-01) is before 2025-10-29: the statistics endpoints keep 400 days",
+        ),
     ],
 )
 def test_a_bad_range_is_refused_naming_the_problem(first, last, says):

@@ -42,7 +42,11 @@ def usage_row(day: date, client: str, uploads: int) -> dict:
 
 def service_row(day: date, images: int, listed: bool = True) -> dict:
     row = {c: 0 for c in SERVED_COLUMNS["service_daily"]}
-    storage = {f"{z}_{m}": (7 if listed else None) for z in ("raw", "curated", "derivatives") for m in ("objects", "bytes")}
+    storage = {
+        f"{z}_{m}": (7 if listed else None)
+        for z in ("raw", "curated", "derivatives")
+        for m in ("objects", "bytes")
+    }
     return {
         **row,
         **storage,
@@ -86,7 +90,13 @@ def test_a_client_gets_its_own_days_in_range_with_totals_and_nothing_of_another_
     assert body["days"][0] == {
         "date": "2026-12-01", "uploads": 3, "bytes": 3000, "duplicates": 1, "failures": 0, "derivatives_ready": 2,
     }  # fmt: skip
-    assert body["totals"] == {"uploads": 8, "bytes": 8000, "duplicates": 2, "failures": 0, "derivatives_ready": 6}
+    assert body["totals"] == {
+        "uploads": 8,
+        "bytes": 8000,
+        "duplicates": 2,
+        "failures": 0,
+        "derivatives_ready": 6,
+    }
     narrower = json.loads(answers_of().client_usage("a", D2, D3))
     assert [d["date"] for d in narrower["days"]] == ["2026-12-03"] and narrower["totals"]["uploads"] == 5
     unknown = json.loads(answers_of().client_usage("nobody", D1, D3))
