@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench.args import positive_int, seconds
 from bench.http_load import LoadResult, get_request, run_load
-from imagelake.settings import PROJECT_ROOT
+from imagelake.settings import PROJECT_ROOT, RETENTION_DAYS
 from infra.local.stack import free_port, wait_for_port
 
 TARGET_P95_MS = 50.0
@@ -101,6 +101,27 @@ with dg.instance_for_test() as instance:
 """
 
 
+def listing_cost(data_dir: Path, retention_days: int) -> list[str]:
+    """What today's storage figures cost a refresh (imagelake/warehouse/storage_listing.py): the
+    listing of today's objects, beside a listing of the whole lake, on the benchmark's lake (a copy
+    of its listings is set aside, so the lake is left as it was)."""
+    from imagelake.batch.garbage_collection import GC_PREFIXES
+    from imagelake.lake.store import Lake
+    from imagelake.warehouse.storage_listing import list_storage
+
+    lake = Lake((data_dir / "lake").as_uri())
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    whole = sum(1 for prefix in GC_PREFIXES for _ in lake.list(prefix))
+    whole_s = time.perf_counter() - started
+    _, today = list_storage(lake, [now.date()], now, retention_days)
+    return [
+        f"storage listing of today: {today.objects_listed:,} objects in {today.seconds * 1000:.0f} ms "
+        f"(whole lake: {whole:,} objects in {whole_s * 1000:.0f} ms, {whole / max(1, today.objects_listed):.1f}x "
+        "the objects); on S3 a LIST request returns 1,000 keys"
+    ]
+
+
 def requests_for(clients: int, count: int, seed: int) -> list[bytes]:
     """A fixed mix: usage of random clients over random ranges, one in five the service."""
     rng = random.Random(seed)
@@ -147,6 +168,7 @@ def main() -> int:
     print(f"load average at start: {load:.2f} ({os.cpu_count()} cores)")
     subprocess.run(["rm", "-rf", str(args.data)], check=True)
     print(prepare(args.data, args.days, args.images, args.api_clients))
+    print(*listing_cost(args.data, RETENTION_DAYS), sep="\n")
 
     port = free_port()
     env = environment(args.data, port, args.api_clients)
