@@ -43,9 +43,7 @@ class ImagelakeDbtTranslator(DagsterDbtTranslator):
             return dg.AssetKey(LAKE_TABLE_ASSETS[dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
-    def get_asset_spec(
-        self, manifest: Mapping[str, Any], unique_id: str, project: Any
-    ) -> dg.AssetSpec:
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id) or {}
         if node.get("resource_type") == "model" and self.get_group_name(node) in INTERFACE_FOLDERS:

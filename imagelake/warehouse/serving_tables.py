@@ -25,7 +25,7 @@ def read_serving_tables(settings: Settings, models: Mapping[str, str]) -> dict[s
     if settings.dbt_target == "local":
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             return {
-                name: con.execute(f"select * from {SERVING_SCHEMA}.{model}").fetch_arrow_table()
+                name: con.execute(f"select * from {SERVING_SCHEMA}.{model}").to_arrow_table()
                 for name, model in models.items()
             }
     return _from_redshift(models)
