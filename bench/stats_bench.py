@@ -32,7 +32,7 @@ from pathlib import Path
 from bench.args import positive_int, seconds
 from bench.http_load import LoadResult, get_request, run_load
 from imagelake.settings import PROJECT_ROOT, RETENTION_DAYS
-from infra.local.stack import free_port, wait_for_port
+from infra.local.stack import free_port, port_in_use
 
 TARGET_P95_MS = 50.0
 OPERATOR_KEY = "bench-operator"
@@ -59,7 +59,7 @@ def environment(data_dir: Path, port: int, clients: int) -> dict[str, str]:
 def prepare(data_dir: Path, days: int, images: int, clients: int) -> str:
     """The lake of generated days, the warehouse built over them and its first snapshot (in a child
     process: dbt-duckdb keeps the warehouse open for the life of the process that built it)."""
-    env = environment(data_dir, 0, clients)
+    env = environment(data_dir, free_port(), clients)
     script = (
         "import sys\n"
         "from datetime import UTC, datetime\n"
@@ -79,7 +79,11 @@ def prepare(data_dir: Path, days: int, images: int, clients: int) -> str:
         "    assert build(settings, instance, DayWindow(days[0], days[-1]), snapshot=True).success\n"
     )
     started = time.monotonic()
-    subprocess.run([sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"preparing the warehouse failed:\n{done.stderr[-3000:]}")
     return f"{days} days x {images:,} images, {clients} clients: built and published in {time.monotonic() - started:.0f}s"
 
 
@@ -114,12 +118,21 @@ def listing_cost(data_dir: Path, retention_days: int) -> list[str]:
     started = time.perf_counter()
     whole = sum(1 for prefix in GC_PREFIXES for _ in lake.list(prefix))
     whole_s = time.perf_counter() - started
+    list_storage(lake, [now.date()], now, retention_days)  # once for the imports a run pays at its start
     _, today = list_storage(lake, [now.date()], now, retention_days)
     return [
         f"storage listing of today: {today.objects_listed:,} objects in {today.seconds * 1000:.0f} ms "
         f"(whole lake: {whole:,} objects in {whole_s * 1000:.0f} ms, {whole / max(1, today.objects_listed):.1f}x "
         "the objects); on S3 a LIST request returns 1,000 keys"
     ]
+
+
+def wait_until_serving(api: subprocess.Popen, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not port_in_use(port):
+        if api.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the API did not start on port {port} (exit code {api.poll()})")
+        time.sleep(0.2)
 
 
 def requests_for(clients: int, count: int, seed: int) -> list[bytes]:
@@ -185,7 +198,7 @@ def main() -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for_port("127.0.0.1", port, 60)
+            wait_until_serving(api, port, 120)
             requests = requests_for(args.api_clients, 5000, seed=7)
             ours = measure(port, requests, args.clients, args.duration, args.warmup)
             floor = measure(

@@ -8,13 +8,13 @@ is the API key's: no parameter names another client, so none can show another cl
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from imagelake.api.dependencies import UNAUTHORIZED, AppSettings, ClientId
+from imagelake.api.dependencies import UNAUTHORIZED
 from imagelake.api.problems import problem
 from imagelake.api.routing import get_and_head
 from imagelake.settings import STATS_HISTORY_DAYS, STATS_MAX_RANGE_DAYS
@@ -79,40 +79,70 @@ RANGE_400 = problem(
     "a malformed date (not YYYY-MM-DD), an inverted range (from after to), a range over "
     f"{STATS_MAX_RANGE_DAYS} days, a day in the future, or one older than the {STATS_HISTORY_DAYS} days kept"
 )
-FROM = Query(
-    alias="from",
-    description=f"first day (UTC, YYYY-MM-DD); default: {DEFAULT_DAYS - 1} days before `to`",
-)
-TO = Query(alias="to", description="last day (UTC, YYYY-MM-DD), at most today; default: today")
+
+#: The parameters of both routes, as /docs shows them. The routes read them from the request
+#: themselves: FastAPI's per-parameter dependency solving cost more than the rest of a statistics
+#: request (docs/benchmarks.md, "bench-stats"), and these are two dates and a key.
+PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "from",
+        "in": "query",
+        "required": False,
+        "description": f"first day (UTC, YYYY-MM-DD); default: {DEFAULT_DAYS - 1} days before `to`",
+        "schema": {"type": "string", "format": "date"},
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "required": False,
+        "description": "last day (UTC, YYYY-MM-DD), at most today; default: today",
+        "schema": {"type": "string", "format": "date"},
+    },
+    {"name": "X-API-Key", "in": "header", "required": True, "schema": {"type": "string"}},
+]
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
 
-async def answers(request: Request) -> StatsAnswers:
-    return request.app.state.stats.answers
+def api_key(request: Request) -> str:
+    return request.headers.get("x-api-key") or ""
 
 
-async def operator_of(settings: AppSettings, x_api_key: str | None = Header(default=None)) -> str:
+def client_of_key(request: Request) -> str:
+    client = request.app.state.settings.api_keys.get(api_key(request))
+    if client is None:
+        raise HTTPException(401, "missing or invalid X-API-Key header")
+    return client
+
+
+def operator_of_key(request: Request) -> str:
     """The operator an API key belongs to: a client's key is a 403, a missing or unknown one a 401."""
-    operator = settings.operator_keys.get(x_api_key or "")
+    settings = request.app.state.settings
+    key = api_key(request)
+    operator = settings.operator_keys.get(key)
     if operator is not None:
         return operator
-    if (x_api_key or "") in settings.api_keys:
+    if key in settings.api_keys:
         raise HTTPException(403, "service statistics need an operator key; this is a client's key")
     raise HTTPException(401, "missing or invalid X-API-Key header")
 
 
-def checked_range(first: str | None, last: str | None) -> DayRange:
+def checked_range(request: Request) -> DayRange:
+    query = request.query_params
     try:
         return day_range(
-            first,
-            last,
+            query.get("from"),
+            query.get("to"),
             today=datetime.now(UTC).date(),
             max_days=STATS_MAX_RANGE_DAYS,
             history_days=STATS_HISTORY_DAYS,
         )
     except RangeRefused as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+def answers(request: Request) -> StatsAnswers:
+    return request.app.state.stats.answers
 
 
 def json_body(body: bytes) -> Response:
@@ -130,29 +160,22 @@ SERVICE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: UNAUTHORIZED,
     403: problem("a client's API key: service statistics need an operator key"),
 }
+DOCUMENTED = {"openapi_extra": {"parameters": PARAMETERS}}
 
 
-@get_and_head(router, "/usage", response_model=ClientUsage, responses=USAGE_RESPONSES)
-async def client_usage(
-    client_id: ClientId,
-    stats: Annotated[StatsAnswers, Depends(answers)],
-    first: Annotated[str | None, FROM] = None,
-    last: Annotated[str | None, TO] = None,
-) -> Response:
+@get_and_head(router, "/usage", response_model=ClientUsage, responses=USAGE_RESPONSES, **DOCUMENTED)
+async def client_usage(request: Request) -> Response:
     """Your own usage per day over a date range: uploads, bytes, duplicates, failures and
     derivatives ready, with totals. Figures are those of the last warehouse build (`as_of`)."""
-    days = checked_range(first, last)
-    return json_body(stats.client_usage(client_id, days.first, days.last))
+    client_id = client_of_key(request)
+    days = checked_range(request)
+    return json_body(answers(request).client_usage(client_id, days.first, days.last))
 
 
-@get_and_head(router, "/service", response_model=ServiceStats, responses=SERVICE_RESPONSES)
-async def service_stats(
-    operator: Annotated[str, Depends(operator_of)],
-    stats: Annotated[StatsAnswers, Depends(answers)],
-    first: Annotated[str | None, FROM] = None,
-    last: Annotated[str | None, TO] = None,
-) -> Response:
+@get_and_head(router, "/service", response_model=ServiceStats, responses=SERVICE_RESPONSES, **DOCUMENTED)
+async def service_stats(request: Request) -> Response:
     """The service per day (operator key): images, bytes, formats, duplicates, failures, processing
     latency p50/p95 and storage per zone. Figures are those of the last warehouse build (`as_of`)."""
-    days = checked_range(first, last)
-    return json_body(stats.service(days.first, days.last))
+    operator_of_key(request)
+    days = checked_range(request)
+    return json_body(answers(request).service(days.first, days.last))
