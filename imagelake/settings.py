@@ -190,13 +190,13 @@ def normalize_lake_url(raw: str) -> str:
     return raw
 
 
-def parse_api_keys(raw: str, name: str = "IMAGELAKE_API_KEYS") -> dict[str, str]:
-    """Parse ``key:client_id,key2:client2`` into a key -> client id map."""
+def parse_api_keys(raw: str, name: str = "IMAGELAKE_API_KEYS", holder: str = "client_id") -> dict[str, str]:
+    """Parse ``key:client_id,key2:client2`` into a key -> client id map (``holder``: what a key names)."""
     keys: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, client = pair.partition(":")
         if not sep or not key or not client:
-            raise SettingsError(f"{name} must look like 'key:name,key2:name2', got an entry {pair!r}")
+            raise SettingsError(f"{name} must look like 'key:{holder},key2:{holder}2', got an entry {pair!r}")
         keys[key] = client
     return keys
 
@@ -318,7 +318,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     operator_keys_raw = env.get("IMAGELAKE_OPERATOR_KEYS")
     if operator_keys_raw is not None:
-        operator_keys = parse_api_keys(operator_keys_raw, "IMAGELAKE_OPERATOR_KEYS")
+        operator_keys = parse_api_keys(operator_keys_raw, "IMAGELAKE_OPERATOR_KEYS", "operator")
     else:
         operator_keys = {} if name == "prod" else dict(LOCAL_OPERATOR_KEYS)
     shared = sorted(set(operator_keys) & set(api_keys))
