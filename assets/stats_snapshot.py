@@ -26,6 +26,7 @@ from imagelake.stats.snapshot_files import (
 )
 from imagelake.warehouse.build_turns import single_writer
 from imagelake.warehouse.serving_tables import SERVING_SCHEMA, read_serving_tables
+from orchestration.dbt_translator import MART_FRESHNESS
 from orchestration.retries import STEP_RETRY
 
 SERVING_MODELS = [dg.AssetKey([SERVING_SCHEMA, model]) for model in SERVED_TABLES.values()]
@@ -39,6 +40,7 @@ SERVING_MODELS = [dg.AssetKey([SERVING_SCHEMA, model]) for model in SERVED_TABLE
     group_name="serving",
     kinds={"parquet"},
     retry_policy=STEP_RETRY,
+    freshness_policy=MART_FRESHNESS,  # what the API serves is as stale as this
     description=(
         "The serving tables as a Parquet snapshot in the lake (serving/stats/), which the API's "
         "statistics endpoints read; published after every warehouse build."
