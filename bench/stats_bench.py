@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -127,6 +128,20 @@ def listing_cost(data_dir: Path, retention_days: int) -> list[str]:
     ]
 
 
+def stop(process: subprocess.Popen) -> None:
+    """End a child and everything it started: SIGTERM to its group, SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def wait_until_serving(api: subprocess.Popen, port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not port_in_use(port):
@@ -187,8 +202,13 @@ def main() -> int:
     env = environment(args.data, port, args.api_clients)
     logs = args.data / "api.log"
     with logs.open("w") as api_log, (args.data / "refresh.log").open("w") as refresh_log:
+        # Each in a process group of its own, stopped whole: the refresh loop has dbt children.
         api = subprocess.Popen(
-            [sys.executable, "-m", "imagelake.api"], env=env, cwd=PROJECT_ROOT, stderr=api_log
+            [sys.executable, "-m", "imagelake.api"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stderr=api_log,
+            start_new_session=True,
         )
         refresher = subprocess.Popen(
             [sys.executable, "-c", REFRESH_LOOP],
@@ -196,6 +216,7 @@ def main() -> int:
             cwd=PROJECT_ROOT,
             stdout=refresh_log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             wait_until_serving(api, port, 120)
@@ -205,10 +226,8 @@ def main() -> int:
                 port, [get_request("bench", "/healthz")], args.clients, args.duration, args.warmup
             )
         finally:
-            refresher.terminate()
-            api.terminate()
-            refresher.wait(30)
-            api.wait(30)
+            stop(refresher)
+            stop(api)
     refreshes = (args.data / "refresh.log").read_text().count("refresh ok")
     swaps = logs.read_text().count("serving statistics snapshot")
     print(f"while measuring: {refreshes} warehouse refresh(es) completed; the API loaded {swaps} snapshot(s)")
