@@ -142,6 +142,14 @@ def stop(process: subprocess.Popen) -> None:
             continue
 
 
+def wait_for_line(path: Path, text: str, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{text!r} never appeared in {path} (exit code {process.poll()})")
+        time.sleep(0.5)
+
+
 def wait_until_serving(api: subprocess.Popen, port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not port_in_use(port):
@@ -220,6 +228,8 @@ def main() -> int:
         )
         try:
             wait_until_serving(api, port, 120)
+            # Measure while a build runs: from the moment the first refresh has started dbt.
+            wait_for_line(args.data / "refresh.log", "Running dbt command", refresher, 300)
             requests = requests_for(args.api_clients, 5000, seed=7)
             ours = measure(port, requests, args.clients, args.duration, args.warmup)
             floor = measure(
