@@ -89,8 +89,10 @@ def day_objects(lake: Lake, day: date) -> Iterator[ObjectInfo]:
     first_id = new_image_id(int(start.timestamp() * 1000), bytes(10))
     next_id = new_image_id(int((start + timedelta(days=1)).timestamp() * 1000), bytes(10))
     for folder in lake.list_dirs(layout.derivative_sizes_prefix()):
-        for info in lake.list_from(folder, f"{folder}{first_id}"):
-            if info.key < f"{folder}{next_id}":
+        first, end = f"{folder}{first_id}", f"{folder}{next_id}"
+        # S3 starts at ``first``; a local folder lists everything, so both ends are checked here.
+        for info in lake.list_from(folder, first):
+            if first <= info.key < end:
                 yield info
 
 
