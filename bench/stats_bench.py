@@ -11,7 +11,9 @@ CPU priority, as a warehouse run does). Under that, in the same run:
   the last is answered (closed loop, no think time): usage of a random client over a random range
   of up to 90 days, and one request in five the operator's service statistics;
 * the baseline: the same clients on ``GET /healthz``, the cheapest route of the same server,
-  which is the floor the HTTP stack, the middleware and the event loop set on this machine.
+  which is the floor the HTTP stack, the middleware and the event loop set on this machine;
+* then, the refresh loop stopped, the statistics again: what the build beside the API costs them
+  (in production the builds run in their own pods or in Redshift, not beside an API replica).
 
 An answer that is not a 200 is an error. The last line is ``RESULT stats p95_ms=<x> errors=<n>``;
 the target is p95 <= 50 ms and no error.
@@ -235,6 +237,8 @@ def main() -> int:
             floor = measure(
                 port, [get_request("bench", "/healthz")], args.clients, args.duration, args.warmup
             )
+            stop(refresher)  # what the refresh costs the statistics: the same load with no build beside it
+            quiet = measure(port, requests, args.clients, args.duration, args.warmup)
         finally:
             stop(refresher)
             stop(api)
@@ -243,6 +247,7 @@ def main() -> int:
     print(f"while measuring: {refreshes} warehouse refresh(es) completed; the API loaded {swaps} snapshot(s)")
     print(report("statistics (ours)", ours))
     print(report("GET /healthz (baseline)", floor))
+    print(report("statistics, refresh stopped", quiet))
     ratio = ours.percentile_ms(95) / floor.percentile_ms(95)
     print(f"p95 ratio statistics / healthz floor: {ratio:.2f}")
     for sample in ours.error_samples:
