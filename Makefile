@@ -37,7 +37,7 @@ help:
 	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
 	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
 	@echo "make warehouse-freshness - dbt source freshness of the lake tables"
-	@echo "make bench-realtime | bench-derivatives | bench-marts - the benchmarks (README, Benchmarks)"
+	@echo "make bench-realtime | bench-derivatives | bench-marts | bench-stats - the benchmarks (README, Benchmarks)"
 	@echo "make spark-package       - the Spark jobs and their environment for EMR Serverless"
 	@echo "make infra-synth | infra-test - synthesize / test the AWS CDK app (docs/deploy.md)"
 
@@ -147,10 +147,15 @@ docs: dbt-parse
 	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../$(BIN)/dbt docs serve --port 8080)"
 
 warehouse-freshness: dbt-parse
-	$(BIN)/python -m orchestration.dbt_prepare source freshness
+	$(BIN)/python -m orchestration.lake_freshness
 
 bench-marts: venv
 	$(BIN)/python -m bench.marts_bench
+
+# -- statistics service (issue 19): p95 of the statistics endpoints while the warehouse refreshes ----
+.PHONY: bench-stats
+bench-stats: setup
+	$(BIN)/python -m bench.stats_bench $(BENCH_ARGS)
 
 # -- real-time processing (issue 3): metadata, hashes, duplicates, catalog ------------------------
 .PHONY: bench-realtime

@@ -201,8 +201,9 @@ class Catalog:
             )
 
     # -- writes ---------------------------------------------------------------
-    def put_accepted(self, event: UploadEvent, retention_days: int) -> None:
-        """Record an accepted upload; never overwrites an item that already exists."""
+    def put_accepted(self, event: UploadEvent, retention_days: int, request_id: str | None = None) -> None:
+        """Record an accepted upload; never overwrites an item that already exists. ``request_id``
+        names the API request that took it (the run's later writes set other attributes only)."""
         item = {
             KEY_ATTRIBUTE: event.image_id,
             "client_id": event.client_id,
@@ -214,6 +215,8 @@ class Catalog:
             "uploaded_at": event.uploaded_at.isoformat(),
             TTL_ATTRIBUTE: expires_at(event.uploaded_at, retention_days),
         }
+        if request_id is not None:
+            item["request_id"] = request_id
         with contextlib.suppress(ClientError):  # already recorded: the first write wins
             self._call(
                 "put_item",

@@ -76,6 +76,14 @@ WAREHOUSE_BUILD_NICENESS = 10
 #: the real-time runs it shares the machine with (docs/benchmarks.md, bench-marts).
 WAREHOUSE_REFRESH_INTERVAL_S = 30
 
+#: The statistics endpoints (GET /v1/stats/...) answer the days this far back; older days stay in
+#: the marts for analysts. The serving tables hold these days (dbt reads IMAGELAKE_STATS_HISTORY_DAYS).
+STATS_HISTORY_DAYS = 400
+#: The longest date range one statistics request may ask for, in days.
+STATS_MAX_RANGE_DAYS = 366
+#: The API looks for a newer statistics snapshot this often (seconds).
+STATS_POLL_INTERVAL_S = 5.0
+
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
 #: The default size cap of one upload (IMAGELAKE_MAX_UPLOAD_BYTES).
@@ -84,6 +92,9 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_IMAGE_PIXELS = 64_000_000
 #: The API key of ``make dev`` (key -> client id); prod requires IMAGELAKE_API_KEYS.
 LOCAL_API_KEYS: Mapping[str, str] = {"dev-key": "dev"}
+#: The operator key of ``make dev`` (key -> operator name): it reads the service's statistics
+#: (GET /v1/stats/service). Prod has none unless IMAGELAKE_OPERATOR_KEYS names some.
+LOCAL_OPERATOR_KEYS: Mapping[str, str] = {"dev-operator-key": "operator"}
 
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
@@ -179,15 +190,13 @@ def normalize_lake_url(raw: str) -> str:
     return raw
 
 
-def parse_api_keys(raw: str) -> dict[str, str]:
-    """Parse ``key:client_id,key2:client2`` into a key -> client id map."""
+def parse_api_keys(raw: str, name: str = "IMAGELAKE_API_KEYS", holder: str = "client_id") -> dict[str, str]:
+    """Parse ``key:client_id,key2:client2`` into a key -> client id map (``holder``: what a key names)."""
     keys: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, client = pair.partition(":")
         if not sep or not key or not client:
-            raise SettingsError(
-                f"IMAGELAKE_API_KEYS must look like 'key:client_id,key2:client2', got an entry {pair!r}"
-            )
+            raise SettingsError(f"{name} must look like 'key:{holder},key2:{holder}2', got an entry {pair!r}")
         keys[key] = client
     return keys
 
@@ -221,6 +230,8 @@ class Settings:
     #: The Dagster UI of ``make dev``.
     ui_port: int = 3000
     api_keys: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_API_KEYS))
+    #: Keys that read the service's statistics (key -> operator name); never a client's key.
+    operator_keys: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_OPERATOR_KEYS))
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     allowed_formats: tuple[str, ...] = ALLOWED_FORMATS
@@ -274,6 +285,7 @@ class Settings:
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
             "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
+            "IMAGELAKE_STATS_HISTORY_DAYS": str(STATS_HISTORY_DAYS),
         }
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -303,6 +315,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("IMAGELAKE_API_KEYS is required when IMAGELAKE_ENV=prod")
     else:
         api_keys = dict(LOCAL_API_KEYS)
+
+    operator_keys_raw = env.get("IMAGELAKE_OPERATOR_KEYS")
+    if operator_keys_raw is not None:
+        operator_keys = parse_api_keys(operator_keys_raw, "IMAGELAKE_OPERATOR_KEYS", "operator")
+    else:
+        operator_keys = {} if name == "prod" else dict(LOCAL_OPERATOR_KEYS)
+    shared = sorted(set(operator_keys) & set(api_keys))
+    if shared:
+        raise SettingsError(
+            f"IMAGELAKE_OPERATOR_KEYS and IMAGELAKE_API_KEYS share {len(shared)} key(s): an operator key "
+            "reads every client's figures, so it must not also be a client's key"
+        )
 
     kafka_extra = {}
     for pair in filter(None, (p.strip() for p in env.get("IMAGELAKE_KAFKA_EXTRA", "").split(";"))):
@@ -343,6 +367,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_port=_int(env, "IMAGELAKE_API_PORT", Settings.api_port, 1),
         ui_port=_int(env, "IMAGELAKE_UI_PORT", Settings.ui_port, 1),
         api_keys=api_keys,
+        operator_keys=operator_keys,
         max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", Settings.max_upload_bytes, 1),
         max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", Settings.max_image_pixels, 1),
         retention_days=retention,

@@ -56,7 +56,7 @@ def run(spark, params: GcParams, log) -> dict:
     policy = params.policy()
     lake = params.lake()
     objects = [info for prefix in garbage_collection.GC_PREFIXES for info in lake.list(prefix)]
-    log.info(f"snapshot: {len(objects)} objects; retention cutoff {policy.cutoff}, grace {policy.grace}")
+    log.info(f"snapshot: {len(objects)} objects; {policy.describe()}")
 
     context = spark.sparkContext
     candidates = frozenset(garbage_collection.failed_upload_candidates(objects, policy))

@@ -317,6 +317,10 @@ def kafka_properties(
             f"log.dirs={data_dir / 'logs'}",
             "num.partitions=3",
             "offsets.topic.replication.factor=1",
+            # The Kafka sensor commits its cursor to a consumer group (for the lag): a single broker
+            # creating the default 50 partitions of __consumer_offsets kept the group's coordinator
+            # away for over a minute on a busy machine; one partition is ready in about a second.
+            "offsets.topic.num.partitions=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "share.coordinator.state.topic.replication.factor=1",
