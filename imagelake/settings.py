@@ -7,6 +7,7 @@ instead of reading the environment itself, so a default is written once.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -51,8 +52,18 @@ DERIVATIVE_FORMATS: tuple[str, ...] = ("webp",)
 GC_GRACE_HOURS = 24
 #: Compaction writes files of about this size (Parquet, compressed).
 COMPACTION_TARGET_BYTES = 128 * 1024 * 1024
-#: Where the prod Spark jobs' code lives: spark_jobs/*.py and the environment archive (make spark-package).
+#: The Spark jobs' environment archive (make spark-package): shipped to EMR Serverless or a cluster
+#: beside spark_jobs/*.py, unpacked on each executor, whose Python runs the tasks.
 SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
+#: Where ``make spark-package`` writes the archive and the entry points (a cluster's default code folder).
+SPARK_PACKAGE_DIR = PROJECT_ROOT / ".cache" / "spark-package"
+#: How the Spark jobs run (IMAGELAKE_SPARK_MODE): ``local`` (spark-submit --master local[*] from this
+#: checkout), ``cluster`` (spark-submit to any Spark master with the packed environment) or ``emr``
+#: (EMR Serverless). orchestration/spark.py is the one place that acts on it.
+SPARK_MODES: tuple[str, ...] = ("local", "cluster", "emr")
+#: Attempts boto3 makes at an S3 call of Dagster Pipes (a job's context and messages), backing off
+#: up to 20 s between them: enough to ride out S3 out of reach for a few seconds mid-job.
+S3_RETRY_ATTEMPTS = 10
 #: The Spark jobs, each an entry point ``spark_jobs/<name>_spark.py`` (:func:`spark_job_file`;
 #: launched by orchestration/spark.py, shipped and import-checked by infra/spark_package.py).
 SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection")
@@ -61,6 +72,21 @@ SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection"
 def spark_job_file(job: str) -> str:
     """A Spark job's entry point, relative to the project root (and to the code URI on EMR)."""
     return f"spark_jobs/{job}_spark.py"
+
+
+def spark_home() -> Path:
+    """The Spark installed here: the pip-installed PySpark's folder (its ``bin/spark-submit``,
+    ``bin/spark-class`` and jars), found without importing pyspark. Named even when the shell has a
+    SPARK_HOME: its JVM side must match this pyspark."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise SettingsError("pyspark is not installed here: run `make setup`")
+    return Path(spec.origin).parent
+
+
+def is_local_master(master: str) -> bool:
+    """``local``, ``local[4]``, ``local[*]``, ``local[2,3]``: Spark inside the driver's JVM."""
+    return master == "local" or master.startswith("local[")
 
 
 #: How many days before today a routine warehouse refresh rebuilds, so late events
@@ -153,6 +179,37 @@ def _choices(
     if not values or unknown:
         raise SettingsError(f"{name} must be a comma-separated subset of {', '.join(allowed)}, got {raw!r}")
     return values
+
+
+def _pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """``key=value;key2=value2`` as a mapping (values may hold ``=``)."""
+    pairs = {}
+    for pair in filter(None, (p.strip() for p in env.get(name, "").split(";"))):
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise SettingsError(f"{name} entries must be key=value, got {pair!r}")
+        pairs[k.strip()] = v.strip()
+    return pairs
+
+
+def _spark_launch(env: Mapping[str, str], prod: bool) -> tuple[str, str]:
+    """(mode, master), checked against each other: a cluster needs a cluster's master, local mode a
+    local one (``spark://`` with mode local would quietly run nothing where it was meant to)."""
+    mode = env.get("IMAGELAKE_SPARK_MODE") or ("emr" if prod else Settings.spark_mode)
+    if mode not in SPARK_MODES:
+        raise SettingsError(f"IMAGELAKE_SPARK_MODE must be one of {', '.join(SPARK_MODES)}, got {mode!r}")
+    master = env.get("IMAGELAKE_SPARK_MASTER") or Settings.spark_master
+    if mode == "cluster" and is_local_master(master):
+        raise SettingsError(
+            "IMAGELAKE_SPARK_MODE=cluster needs IMAGELAKE_SPARK_MASTER set to the cluster's master "
+            f"(spark://host:7077, k8s://https://host:443, yarn), got {master!r}"
+        )
+    if mode == "local" and not is_local_master(master):
+        raise SettingsError(
+            f"IMAGELAKE_SPARK_MASTER={master} is a cluster's master: set IMAGELAKE_SPARK_MODE=cluster "
+            "to run the jobs there with the packed environment (docs/deploy.md)"
+        )
+    return mode, master
 
 
 def _duplicate_distance(env: Mapping[str, str]) -> int:
@@ -251,13 +308,21 @@ class Settings:
     derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
     gc_grace_hours: float = GC_GRACE_HOURS
     compaction_target_bytes: int = COMPACTION_TARGET_BYTES
-    #: Local Spark master for ``spark-submit`` (prod runs on EMR Serverless instead).
+    #: ``local`` | ``cluster`` | ``emr`` (SPARK_MODES); ``emr`` by default in prod, ``local`` elsewhere.
+    spark_mode: str = "local"
+    #: The master ``spark-submit`` is given: ``local[*]``, or a cluster's (``spark://host:7077``,
+    #: ``k8s://https://host:443``, ``yarn``) in cluster mode. Unused on EMR Serverless.
     spark_master: str = "local[*]"
-    #: Prod: the EMR Serverless application and job role (infra/aws processing stack outputs),
-    #: the Spark package folder (``s3://<ops bucket>/spark/<version>/``) and the Pipes bucket.
+    #: Extra Spark conf for every job, in every mode (executor memory, a Kubernetes image, ...).
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    #: EMR: the EMR Serverless application and job role (infra/aws processing stack outputs).
     emr_application_id: str = ""
     emr_job_role_arn: str = ""
+    #: Where the jobs' code and packed environment are (``make spark-package``'s folder): on EMR
+    #: ``s3://<ops bucket>/spark/<version>``; for a cluster a folder on the launching machine (the
+    #: default, SPARK_PACKAGE_DIR) or a URI every executor can fetch.
     spark_code_uri: str = ""
+    #: The bucket Dagster Pipes' context and messages go through (its ``pipes/`` prefix): EMR and cluster.
     pipes_bucket: str = ""
 
     #: Near-duplicate threshold: perceptual-hash Hamming distance (0-64 bits).
@@ -328,12 +393,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "reads every client's figures, so it must not also be a client's key"
         )
 
-    kafka_extra = {}
-    for pair in filter(None, (p.strip() for p in env.get("IMAGELAKE_KAFKA_EXTRA", "").split(";"))):
-        k, sep, v = pair.partition("=")
-        if not sep:
-            raise SettingsError(f"IMAGELAKE_KAFKA_EXTRA entries must be key=value, got {pair!r}")
-        kafka_extra[k.strip()] = v.strip()
+    kafka_extra = _pairs(env, "IMAGELAKE_KAFKA_EXTRA")
 
     kafka_auth = env.get("IMAGELAKE_KAFKA_AUTH") or ("msk-iam" if name == "prod" else Settings.kafka_auth)
     if kafka_auth not in KAFKA_AUTH_MODES:
@@ -342,6 +402,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
 
     retention = _int(env, "IMAGELAKE_RETENTION_DAYS", Settings.retention_days, minimum=1)
+    spark_mode, spark_master = _spark_launch(env, prod=name == "prod")
 
     return Settings(
         env=name,
@@ -387,7 +448,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         compaction_target_bytes=_int(
             env, "IMAGELAKE_COMPACTION_TARGET_BYTES", Settings.compaction_target_bytes, 1
         ),
-        spark_master=env.get("IMAGELAKE_SPARK_MASTER") or Settings.spark_master,
+        spark_mode=spark_mode,
+        spark_master=spark_master,
+        spark_conf=_pairs(env, "IMAGELAKE_SPARK_CONF"),
         emr_application_id=env.get("IMAGELAKE_EMR_APPLICATION_ID", ""),
         emr_job_role_arn=env.get("IMAGELAKE_EMR_JOB_ROLE_ARN", ""),
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -423,5 +424,15 @@ def start_dynamodb(
     # DynamoDB Local writes dynamodb-local-metadata.json into its working directory:
     # keep it beside its log, out of the checkout.
     service = spawn("dynamodb-local", cmd, port, log_path, cwd=log_path.parent, keep_fds=keep_fds)
+    wait_for_port(service, timeout)
+    return service
+
+
+def start_moto(port: int, log_path: Path, timeout: float = 30.0) -> Service:
+    """moto's server (S3 and the other AWS APIs it mocks) on 127.0.0.1:``port``: the one stand-in for
+    AWS, for the tests and the benchmarks. Clients need credentials of any value (``testing``)."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    service = spawn("moto", cmd, port, log_path, env=env)
     wait_for_port(service, timeout)
     return service

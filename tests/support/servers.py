@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -148,3 +149,57 @@ class AnswerHoldingKafkaRelay:
             while data := upstream.recv(65536):
                 if not self._held.is_set():
                     client.sendall(data)
+
+
+class OutageRelay:
+    """Relays TCP to ``target`` (host:port), and can make it unreachable for a while.
+
+    During :meth:`outage` every relayed connection is cut and every new one is reset as soon as it
+    is accepted (counted in :attr:`refused`, which is how a test knows its client really met the
+    outage); afterwards connections are relayed again. Stands for S3 out of reach mid-job.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.refused = 0
+        self._down = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def outage(self, seconds: float) -> None:
+        """Cut every connection, refuse new ones for ``seconds``, then relay again."""
+        self._down.set()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        time.sleep(seconds)
+        self._down.clear()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.outage(0)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._down.is_set():
+                self.refused += 1
+                # SO_LINGER 0: close answers with a reset, as a dropped connection does.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
