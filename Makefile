@@ -91,8 +91,9 @@ dbt-parse: venv
 dev: setup
 	$(BIN)/python -m infra.local.dev
 
+# The end-to-end tests run beside the rest, in a pytest process of their own (tests/run_suite.py).
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python tests/run_suite.py $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
