@@ -313,6 +313,7 @@ def _dead_letters(rng, count: int, start: float, base: int, day: date) -> tuple[
             "message_value": [b"\x00junk"] * count,
             "reason": ["invalid upload event: not JSON"] * count,
             "batch_id": [bid] * count,
+            "last_offset": first + np.arange(count),
         }
     ).cast(SCHEMAS["dead_letters"])
     return (bid, table)
