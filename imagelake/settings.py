@@ -268,13 +268,19 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """The environment dbt reads (profiles.yml and sources use ``env_var``)."""
-        return {
+        env = {
             "IMAGELAKE_LAKE_ROOT": self.lake_root_for_sql,
             "IMAGELAKE_WAREHOUSE_PATH": str(self.warehouse_path),
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
             "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
         }
+        if self.dbt_target == "local" and self.lake_url.startswith("s3://"):
+            # DuckDB reading the lake on S3 (the production-mode stack's stand-in for Redshift).
+            from imagelake.warehouse.duckdb_s3 import duckdb_s3_env
+
+            env.update(duckdb_s3_env(self))
+        return env
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and tools use this)."""
