@@ -36,7 +36,9 @@ def httpfs_extension() -> Path:
             "DuckDB needs its httpfs extension to read the lake on S3: install the locked environment "
             "(make setup), which has duckdb-extension-httpfs"
         )
-    found = Path(next(iter(spec.submodule_search_locations))) / "extensions" / wanted / "httpfs.duckdb_extension"
+    found = (
+        Path(next(iter(spec.submodule_search_locations))) / "extensions" / wanted / "httpfs.duckdb_extension"
+    )
     if not found.exists():
         raise HttpfsUnavailable(
             f"duckdb-extension-httpfs ships no extension for DuckDB {duckdb.__version__} (looked for {found}): "
@@ -51,9 +53,16 @@ def s3_secret(settings: Settings) -> dict[str, str]:
 
     credentials = boto3.Session(region_name=settings.aws_region).get_credentials()
     if credentials is None:
-        raise HttpfsUnavailable("DuckDB cannot read the lake on S3: no AWS credentials found (AWS_ACCESS_KEY_ID, ...)")
+        raise HttpfsUnavailable(
+            "DuckDB cannot read the lake on S3: no AWS credentials found (AWS_ACCESS_KEY_ID, ...)"
+        )
     frozen = credentials.get_frozen_credentials()
-    secret = {"type": "s3", "key_id": frozen.access_key, "secret": frozen.secret_key, "region": settings.aws_region}
+    secret = {
+        "type": "s3",
+        "key_id": frozen.access_key,
+        "secret": frozen.secret_key,
+        "region": settings.aws_region,
+    }
     if frozen.token:
         secret["session_token"] = frozen.token
     if settings.s3_endpoint:

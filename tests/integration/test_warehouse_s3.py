@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).date()
 DAYS = lake_data.days_back(TODAY, 2)
-SHAPE = DayShape(images=150, seed=11, clients=5, batch_size=40, redelivered_share=0.03, dead_letter_share=0.02)
+SHAPE = DayShape(
+    images=150, seed=11, clients=5, batch_size=40, redelivered_share=0.03, dead_letter_share=0.02
+)
 
 
 def test_marts_built_from_the_lake_on_s3_match_the_curated_data(tmp_path, moto_endpoint, monkeypatch):
