@@ -88,6 +88,8 @@ LOCAL_API_KEYS: Mapping[str, str] = {"dev-key": "dev"}
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
 KAFKA_AUTH_MODES: tuple[str, ...] = ("none", "msk-iam")
+#: Where the Spark jobs run: ``spark-submit`` on this machine, or EMR Serverless (prod's default).
+SPARK_MODES: tuple[str, ...] = ("local", "emr")
 
 
 class SettingsError(ValueError):
@@ -240,6 +242,9 @@ class Settings:
     derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
     gc_grace_hours: float = GC_GRACE_HOURS
     compaction_target_bytes: int = COMPACTION_TARGET_BYTES
+    #: ``local`` (spark-submit here) or ``emr`` (EMR Serverless); prod defaults to ``emr``, the
+    #: production-mode stack on one machine sets ``local`` (IMAGELAKE_SPARK_MODE).
+    spark_mode: str = "local"
     #: Local Spark master for ``spark-submit`` (prod runs on EMR Serverless instead).
     spark_master: str = "local[*]"
     #: Prod: the EMR Serverless application and job role (infra/aws processing stack outputs),
@@ -317,6 +322,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"IMAGELAKE_KAFKA_EXTRA entries must be key=value, got {pair!r}")
         kafka_extra[k.strip()] = v.strip()
 
+    spark_mode = env.get("IMAGELAKE_SPARK_MODE") or ("emr" if name == "prod" else Settings.spark_mode)
+    if spark_mode not in SPARK_MODES:
+        raise SettingsError(
+            f"IMAGELAKE_SPARK_MODE must be one of {', '.join(SPARK_MODES)}, got {spark_mode!r}"
+        )
+
     kafka_auth = env.get("IMAGELAKE_KAFKA_AUTH") or ("msk-iam" if name == "prod" else Settings.kafka_auth)
     if kafka_auth not in KAFKA_AUTH_MODES:
         raise SettingsError(
@@ -368,6 +379,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         compaction_target_bytes=_int(
             env, "IMAGELAKE_COMPACTION_TARGET_BYTES", Settings.compaction_target_bytes, 1
         ),
+        spark_mode=spark_mode,
         spark_master=env.get("IMAGELAKE_SPARK_MASTER") or Settings.spark_master,
         emr_application_id=env.get("IMAGELAKE_EMR_APPLICATION_ID", ""),
         emr_job_role_arn=env.get("IMAGELAKE_EMR_JOB_ROLE_ARN", ""),

@@ -192,9 +192,9 @@ def _check_job(job: str) -> None:
 
 
 def spark_resource(settings: Settings) -> SparkResource:
-    """Local Spark everywhere except prod, which runs on EMR Serverless."""
+    """Local Spark, or EMR Serverless (prod's default): ``IMAGELAKE_SPARK_MODE``."""
     return SparkResource(
-        mode="emr" if settings.is_prod else "local",
+        mode=settings.spark_mode,
         spark_master=settings.spark_master,
         region=settings.aws_region,
         emr_application_id=settings.emr_application_id,
