@@ -259,6 +259,10 @@ class Settings:
     #: The Kafka sensor starts no new batches while this many batch runs wait in the run queue:
     #: their events join the next tick's (larger) batches instead of queueing more runs.
     sensor_max_queued_runs: int = 1
+    #: Batch runs of one Kafka partition queued or running at once. A partition at the limit plans
+    #: nothing: its events wait on Kafka and the next batch takes them all, so under load batches
+    #: grow instead of runs multiplying (every run pays a process start; docs/design.md).
+    sensor_runs_per_partition: int = 1
 
     @property
     def is_prod(self) -> bool:
@@ -392,6 +396,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         duplicate_max_distance=_duplicate_distance(env),
         sensor_max_queued_runs=_int(
             env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", Settings.sensor_max_queued_runs, 1
+        ),
+        sensor_runs_per_partition=_int(
+            env, "IMAGELAKE_SENSOR_RUNS_PER_PARTITION", Settings.sensor_runs_per_partition, 1
         ),
     )
 

@@ -10,6 +10,7 @@ because the events that would prove an upload accepted may be among them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -72,6 +73,18 @@ def latest_batch_runs(instance: dg.DagsterInstance, since: datetime) -> dict[str
         if batch is not None:
             latest[batch] = record
     return latest
+
+
+def batches_in_flight(instance: dg.DagsterInstance) -> dict[int, int]:
+    """Real-time batch runs queued, starting or running, by Kafka partition (the Kafka sensor starts no
+    more than ``IMAGELAKE_SENSOR_RUNS_PER_PARTITION`` of them per partition)."""
+    counts: Counter[int] = Counter()
+    for run in instance.get_runs(dg.RunsFilter(job_name=REALTIME_BATCH_JOB, statuses=_WAITING)):
+        try:
+            counts[BatchId.parse(run.tags.get(PARTITION_TAG, "")).partition] += 1
+        except LayoutError:
+            continue
+    return dict(counts)
 
 
 def sensor_cursor(instance: dg.DagsterInstance) -> dict[int, int] | None:

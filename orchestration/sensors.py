@@ -6,8 +6,9 @@ and returns one run request per batch with ``run_key`` = batch id, the new
 dynamic partitions and the advanced cursor together in one ``SensorResult``:
 the cursor moves only with the runs that cover it, and a re-proposed batch is
 de-duplicated by its run key. The run reads its batch back by offset.
-While batch runs wait in the run queue, a tick starts nothing new: the events
-wait on Kafka and the next tick cuts them into fewer, larger batches.
+While batch runs wait in the run queue, a tick starts nothing new, and a
+partition whose batch run is still queued or running gets no new batch: the
+events wait on Kafka and a later tick cuts them into fewer, larger batches.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from imagelake.realtime.kafka import (
     plan_batches,
 )
 from imagelake.settings import get_settings
-from orchestration.backlog import KAFKA_SENSOR, latest_batch_runs, rerun_request
+from orchestration.backlog import KAFKA_SENSOR, batches_in_flight, latest_batch_runs, rerun_request
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource
 from orchestration.ticks import interval_note, minimum_interval
@@ -79,8 +80,10 @@ def kafka_upload_sensor(
             f"Kafka unavailable at {kafka.bootstrap}, cursor unchanged, retrying next tick: {exc}"
         )
 
+    busy = batches_in_flight(context.instance)
+    slots = {p: max(0, settings.sensor_runs_per_partition - busy.get(p, 0)) for p in marks}
     plan = plan_batches(
-        kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick
+        kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick, slots
     )
     for lost in plan.expired:
         context.log.error(
@@ -88,9 +91,16 @@ def kafka_upload_sensor(
             f"were read: batch {lost} records them as a dead letter"
         )
     if not plan.batches and not plan.expired:
+        waiting = sorted(p for p, (_, high) in marks.items() if plan.cursor.get(p, high) < high)
+        reason = (
+            f"partition(s) {', '.join(map(str, waiting))} have new events but their batch still runs; "
+            "the events join the next batch"
+            if waiting
+            else "no new upload events"
+        )
         if plan.cursor != cursor:
-            return dg.SensorResult(cursor=dump_cursor(plan.cursor), skip_reason="no new upload events")
-        return dg.SkipReason(f"no new upload events (next offsets {dump_cursor(plan.cursor)})")
+            return dg.SensorResult(cursor=dump_cursor(plan.cursor), skip_reason=reason)
+        return dg.SkipReason(f"{reason} (next offsets {dump_cursor(plan.cursor)})")
     planned_on = datetime.now(UTC).date().isoformat()
     requests = [batch_request(b, planned_on) for b in plan.batches]
     requests += [batch_request(b, planned_on, expired=True) for b in plan.expired]

@@ -48,3 +48,20 @@ def test_batches_cover_every_offset_exactly_once():
         cursor = plan.cursor
     assert sorted(seen) == [(0, o) for o in range(40)] + [(1, o) for o in range(20)]
     assert len(seen) == len(set(seen))
+
+
+def test_a_partition_without_a_slot_waits_and_its_events_join_a_larger_batch():
+    """Backpressure per partition: while a partition's batch still runs, its new events stay on Kafka."""
+    marks = {0: (0, 30), 1: (0, 30), 2: (0, 4)}
+    plan = plan_batches(T, {0: 10, 1: 10, 2: 0}, marks, batch_size=100, max_batches=12, slots={0: 0, 1: 1})
+    assert plan.batches == [BatchId(T, 1, 10, 29), BatchId(T, 2, 0, 3)]  # 2 is not named: no cap
+    assert plan.cursor == {0: 10, 1: 30, 2: 4}
+    later = plan_batches(T, plan.cursor, {0: (0, 50), 1: (0, 30), 2: (0, 4)}, 100, 12, slots={0: 1})
+    assert later.batches == [BatchId(T, 0, 10, 49)]  # everything that waited, in one batch
+
+
+def test_slots_cap_batches_of_a_long_backlog_but_not_expired_offsets():
+    plan = plan_batches(T, {0: 3}, {0: (10, 100)}, batch_size=20, max_batches=12, slots={0: 2})
+    assert plan.expired == [BatchId(T, 0, 3, 9)]
+    assert plan.batches == [BatchId(T, 0, 10, 29), BatchId(T, 0, 30, 49)]
+    assert plan.cursor == {0: 50}
