@@ -107,13 +107,15 @@ def render_instance(values: Mapping[str, Any], namespace: str = "imagelake") -> 
         names = {
             "maxConcurrentRuns": "max_concurrent_runs",
             "dequeueIntervalSeconds": "dequeue_interval_seconds",
+            "dequeueUseThreads": "dequeue_use_threads",
+            "dequeueNumWorkers": "dequeue_num_workers",
         }
         instance["run_coordinator"] = {
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",
             **(
                 {"config": config}
-                if (config := {out: queued[k] for k, out in names.items() if queued.get(k)})
+                if (config := {out: queued[k] for k, out in names.items() if queued.get(k) is not None})
                 else {}
             ),
         }
