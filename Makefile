@@ -165,3 +165,10 @@ bench-marts: venv
 .PHONY: bench-realtime
 bench-realtime: setup
 	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)
+
+# -- production mode and load (issue 18): the production-mode stack under stepped load ----------------
+# BENCH_RATES (uploads/s per step, default 20,40,70,100,140) and BENCH_STEP_S (s per step, default 40)
+# set the steps; BENCH_ARGS passes more (python -m bench.load_bench --help).
+.PHONY: bench-load
+bench-load: setup
+	$(BIN)/python -m bench.load_bench $(BENCH_ARGS)

@@ -53,6 +53,8 @@ STAND_INS: Mapping[str, str] = {
     "Amazon Redshift (Spectrum over the lake)": "DuckDB over the same Parquet files on S3 (dbt target local)",
 }
 
+#: The production-mode processes' bytecode cache (see ``ProdStack.environment``).
+PYCACHE = PROJECT_ROOT / ".cache" / "pycache"
 LAKE_BUCKET = "imagelake-lake"
 OPS_BUCKET = "imagelake-ops"
 REGION = "us-east-1"
@@ -131,9 +133,14 @@ class ProdStack:
         if self.postgres is None:
             raise StackError("PostgreSQL is not started: its password is part of the environment")
         bin_dir = Path(sys.executable).parent
+        inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         return {
-            **os.environ,
+            **inherited,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            # The image's bytecode is compiled at build (Dockerfile: uv sync --compile-bytecode). Without
+            # it every process Dagster starts for a run compiles each module it imports again, which was
+            # most of a run's CPU (docs/benchmarks.md, bench-load): a bytecode cache stands in for it.
+            "PYTHONPYCACHEPREFIX": str(PYCACHE),
             **CREDENTIALS,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
