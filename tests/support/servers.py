@@ -148,3 +148,64 @@ class AnswerHoldingKafkaRelay:
             while data := upstream.recv(65536):
                 if not self._held.is_set():
                     client.sendall(data)
+
+
+class SwitchableRelay:
+    """A TCP relay to ``target`` (host:port) on a port of its own that can go down and come back.
+
+    Stands for an endpoint that becomes unreachable (S3 during an outage): :meth:`down` closes the
+    listener and every relayed connection, so clients get "connection refused" until :meth:`up`
+    listens again on the same port.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self.up()
+
+    @property
+    def is_up(self) -> bool:
+        return self._listener is not None
+
+    def up(self) -> None:
+        with self._lock:
+            if self._listener is None:
+                self._listener = socket.create_server(("127.0.0.1", self.port))
+                threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            sockets, self._sockets = self._sockets, []
+        if listener is not None:
+            listener.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # went down meanwhile
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
