@@ -38,8 +38,8 @@ help:
 	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
 	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
 	@echo "make warehouse-freshness - dbt source freshness of the lake tables"
-	@echo "make bench-realtime | bench-derivatives | bench-marts - the benchmarks (README, Benchmarks)"
-	@echo "make spark-package       - the Spark jobs and their environment for EMR Serverless"
+	@echo "make bench-realtime | bench-derivatives | bench-marts | bench-stats - the benchmarks (README, Benchmarks)"
+	@echo "make spark-package       - the Spark jobs and their environment for EMR Serverless or a cluster"
 	@echo "make infra-synth | infra-test - synthesize / test the AWS CDK app (docs/deploy.md)"
 
 setup: venv jars dbt-parse
@@ -137,15 +137,17 @@ infra-synth: venv
 infra-test: venv
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
 
-# -- batch jobs (issue 4): benchmark and the EMR Serverless package ------------------------------------
+# -- batch jobs (issue 4): benchmark and the Spark package (EMR Serverless or a cluster) -------------------
 SPARK_PACKAGE_DIR := .cache/spark-package
 .PHONY: bench-derivatives spark-package
+# Its cluster part ships the Spark package (built first if the lock or the sources changed): uv needed.
 bench-derivatives: venv
-	$(BIN)/python bench/derivatives_bench.py
+	UV=$(UV) $(BIN)/python bench/derivatives_bench.py
 
-# The Spark jobs' environment for EMR Serverless (docs/deploy.md, section 6): a relocatable venv with
-# imagelake, spark_jobs and their runtime dependencies (no PySpark: EMR brings Spark), packed by venv-pack.
-# EMR's workers are x86_64 Linux with Python 3.11: build on such a machine (this one is).
+# The Spark jobs' environment for EMR Serverless or a cluster's executors (docs/deploy.md, section 6): a
+# relocatable venv with imagelake, spark_jobs and their runtime dependencies (no PySpark: the cluster
+# brings Spark), packed by venv-pack. EMR's workers are x86_64 Linux with Python 3.11: build on such a
+# machine (this one is).
 spark-package: venv
 	UV=$(UV) $(BIN)/python -m infra.spark_package --out $(SPARK_PACKAGE_DIR)
 
@@ -156,10 +158,15 @@ docs: dbt-parse
 	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../$(BIN)/dbt docs serve --port 8080)"
 
 warehouse-freshness: dbt-parse
-	$(BIN)/python -m orchestration.dbt_prepare source freshness
+	$(BIN)/python -m orchestration.lake_freshness
 
 bench-marts: venv
 	$(BIN)/python -m bench.marts_bench
+
+# -- statistics service (issue 19): p95 of the statistics endpoints while the warehouse refreshes ----
+.PHONY: bench-stats
+bench-stats: setup
+	$(BIN)/python -m bench.stats_bench $(BENCH_ARGS)
 
 # -- real-time processing (issue 3): metadata, hashes, duplicates, catalog ------------------------
 .PHONY: bench-realtime

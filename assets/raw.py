@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.materialization import files_metadata, preview
 from assets.partitions import PLANNED_ON_TAG, upload_batches
-from imagelake.catalog import REFUSED
+from imagelake.catalog import REFUSED, CatalogUnavailable
 from imagelake.lake import layout
 from imagelake.lake.layout import RAW_IMAGES, BatchId
 from imagelake.lake.tables import write_batch_table
@@ -50,7 +50,18 @@ def upload_events(
     split = split_messages(batch, messages, missing, detected_on)
     # Each upload is claimed for this batch before anything of it is archived: an upload the API
     # refused first (imagelake/catalog.py) is set aside as a dead letter, never counted.
-    claims = catalog.catalog().claim_all([e.image_id for e in split.events], str(batch))
+    try:
+        claims = catalog.catalog().claim_all([e.image_id for e in split.events], str(batch))
+    except CatalogUnavailable as exc:
+        raise dg.Failure(
+            description=(
+                f"The image catalog (DynamoDB table {catalog.table} at {catalog.endpoint or 'AWS'}) is "
+                f"unavailable, so {batch}'s uploads cannot be claimed and nothing of the batch is written: "
+                f"{exc}. failed_batch_sensor runs the batch again later; or re-run the batch once DynamoDB "
+                "is back."
+            ),
+            metadata={"batch_id": str(batch), "events": len(split.events)},
+        ) from exc
     refused = frozenset(i for i, outcome in claims.items() if outcome == REFUSED)
     if refused:
         split = split_messages(batch, messages, missing, detected_on, refused)

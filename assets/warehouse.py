@@ -10,15 +10,18 @@ orchestration/dbt_resource.py.
 """
 
 import shutil
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from imagelake.lake.store import Lake
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse.build_folders import BUILD_FOLDER_KEEP, prune_build_folders
 from imagelake.warehouse.build_turns import environment, single_writer
 from imagelake.warehouse.days import DayWindow
+from imagelake.warehouse.storage_listing import ListingResult, list_storage
 from orchestration.dbt_resource import dbt_project, events_and_row_counts
 from orchestration.dbt_translator import ImagelakeDbtTranslator
 from orchestration.run_worker import in_run_worker, yield_cpu_to_realtime
@@ -32,6 +35,35 @@ warehouse_days = dg.DailyPartitionsDefinition(start_date=WAREHOUSE_FIRST_DAY, en
 #: reads would slow every refresh (docs/design.md, "Warehouse"; what it saves: docs/benchmarks.md,
 #: "bench-marts", which builds with these arguments).
 BUILD_ARGS = ["build", "--exclude", "resource_type:unit_test", "--no-write-json", "--log-level-file", "warn"]
+
+
+#: The mart whose today's row the build's storage listing feeds (dagster-dbt names outputs by model).
+STORAGE_MART_OUTPUT = dg.AssetKey(["marts", "storage_usage_daily"]).to_python_identifier()
+
+
+def todays_storage(settings, window: DayWindow, log) -> ListingResult | None:
+    """List the lake's objects of the window's days for today's storage figures (a build that does
+    not rebuild today has no use for them); see imagelake/warehouse/storage_listing.py."""
+    now = datetime.now(UTC)
+    if now.date() not in window.days:
+        return None
+    _, result = list_storage(Lake.from_settings(settings), window.days, now, settings.retention_days)
+    log.info(
+        f"storage listing: {result.objects_listed} objects of {len(result.days_listed)} day(s)"
+        f"{' (the whole lake: no earlier listing)' if result.whole_lake else ''} in {result.seconds:.2f}s; "
+        + (f"written to {result.key}" if result.written else "unchanged since the last listing")
+    )
+    return result
+
+
+def listing_metadata(result: ListingResult) -> dict[str, Any]:
+    return {
+        "storage_listing/objects_listed": result.objects_listed,
+        "storage_listing/days_listed": ", ".join(d.isoformat() for d in result.days_listed),
+        "storage_listing/whole_lake": result.whole_lake,
+        "storage_listing/seconds": round(result.seconds, 3),
+        "storage_listing/written": result.written,
+    }
 
 
 class WarehouseBuildConfig(dg.Config):
@@ -65,6 +97,7 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
     if niceness is not None:
         context.log.info(f"warehouse build runs at niceness {niceness}: real-time runs take the CPU first")
     with single_writer(settings, context.log), environment({**settings.dbt_env(), **window.dbt_env()}):
+        listing = todays_storage(settings, window, context.log)
         context.log.info(f"rebuilding days {window}{' from scratch' if config.full_refresh else ''}")
         invocation = dbt.cli(args, context=context)
         events, failure, counts = events_and_row_counts(invocation, settings, context.log)
@@ -74,6 +107,8 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
                     extra: dict[str, Any] = {"days": str(window)}
                     if (rows := counts.get(str(event.metadata["unique_id"].value))) is not None:
                         extra["dagster/row_count"] = rows
+                    if listing is not None and event.output_name == STORAGE_MART_OUTPUT:
+                        extra.update(listing_metadata(listing))
                     event = event.with_metadata({**event.metadata, **extra})
                 yield event
             if failure is not None:

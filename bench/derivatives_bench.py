@@ -18,7 +18,19 @@ distinct images (``SPARK_COPIES``), on ``local[1]`` and ``local[2]``; its
 time is the job's own (planning, tasks, manifest), without the JVM start-up
 that ``spark-submit`` adds in front.
 
-Last line: ``RESULT derivatives vs_naive=<x> vs_vips=<y> spark_scaling=<z>``.
+Then the same job on a Spark standalone cluster of two workers of one core each
+(``infra/local/spark_cluster.py``: a master and two workers, each its own JVM), as
+IMAGELAKE_SPARK_MODE=cluster runs it (the executors on the environment archive from
+``make spark-package``, Pipes over S3 on moto's server), against ``local[1]``, on the 12 MP
+JPEGs only. Both run it on the corpus once and four times over (``CLUSTER_COPIES``); the
+difference between the two is the steady work, the rest is each one's fixed start-up
+(spark-submit, the driver, on the cluster also the executors' JVMs, shipping and unpacking
+the archive, their first Python), printed apart. ``cluster_scaling`` = steady time on
+``local[1]`` / steady time on the cluster; it is printed as images per second per executor
+core beside the one-core pyvips figure on the same 12 MP JPEGs. The lake is a local folder for
+both (on this one machine S3's stand-in would take CPU from the executors it serves).
+
+Last line: ``RESULT derivatives vs_naive=<x> vs_vips=<y> spark_scaling=<z> cluster_scaling=<c>``.
 """
 
 from __future__ import annotations
@@ -54,6 +66,21 @@ SPARK_ROUNDS = int(os.environ.get("BENCH_SPARK_ROUNDS", "2"))
 #: scaling near 1.6, while a day's real job renders thousands of images.
 SPARK_COPIES = int(os.environ.get("BENCH_SPARK_COPIES", "4"))
 MAX_PIXELS = 64_000_000
+#: The cluster runs and its local[1] baseline render the 12 MP JPEGs once and this many times over.
+CLUSTER_COPIES = int(os.environ.get("BENCH_CLUSTER_COPIES", "4"))
+CLUSTER_ROUNDS = int(os.environ.get("BENCH_CLUSTER_ROUNDS", "1"))
+#: The cluster's conf: the driver on loopback like the workers, and tasks held until both executors
+#: have registered (otherwise the first to register takes the first tasks alone).
+CLUSTER_CONF = {
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "2g",
+    "spark.executor.memory": "1g",
+    "spark.cores.max": "2",
+    "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+    "spark.scheduler.maxRegisteredResourcesWaitingTime": "300s",
+}
 
 
 def photo(width: int, height: int, seed: int) -> Image.Image:
@@ -113,7 +140,9 @@ def vips(data: bytes) -> list[bytes]:
     return out
 
 
-def timed(contenders: dict, images: list[tuple[str, bytes]]) -> dict[str, tuple[float, int]]:
+def timed(
+    contenders: dict, images: list[tuple[str, bytes]]
+) -> tuple[dict[str, tuple[float, int]], dict[str, list[float]]]:
     """Seconds for the whole corpus and bytes of WebP made, per contender.
 
     Contenders take turns image by image and each image's best of ``ROUNDS`` counts, so a burst of
@@ -129,11 +158,18 @@ def timed(contenders: dict, images: list[tuple[str, bytes]]) -> dict[str, tuple[
     totals = {}
     for name, contender in contenders.items():
         totals[name] = (sum(best[name]), sum(len(b) for _, data in images for b in contender(data)))
-    return totals
+    return totals, best
 
 
 def spark_seconds(images: list[tuple[str, bytes]], master: str) -> tuple[float, float]:
     """(the job's own seconds, wall seconds) for the Spark job re-rendering the corpus on ``master``."""
+    from orchestration.spark import SparkResource
+
+    return job_seconds(images, SparkResource(spark_master=master, spark_conf={"spark.driver.memory": "2g"}))
+
+
+def job_seconds(images: list[tuple[str, bytes]], spark) -> tuple[float, float]:
+    """(the job's own seconds, wall seconds) for the Spark job re-rendering ``images`` with ``spark``."""
     import dagster as dg
 
     from assets.derivatives import derivatives
@@ -142,7 +178,6 @@ def spark_seconds(images: list[tuple[str, bytes]], master: str) -> tuple[float, 
     from imagelake.lake.store import Lake
     from imagelake.lake.tables import write_batch_table
     from orchestration.resources import CatalogResource, LakeResource
-    from orchestration.spark import SparkResource
 
     with tempfile.TemporaryDirectory() as tmp:
         lake = Lake(Path(tmp, "lake").as_uri())
@@ -172,7 +207,7 @@ def spark_seconds(images: list[tuple[str, bytes]], master: str) -> tuple[float, 
             )
         write_batch_table(lake, "image_metadata", "bench-0-0-0", rows, [dt] * len(rows))
         resources = {
-            "spark": SparkResource(spark_master=master, spark_conf={"spark.driver.memory": "2g"}),
+            "spark": spark,
             "lake": LakeResource(url=lake.url),
             "catalog": CatalogResource(table=""),
         }
@@ -193,6 +228,73 @@ def spark_seconds(images: list[tuple[str, bytes]], master: str) -> tuple[float, 
         return float(mat.metadata["duration_s"].value), wall
 
 
+def steady_and_fixed(runs: dict[int, tuple[float, float]], images: int) -> tuple[float, float]:
+    """(steady seconds per image, fixed start-up seconds) from a run on ``images`` images and one on
+    them ``CLUSTER_COPIES`` times over, each (job seconds, wall seconds): the steady work is what the
+    extra images added; the fixed start-up is the rest of the small run's wall time."""
+    small, large = runs[1], runs[CLUSTER_COPIES]
+    per_image = (large[0] - small[0]) / (images * (CLUSTER_COPIES - 1))
+    return per_image, small[1] - per_image * images
+
+
+def cluster_comparison(jpegs: list[tuple[str, bytes]]) -> tuple[dict, dict, float]:
+    """The job on the two-worker cluster and on ``local[1]``: (job, wall) seconds on the corpus once
+    and ``CLUSTER_COPIES`` times, per contender; and the cluster's own start-up seconds."""
+    from infra.local.spark_cluster import remove, start_spark_cluster
+    from infra.local.stack import free_port, start_moto
+    from infra.spark_package import ensure_package
+    from orchestration.spark import SparkResource
+
+    started = time.perf_counter()
+    package = ensure_package()
+    print(f"spark package: {package} ({time.perf_counter() - started:.1f} s to check or build)")
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    os.environ.update(credentials)
+    times: dict[str, dict[int, tuple[float, float]]] = {"cluster": {}, "local[1]": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        moto = start_moto(port, Path(tmp, "moto.log"))
+        try:
+            import boto3
+
+            endpoint = f"http://127.0.0.1:{port}"
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+                Bucket="bench-ops"
+            )
+            started = time.perf_counter()
+            cluster = start_spark_cluster(
+                Path(tmp, "cluster"), workers=2, cores=1, memory="2g", env=credentials
+            )
+            cluster_start = time.perf_counter() - started
+            try:
+                contenders = {
+                    "cluster": SparkResource(
+                        mode="cluster",
+                        spark_master=cluster.master_url,
+                        spark_code_uri=str(package),
+                        pipes_bucket="bench-ops",
+                        aws_endpoint=endpoint,
+                        spark_conf=CLUSTER_CONF,
+                    ),
+                    "local[1]": SparkResource(
+                        spark_master="local[1]", spark_conf={"spark.driver.memory": "2g"}
+                    ),
+                }
+                for copies in (1, CLUSTER_COPIES):
+                    for name, spark in contenders.items():
+                        runs = [job_seconds(jpegs * copies, spark) for _ in range(CLUSTER_ROUNDS)]
+                        times[name][copies] = min(runs)
+            finally:
+                remove(cluster)
+        finally:
+            moto.stop()
+    return times["cluster"], times["local[1]"], cluster_start
+
+
 def main() -> None:
     images = corpus()
     megapixels = (
@@ -206,7 +308,8 @@ def main() -> None:
     all_cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})  # one core each
     try:
-        results = timed({"ours": ours, "naive": naive, "vips": vips}, images)
+        results, best = timed({"ours": ours, "naive": naive, "vips": vips}, images)
+        vips_best = best["vips"]
     finally:
         os.sched_setaffinity(0, all_cores)
     for name, (seconds, made) in results.items():
@@ -230,7 +333,35 @@ def main() -> None:
     print(
         f"spark scaling local[1]/local[2]: {scaling:.2f} (target >= 1.7; {os.cpu_count()} cores, shared box)"
     )
-    print(f"RESULT derivatives vs_naive={vs_naive:.2f} vs_vips={vs_vips:.2f} spark_scaling={scaling:.2f}")
+
+    jpegs = [(name, data) for name, data in images if name.endswith(".jpg")]
+    vips_jpegs = sum(vips_best[i] for i, (name, _) in enumerate(images) if name.endswith(".jpg"))
+    vips_rate = len(jpegs) / vips_jpegs
+    print(f"load average before the cluster: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    cluster, local1, cluster_start = cluster_comparison(jpegs)
+    print(f"cluster start-up (master and two workers registered): {cluster_start:.1f} s")
+    rates = {}
+    for name, runs, cores in (("local[1]", local1, 1), ("cluster", cluster, 2)):
+        per_image, fixed = steady_and_fixed(runs, len(jpegs))
+        rates[name] = 1 / per_image / cores
+        for copies, (job, wall) in sorted(runs.items()):
+            print(
+                f"{name:>8} x{copies}: {len(jpegs) * copies:4d} images, {job:6.2f} s in the job, {wall:6.1f} s wall"
+            )
+        print(
+            f"{name:>8}: {1 / per_image:5.2f} images/s steady = {rates[name]:.2f} per executor core at 12 MP; "
+            f"fixed start-up {fixed:.1f} s per job"
+        )
+    print(f"pyvips, one core, the same 12 MP JPEGs: {vips_rate:.2f} images/s (three sizes each)")
+    cluster_scaling = 2 * rates["cluster"] / rates["local[1]"]
+    print(
+        f"cluster scaling (steady time on local[1] / on two one-core workers): {cluster_scaling:.2f} "
+        f"(target >= 1.6; {os.cpu_count()} cores, shared box)"
+    )
+    print(
+        f"RESULT derivatives vs_naive={vs_naive:.2f} vs_vips={vs_vips:.2f} spark_scaling={scaling:.2f} "
+        f"cluster_scaling={cluster_scaling:.2f}"
+    )
 
 
 if __name__ == "__main__":

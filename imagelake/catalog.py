@@ -201,8 +201,9 @@ class Catalog:
             )
 
     # -- writes ---------------------------------------------------------------
-    def put_accepted(self, event: UploadEvent, retention_days: int) -> None:
-        """Record an accepted upload; never overwrites an item that already exists."""
+    def put_accepted(self, event: UploadEvent, retention_days: int, request_id: str | None = None) -> None:
+        """Record an accepted upload; never overwrites an item that already exists. ``request_id``
+        names the API request that took it (the run's later writes set other attributes only)."""
         item = {
             KEY_ATTRIBUTE: event.image_id,
             "client_id": event.client_id,
@@ -214,6 +215,8 @@ class Catalog:
             "uploaded_at": event.uploaded_at.isoformat(),
             TTL_ATTRIBUTE: expires_at(event.uploaded_at, retention_days),
         }
+        if request_id is not None:
+            item["request_id"] = request_id
         with contextlib.suppress(ClientError):  # already recorded: the first write wins
             self._call(
                 "put_item",
@@ -364,6 +367,25 @@ class Catalog:
             return {}
         with ThreadPoolExecutor(max_workers=min(workers, len(ids))) as pool:
             return dict(zip(ids, pool.map(lambda i: self.claim(i, batch_id), ids), strict=True))
+
+    def put_refused(self, image_id: str, client_id: str, reason: str, retention_days: int) -> None:
+        """Record that an upload the API never stored did not stand (for an ``Idempotency-Key`` that
+        reserved it: a retry is then a new upload at once, not a 409)."""
+        now = datetime.now(UTC)
+        item = {
+            KEY_ATTRIBUTE: image_id,
+            "client_id": client_id,
+            "status": REFUSED,
+            "error": reason,
+            TTL_ATTRIBUTE: expires_at(now, retention_days),
+        }
+        with contextlib.suppress(ClientError):  # an item already there says more
+            self._call(
+                "put_item",
+                TableName=self.table,
+                Item={k: _SER.serialize(_to_dynamo(v)) for k, v in item.items()},
+                ConditionExpression=f"attribute_not_exists({KEY_ATTRIBUTE})",
+            )
 
     def refuse(self, image_id: str, reason: str) -> bool:
         """Mark an ``accepted`` upload refused, unless a batch has claimed it: True if refused now

@@ -7,6 +7,7 @@ instead of reading the environment itself, so a default is written once.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -51,8 +52,18 @@ DERIVATIVE_FORMATS: tuple[str, ...] = ("webp",)
 GC_GRACE_HOURS = 24
 #: Compaction writes files of about this size (Parquet, compressed).
 COMPACTION_TARGET_BYTES = 128 * 1024 * 1024
-#: Where the prod Spark jobs' code lives: spark_jobs/*.py and the environment archive (make spark-package).
+#: The Spark jobs' environment archive (make spark-package): shipped to EMR Serverless or a cluster
+#: beside spark_jobs/*.py, unpacked on each executor, whose Python runs the tasks.
 SPARK_PACKAGE_NAME = "imagelake-spark-env.tar.gz"
+#: Where ``make spark-package`` writes the archive and the entry points (a cluster's default code folder).
+SPARK_PACKAGE_DIR = PROJECT_ROOT / ".cache" / "spark-package"
+#: How the Spark jobs run (IMAGELAKE_SPARK_MODE): ``local`` (spark-submit --master local[*] from this
+#: checkout), ``cluster`` (spark-submit to any Spark master with the packed environment) or ``emr``
+#: (EMR Serverless). orchestration/spark.py is the one place that acts on it.
+SPARK_MODES: tuple[str, ...] = ("local", "cluster", "emr")
+#: Attempts boto3 makes at an S3 call of Dagster Pipes (a job's context and messages), backing off
+#: up to 20 s between them: enough to ride out S3 out of reach for a few seconds mid-job.
+S3_RETRY_ATTEMPTS = 10
 #: The Spark jobs, each an entry point ``spark_jobs/<name>_spark.py`` (:func:`spark_job_file`;
 #: launched by orchestration/spark.py, shipped and import-checked by infra/spark_package.py).
 SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection")
@@ -61,6 +72,21 @@ SPARK_JOBS: tuple[str, ...] = ("derivatives", "compaction", "garbage_collection"
 def spark_job_file(job: str) -> str:
     """A Spark job's entry point, relative to the project root (and to the code URI on EMR)."""
     return f"spark_jobs/{job}_spark.py"
+
+
+def spark_home() -> Path:
+    """The Spark installed here: the pip-installed PySpark's folder (its ``bin/spark-submit``,
+    ``bin/spark-class`` and jars), found without importing pyspark. Named even when the shell has a
+    SPARK_HOME: its JVM side must match this pyspark."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise SettingsError("pyspark is not installed here: run `make setup`")
+    return Path(spec.origin).parent
+
+
+def is_local_master(master: str) -> bool:
+    """``local``, ``local[4]``, ``local[*]``, ``local[2,3]``: Spark inside the driver's JVM."""
+    return master == "local" or master.startswith("local[")
 
 
 #: How many days before today a routine warehouse refresh rebuilds, so late events
@@ -76,6 +102,14 @@ WAREHOUSE_BUILD_NICENESS = 10
 #: the real-time runs it shares the machine with (docs/benchmarks.md, bench-marts).
 WAREHOUSE_REFRESH_INTERVAL_S = 30
 
+#: The statistics endpoints (GET /v1/stats/...) answer the days this far back; older days stay in
+#: the marts for analysts. The serving tables hold these days (dbt reads IMAGELAKE_STATS_HISTORY_DAYS).
+STATS_HISTORY_DAYS = 400
+#: The longest date range one statistics request may ask for, in days.
+STATS_MAX_RANGE_DAYS = 366
+#: The API looks for a newer statistics snapshot this often (seconds).
+STATS_POLL_INTERVAL_S = 5.0
+
 #: Two images are near-duplicates when their 64-bit perceptual hashes differ in at most this many bits.
 DUPLICATE_MAX_DISTANCE = 6
 #: The default size cap of one upload (IMAGELAKE_MAX_UPLOAD_BYTES).
@@ -84,12 +118,13 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_IMAGE_PIXELS = 64_000_000
 #: The API key of ``make dev`` (key -> client id); prod requires IMAGELAKE_API_KEYS.
 LOCAL_API_KEYS: Mapping[str, str] = {"dev-key": "dev"}
+#: The operator key of ``make dev`` (key -> operator name): it reads the service's statistics
+#: (GET /v1/stats/service). Prod has none unless IMAGELAKE_OPERATOR_KEYS names some.
+LOCAL_OPERATOR_KEYS: Mapping[str, str] = {"dev-operator-key": "operator"}
 
 
 #: How clients authenticate to Kafka: plaintext locally, IAM on Amazon MSK.
 KAFKA_AUTH_MODES: tuple[str, ...] = ("none", "msk-iam")
-#: Where the Spark jobs run: ``spark-submit`` on this machine, or EMR Serverless (prod's default).
-SPARK_MODES: tuple[str, ...] = ("local", "emr")
 
 
 class SettingsError(ValueError):
@@ -146,6 +181,37 @@ def _choices(
     return values
 
 
+def _pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """``key=value;key2=value2`` as a mapping (values may hold ``=``)."""
+    pairs = {}
+    for pair in filter(None, (p.strip() for p in env.get(name, "").split(";"))):
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise SettingsError(f"{name} entries must be key=value, got {pair!r}")
+        pairs[k.strip()] = v.strip()
+    return pairs
+
+
+def _spark_launch(env: Mapping[str, str], prod: bool) -> tuple[str, str]:
+    """(mode, master), checked against each other: a cluster needs a cluster's master, local mode a
+    local one (``spark://`` with mode local would quietly run nothing where it was meant to)."""
+    mode = env.get("IMAGELAKE_SPARK_MODE") or ("emr" if prod else Settings.spark_mode)
+    if mode not in SPARK_MODES:
+        raise SettingsError(f"IMAGELAKE_SPARK_MODE must be one of {', '.join(SPARK_MODES)}, got {mode!r}")
+    master = env.get("IMAGELAKE_SPARK_MASTER") or Settings.spark_master
+    if mode == "cluster" and is_local_master(master):
+        raise SettingsError(
+            "IMAGELAKE_SPARK_MODE=cluster needs IMAGELAKE_SPARK_MASTER set to the cluster's master "
+            f"(spark://host:7077, k8s://https://host:443, yarn), got {master!r}"
+        )
+    if mode == "local" and not is_local_master(master):
+        raise SettingsError(
+            f"IMAGELAKE_SPARK_MASTER={master} is a cluster's master: set IMAGELAKE_SPARK_MODE=cluster "
+            "to run the jobs there with the packed environment (docs/deploy.md)"
+        )
+    return mode, master
+
+
 def _duplicate_distance(env: Mapping[str, str]) -> int:
     value = _int(env, "IMAGELAKE_DUPLICATE_MAX_DISTANCE", Settings.duplicate_max_distance, minimum=0)
     if value > 32:
@@ -181,15 +247,13 @@ def normalize_lake_url(raw: str) -> str:
     return raw
 
 
-def parse_api_keys(raw: str) -> dict[str, str]:
-    """Parse ``key:client_id,key2:client2`` into a key -> client id map."""
+def parse_api_keys(raw: str, name: str = "IMAGELAKE_API_KEYS", holder: str = "client_id") -> dict[str, str]:
+    """Parse ``key:client_id,key2:client2`` into a key -> client id map (``holder``: what a key names)."""
     keys: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, client = pair.partition(":")
         if not sep or not key or not client:
-            raise SettingsError(
-                f"IMAGELAKE_API_KEYS must look like 'key:client_id,key2:client2', got an entry {pair!r}"
-            )
+            raise SettingsError(f"{name} must look like 'key:{holder},key2:{holder}2', got an entry {pair!r}")
         keys[key] = client
     return keys
 
@@ -223,6 +287,8 @@ class Settings:
     #: The Dagster UI of ``make dev``.
     ui_port: int = 3000
     api_keys: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_API_KEYS))
+    #: Keys that read the service's statistics (key -> operator name); never a client's key.
+    operator_keys: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_OPERATOR_KEYS))
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     allowed_formats: tuple[str, ...] = ALLOWED_FORMATS
@@ -242,16 +308,21 @@ class Settings:
     derivative_formats: tuple[str, ...] = DERIVATIVE_FORMATS
     gc_grace_hours: float = GC_GRACE_HOURS
     compaction_target_bytes: int = COMPACTION_TARGET_BYTES
-    #: ``local`` (spark-submit here) or ``emr`` (EMR Serverless); prod defaults to ``emr``, the
-    #: production-mode stack on one machine sets ``local`` (IMAGELAKE_SPARK_MODE).
+    #: ``local`` | ``cluster`` | ``emr`` (SPARK_MODES); ``emr`` by default in prod, ``local`` elsewhere.
     spark_mode: str = "local"
-    #: Local Spark master for ``spark-submit`` (prod runs on EMR Serverless instead).
+    #: The master ``spark-submit`` is given: ``local[*]``, or a cluster's (``spark://host:7077``,
+    #: ``k8s://https://host:443``, ``yarn``) in cluster mode. Unused on EMR Serverless.
     spark_master: str = "local[*]"
-    #: Prod: the EMR Serverless application and job role (infra/aws processing stack outputs),
-    #: the Spark package folder (``s3://<ops bucket>/spark/<version>/``) and the Pipes bucket.
+    #: Extra Spark conf for every job, in every mode (executor memory, a Kubernetes image, ...).
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    #: EMR: the EMR Serverless application and job role (infra/aws processing stack outputs).
     emr_application_id: str = ""
     emr_job_role_arn: str = ""
+    #: Where the jobs' code and packed environment are (``make spark-package``'s folder): on EMR
+    #: ``s3://<ops bucket>/spark/<version>``; for a cluster a folder on the launching machine (the
+    #: default, SPARK_PACKAGE_DIR) or a URI every executor can fetch.
     spark_code_uri: str = ""
+    #: The bucket Dagster Pipes' context and messages go through (its ``pipes/`` prefix): EMR and cluster.
     pipes_bucket: str = ""
 
     #: Near-duplicate threshold: perceptual-hash Hamming distance (0-64 bits).
@@ -283,6 +354,7 @@ class Settings:
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
             "IMAGELAKE_RETENTION_DAYS": str(self.retention_days),
             "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
+            "IMAGELAKE_STATS_HISTORY_DAYS": str(STATS_HISTORY_DAYS),
         }
         if self.dbt_target == "local" and self.lake_url.startswith("s3://"):
             # DuckDB reading the lake on S3 (the production-mode stack's stand-in for Redshift).
@@ -319,18 +391,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     else:
         api_keys = dict(LOCAL_API_KEYS)
 
-    kafka_extra = {}
-    for pair in filter(None, (p.strip() for p in env.get("IMAGELAKE_KAFKA_EXTRA", "").split(";"))):
-        k, sep, v = pair.partition("=")
-        if not sep:
-            raise SettingsError(f"IMAGELAKE_KAFKA_EXTRA entries must be key=value, got {pair!r}")
-        kafka_extra[k.strip()] = v.strip()
-
-    spark_mode = env.get("IMAGELAKE_SPARK_MODE") or ("emr" if name == "prod" else Settings.spark_mode)
-    if spark_mode not in SPARK_MODES:
+    operator_keys_raw = env.get("IMAGELAKE_OPERATOR_KEYS")
+    if operator_keys_raw is not None:
+        operator_keys = parse_api_keys(operator_keys_raw, "IMAGELAKE_OPERATOR_KEYS", "operator")
+    else:
+        operator_keys = {} if name == "prod" else dict(LOCAL_OPERATOR_KEYS)
+    shared = sorted(set(operator_keys) & set(api_keys))
+    if shared:
         raise SettingsError(
-            f"IMAGELAKE_SPARK_MODE must be one of {', '.join(SPARK_MODES)}, got {spark_mode!r}"
+            f"IMAGELAKE_OPERATOR_KEYS and IMAGELAKE_API_KEYS share {len(shared)} key(s): an operator key "
+            "reads every client's figures, so it must not also be a client's key"
         )
+
+    kafka_extra = _pairs(env, "IMAGELAKE_KAFKA_EXTRA")
 
     kafka_auth = env.get("IMAGELAKE_KAFKA_AUTH") or ("msk-iam" if name == "prod" else Settings.kafka_auth)
     if kafka_auth not in KAFKA_AUTH_MODES:
@@ -339,6 +412,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
 
     retention = _int(env, "IMAGELAKE_RETENTION_DAYS", Settings.retention_days, minimum=1)
+    spark_mode, spark_master = _spark_launch(env, prod=name == "prod")
 
     return Settings(
         env=name,
@@ -364,6 +438,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_port=_int(env, "IMAGELAKE_API_PORT", Settings.api_port, 1),
         ui_port=_int(env, "IMAGELAKE_UI_PORT", Settings.ui_port, 1),
         api_keys=api_keys,
+        operator_keys=operator_keys,
         max_upload_bytes=_int(env, "IMAGELAKE_MAX_UPLOAD_BYTES", Settings.max_upload_bytes, 1),
         max_image_pixels=_int(env, "IMAGELAKE_MAX_IMAGE_PIXELS", Settings.max_image_pixels, 1),
         retention_days=retention,
@@ -384,7 +459,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "IMAGELAKE_COMPACTION_TARGET_BYTES", Settings.compaction_target_bytes, 1
         ),
         spark_mode=spark_mode,
-        spark_master=env.get("IMAGELAKE_SPARK_MASTER") or Settings.spark_master,
+        spark_master=spark_master,
+        spark_conf=_pairs(env, "IMAGELAKE_SPARK_CONF"),
         emr_application_id=env.get("IMAGELAKE_EMR_APPLICATION_ID", ""),
         emr_job_role_arn=env.get("IMAGELAKE_EMR_JOB_ROLE_ARN", ""),
         spark_code_uri=env.get("IMAGELAKE_SPARK_CODE_URI", ""),

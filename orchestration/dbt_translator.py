@@ -6,6 +6,7 @@ locations (docs/design.md, "Warehouse").
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -21,6 +22,15 @@ LAKE_TABLE_ASSETS: dict[str, str] = {
     "storage_inventory": "storage_inventory",
 }
 
+#: The marts and the tables the statistics API serves are refreshed within a minute of new lake data
+#: and by the hourly schedule whatever arrived: one missed hourly refresh warns, two and a margin fail,
+#: so a stopped sensor or a failing build shows on the asset in the UI (Dagster's freshness daemon).
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=timedelta(minutes=75), fail_window=timedelta(hours=3)
+)
+#: dbt folders whose models are an interface (contracts, freshness): analysts' marts and the API's tables.
+INTERFACE_FOLDERS = frozenset({"marts", "serving"})
+
 #: Lake tables written per Kafka batch (dynamic partitions of ``upload_batches``).
 BATCH_PARTITIONED_TABLES = frozenset({"upload_events", "dead_letters", "image_metadata"})
 
@@ -32,6 +42,13 @@ class ImagelakeDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "lake":
             return dg.AssetKey(LAKE_TABLE_ASSETS[dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or {}
+        if node.get("resource_type") == "model" and self.get_group_name(node) in INTERFACE_FOLDERS:
+            return spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+        return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])

@@ -43,9 +43,9 @@ class KafkaResource(dg.ConfigurableResource):
         return KafkaConnection(self.bootstrap, dict(self.extra), self.auth, self.region)
 
     @contextmanager
-    def consumer(self) -> Iterator[Consumer]:
+    def consumer(self, group: str = "imagelake-readers") -> Iterator[Consumer]:
         """A short-lived assign/seek consumer, always closed."""
-        consumer = Consumer(consumer_config(self.connection()))
+        consumer = Consumer(consumer_config(self.connection(), group))
         try:
             yield consumer
         finally:

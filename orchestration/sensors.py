@@ -9,6 +9,11 @@ de-duplicated by its run key. The run reads its batch back by offset.
 While batch runs wait in the run queue, a tick starts nothing new, and a
 partition whose batch run is still queued or running gets no new batch: the
 events wait on Kafka and a later tick cuts them into fewer, larger batches.
+
+Each tick that finds events reports the consumer lag (end offsets minus the cursor) as an
+observation of ``upload_events`` (its metadata plots in the UI), and every tick commits the stored
+cursor to the consumer group ``SENSOR_GROUP``, so that the lag is also where Kafka's tools, MSK's
+``OffsetLag`` metrics and the API's ``imagelake_kafka_consumer_lag`` gauge look for it.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -18,7 +23,10 @@ import dagster as dg
 from assets.partitions import PLANNED_ON_TAG, upload_batches
 from imagelake.lake.layout import BatchId
 from imagelake.realtime.kafka import (
+    SENSOR_GROUP,
     KafkaUnavailable,
+    commit_cursor,
+    consumer_lag,
     dump_cursor,
     fetch_watermarks,
     parse_cursor,
@@ -64,20 +72,27 @@ def kafka_upload_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     settings = get_settings()
     cursor = parse_cursor(context.cursor)
-    queued = queued_batch_runs(context.instance)
-    if queued >= settings.sensor_max_queued_runs:
-        return dg.SkipReason(
-            f"{queued} batch run(s) still wait for a run slot; new events stay on Kafka (cursor unchanged) "
-            "and join the next tick's batches, so a busy machine makes fewer, larger runs"
-        )
+    timeout_s = min(10.0, settings.kafka_poll_timeout_s)
     try:
-        with kafka.consumer() as consumer:
-            marks = fetch_watermarks(
-                consumer, kafka.topic, timeout_s=min(10.0, settings.kafka_poll_timeout_s)
-            )
+        with kafka.consumer(SENSOR_GROUP) as consumer:
+            marks = fetch_watermarks(consumer, kafka.topic, timeout_s=timeout_s)
+            try:
+                commit_cursor(consumer, kafka.topic, cursor, timeout_s)
+            except KafkaUnavailable as exc:  # monitoring only: the next tick commits again
+                context.log.warning(f"the cursor was not committed to {SENSOR_GROUP}: {exc}")
     except KafkaUnavailable as exc:
         return dg.SkipReason(
             f"Kafka unavailable at {kafka.bootstrap}, cursor unchanged, retrying next tick: {exc}"
+        )
+    queued = queued_batch_runs(context.instance)
+    if queued >= settings.sensor_max_queued_runs:
+        lag = consumer_lag(cursor, marks)
+        return dg.SensorResult(
+            skip_reason=(
+                f"{queued} batch run(s) still wait for a run slot; {lag} new event(s) stay on Kafka (cursor "
+                "unchanged) and join the next tick's batches, so a busy machine makes fewer, larger runs"
+            ),
+            asset_events=[lag_observation(cursor, cursor, marks)] if lag else [],
         )
 
     busy = batches_in_flight(context.instance)
@@ -110,6 +125,24 @@ def kafka_upload_sensor(
         run_requests=requests,
         dynamic_partitions_requests=[upload_batches.build_add_request(keys)],
         cursor=dump_cursor(plan.cursor),
+        asset_events=[lag_observation(cursor, plan.cursor, marks)],
+    )
+
+
+def lag_observation(
+    cursor: dict[int, int], planned: dict[int, int], marks: dict[int, tuple[int, int]]
+) -> dg.AssetObservation:
+    """The consumer lag as ``upload_events`` metadata: what the tick found past its cursor, and what
+    still waits on Kafka once it has planned its runs (backpressure, or more than a tick's runs)."""
+    return dg.AssetObservation(
+        asset_key=dg.AssetKey("upload_events"),
+        metadata={
+            "kafka/consumer_lag": consumer_lag(planned, marks),
+            "kafka/new_events": consumer_lag(cursor, marks),
+            "kafka/lag_by_partition": dg.MetadataValue.json(
+                {str(p): max(0, high - planned.get(p, low)) for p, (low, high) in sorted(marks.items())}
+            ),
+        },
     )
 
 

@@ -18,6 +18,7 @@ yield_cpu_to_realtime()
 
 import dagster as dg  # noqa: E402 (after the renice, on purpose)
 
+from assets.stats_snapshot import stats_snapshot, stats_snapshot_readable  # noqa: E402
 from assets.warehouse import warehouse_models  # noqa: E402
 from imagelake.settings import get_settings  # noqa: E402
 from orchestration.dbt_resource import dbt_resource  # noqa: E402
@@ -28,7 +29,8 @@ from orchestration.warehouse_schedules import (  # noqa: E402
 )
 
 defs = dg.Definitions(
-    assets=[warehouse_models],
+    assets=[warehouse_models, stats_snapshot],
+    asset_checks=[stats_snapshot_readable],
     jobs=[warehouse_job],
     schedules=[warehouse_hourly_schedule],
     sensors=[warehouse_refresh_sensor],

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from assets.stats_snapshot import stats_snapshot
 from assets.warehouse import warehouse_models
 from imagelake.settings import WAREHOUSE_FIRST_DAY, get_settings
 from imagelake.warehouse.days import DayWindow, days_of_materialization, lookback, refresh_window
@@ -24,8 +25,10 @@ from orchestration.ticks import interval_note, minimum_interval
 warehouse_job = dg.define_asset_job(
     "warehouse_job",
     tags=NO_RUN_RETRY_TAGS,
-    selection=dg.AssetSelection.assets(warehouse_models),
-    description="dbt build of the warehouse for a day or a range of days.",
+    selection=dg.AssetSelection.assets(warehouse_models, stats_snapshot),
+    description=(
+        "dbt build of the warehouse for a day or a range of days, then the statistics snapshot the API serves."
+    ),
 )
 
 #: Upstream assets whose new materializations can change the marts.

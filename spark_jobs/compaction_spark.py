@@ -13,6 +13,7 @@ from functools import partial
 
 from imagelake.batch.compaction import CompactParams, compact_day, is_open_day
 from imagelake.lake.tables import CorruptLakeFile
+from spark_jobs.executors import executor_report, on_executors
 from spark_jobs.sessions import run_job
 
 
@@ -52,10 +53,9 @@ def run(spark, params: CompactParams, log) -> dict:
             f"dt={params.dt} is not closed yet (today is {today}): compaction waits for the day to end"
         )
     tables = list(params.tables)
-    results = (
-        spark.sparkContext.parallelize(tables, len(tables))
-        .mapPartitions(partial(_compact_tables, params.to_extras(), today.isoformat()))
-        .collect()
+    results, pythons = on_executors(
+        spark.sparkContext.parallelize(tables, len(tables)),
+        partial(_compact_tables, params.to_extras(), today.isoformat()),
     )
     failed = {r["table"]: r["error"] for r in results if r["status"] == "failed"}
     blocked = all(r["damaged"] for r in results if r["status"] == "failed")
@@ -92,6 +92,7 @@ def run(spark, params: CompactParams, log) -> dict:
         "by_table": {r["table"]: r["status"] for r in results},
         "open_day": all(r["status"] == "open_day" for r in results),
         "duration_s": round(time.monotonic() - started, 3),
+        **executor_report(spark, pythons),
     }
 
 

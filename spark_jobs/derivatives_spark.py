@@ -22,6 +22,7 @@ from imagelake.batch.day_derivatives import (
     read_day,
     write_manifests,
 )
+from spark_jobs.executors import executor_report, on_executors
 from spark_jobs.sessions import run_job, slices
 
 
@@ -66,10 +67,11 @@ def run(spark, params: DeriveParams, log) -> dict:
     log.info(f"dt={params.dt}: {len(todo)} image(s) need derivatives {params.sizes} x {params.formats}")
     planned = time.monotonic()
     rows: list[dict] = []
+    pythons: list[dict] = []
     if todo:
         context = spark.sparkContext
         images = context.parallelize([asdict(i) for i in todo], slices(len(todo), context.defaultParallelism))
-        rows = images.mapPartitions(partial(derive_partition, params.to_extras())).collect()
+        rows, pythons = on_executors(images, partial(derive_partition, params.to_extras()))
     rendered = time.monotonic()
     batch_of = {i.image_id: i.batch_id for i in todo}
     manifests, manifest = write_manifests(lake, params.dt, rows, batch_of, manifest)
@@ -101,6 +103,7 @@ def run(spark, params: DeriveParams, log) -> dict:
         "plan_s": round(planned - started, 3),
         "render_s": round(rendered - planned, 3),
         "duration_s": round(time.monotonic() - started, 3),
+        **executor_report(spark, pythons),
     }
 
 

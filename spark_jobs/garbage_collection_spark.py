@@ -21,6 +21,7 @@ from imagelake.catalog import Catalog
 from imagelake.lake import layout
 from imagelake.lake.store import ObjectMissing
 from imagelake.lake.tables import write_batch_table
+from spark_jobs.executors import executor_report, on_executors
 from spark_jobs.sessions import run_job, slices
 
 #: How many keys a dry run lists in its report.
@@ -56,24 +57,24 @@ def run(spark, params: GcParams, log) -> dict:
     policy = params.policy()
     lake = params.lake()
     objects = [info for prefix in garbage_collection.GC_PREFIXES for info in lake.list(prefix)]
-    log.info(f"snapshot: {len(objects)} objects; retention cutoff {policy.cutoff}, grace {policy.grace}")
+    log.info(f"snapshot: {len(objects)} objects; {policy.describe()}")
 
     context = spark.sparkContext
     candidates = frozenset(garbage_collection.failed_upload_candidates(objects, policy))
     references_complete = True
     unannounced: set[str] = set()
+    pythons: list[dict] = []
     if candidates:
         # Listed after the snapshot: batches archived meanwhile count as references too.
         events = [
             o.key for o in lake.list(layout.table_prefix("upload_events")) if o.key.endswith(".parquet")
         ]
-        found = (
-            context.parallelize(events, slices(len(events), context.defaultParallelism))
-            .mapPartitions(partial(_announced, params.to_extras(), candidates))
-            .collect()
-            if events
-            else []
-        )
+        found: list[tuple[str, bool]] = []
+        if events:
+            found, pythons = on_executors(
+                context.parallelize(events, slices(len(events), context.defaultParallelism)),
+                partial(_announced, params.to_extras(), candidates),
+            )
         references_complete = all(ok for _, ok in found)
         unannounced = set(candidates) - {i for i, ok in found if ok}
         if not references_complete:
@@ -102,9 +103,11 @@ def run(spark, params: GcParams, log) -> dict:
     doomed = garbage_collection.plan(objects, unannounced, policy)
     if doomed and not params.dry_run:
         keys = [d.key for d in doomed]
-        context.parallelize(keys, slices(len(keys), context.defaultParallelism)).mapPartitions(
-            partial(_delete, params.to_extras())
-        ).collect()
+        _, deleting = on_executors(
+            context.parallelize(keys, slices(len(keys), context.defaultParallelism)),
+            partial(_delete, params.to_extras()),
+        )
+        pythons += deleting
     summary = garbage_collection.summarize(doomed)
     for reason, counts in summary.items():
         if counts["objects"]:
@@ -143,6 +146,7 @@ def run(spark, params: GcParams, log) -> dict:
         "files": [inventory_file] if inventory_file else [],  # none on a dry run: no warehouse refresh
         "keys": [{"key": d.key, "reason": d.reason, "bytes": d.size} for d in doomed[:PREVIEW_KEYS]],
         "duration_s": round(time.monotonic() - started, 3),
+        **executor_report(spark, pythons),
     }
 
 

@@ -4,29 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from dagster_pipes import (
     PipesContext,
+    PipesDefaultContextLoader,
     PipesDefaultMessageWriter,
     PipesEnvVarParamsLoader,
+    PipesS3ContextLoader,
     PipesS3MessageWriter,
     open_dagster_pipes,
 )
 
+from imagelake.settings import S3_RETRY_ATTEMPTS
+
+
+def _s3() -> Any:
+    """boto3's S3 client, retrying a while (S3_RETRY_ATTEMPTS); its endpoint as boto3 finds it
+    (``AWS_ENDPOINT_URL_S3`` when the bucket is not AWS's, as in the tests)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": S3_RETRY_ATTEMPTS}))
+
+
+def _context_loader() -> PipesDefaultContextLoader | PipesS3ContextLoader:
+    """S3 when Dagster put the context in a bucket (a cluster), the environment or a file otherwise."""
+    if "bucket" in PipesEnvVarParamsLoader().load_context_params():
+        return PipesS3ContextLoader(client=_s3())
+    return PipesDefaultContextLoader()
+
 
 def _message_writer() -> PipesDefaultMessageWriter | PipesS3MessageWriter:
-    """S3 when Dagster's reader asked for a bucket (EMR Serverless), a local file otherwise."""
-    params = PipesEnvVarParamsLoader().load_messages_params()
-    if "bucket" in params:
-        import boto3
-
-        return PipesS3MessageWriter(client=boto3.client("s3"), interval=5)
+    """S3 when Dagster's reader asked for a bucket (EMR Serverless, a cluster), a local file otherwise."""
+    if "bucket" in PipesEnvVarParamsLoader().load_messages_params():
+        return PipesS3MessageWriter(client=_s3(), interval=5)
     return PipesDefaultMessageWriter()
 
 
 @contextmanager
 def pipes_session() -> Iterator[PipesContext]:
-    with open_dagster_pipes(message_writer=_message_writer()) as pipes:
+    with open_dagster_pipes(context_loader=_context_loader(), message_writer=_message_writer()) as pipes:
         yield pipes
 
 

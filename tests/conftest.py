@@ -13,7 +13,7 @@ import pytest
 from imagelake.lake.store import Lake
 from imagelake.realtime.kafka import KafkaConnection, ensure_topic
 from imagelake.settings import Settings, load_settings
-from infra.local.stack import Service, free_port, spawn, start_kafka, wait_for_port
+from infra.local.stack import Service, free_port, start_kafka, start_moto
 
 
 @pytest.fixture(scope="session")
@@ -79,11 +79,8 @@ def lake(tmp_path: Path) -> Lake:
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server over real HTTP: the one stand-in for AWS."""
     port = free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    service = spawn("moto", cmd, port, tmp_path_factory.mktemp("moto") / "moto.log", env=env)
+    service = start_moto(port, tmp_path_factory.mktemp("moto") / "moto.log")
     try:
-        wait_for_port(service, 30)
         yield f"http://127.0.0.1:{port}"
     finally:
         service.stop()

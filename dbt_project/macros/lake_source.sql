@@ -59,7 +59,7 @@
             "lake table " ~ source.identifier ~ " has no data yet: nothing under "
             ~ node.meta.lake_root ~ "/" ~ node.meta.lake_prefix ~ "/. It fills once the job that writes it has run"
             ~ " (upload_events, image_metadata: a processed upload; derivatives: derivatives_job;"
-            ~ " storage_inventory: garbage_collection_job; dead_letters: a message that was not a valid event)."
+            ~ " storage_inventory: warehouse_job or garbage_collection_job; dead_letters: a message that was not a valid event)."
         ) }}
     {%- endif -%}
     {{ return(dbt.default__collect_freshness(source, loaded_at_field, filter)) }}

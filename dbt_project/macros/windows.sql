@@ -47,3 +47,12 @@
 {% macro purge_expired(date_column) -%}
     delete from {{ this }} where {{ date_column }} < {{ retention_start() }}
 {%- endmacro %}
+
+{#-
+    The first day the statistics snapshot serves (models/serving/): the days the API answers,
+    STATS_HISTORY_DAYS in imagelake/settings.py, exported as IMAGELAKE_STATS_HISTORY_DAYS.
+-#}
+{% macro stats_history_start() -%}
+    {%- set day = run_started_at.date() - modules.datetime.timedelta(days=env_var('IMAGELAKE_STATS_HISTORY_DAYS', '400') | int) -%}
+    cast('{{ day.isoformat() }}' as date)
+{%- endmacro %}

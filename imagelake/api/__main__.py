@@ -1,17 +1,19 @@
 """Run the upload API: ``python -m imagelake.api`` (host and port from the settings)."""
 
-import logging
+import logging.config
 
 import uvicorn
 
 from imagelake.api.application import create_app
+from imagelake.api.json_logs import logging_config
 from imagelake.settings import get_settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = logging_config("INFO")
+    logging.config.dictConfig(config)  # before the app is built: its set-up logs too
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=config)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from imagelake.api.dependencies import (
     UNAUTHORIZED,
     AppCatalog,
     AppLake,
+    AppMetrics,
     AppPublisher,
     AppSettings,
     ClientId,
@@ -92,6 +93,10 @@ STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: problem("the image catalog is unavailable; retry"),
 }
 
+#: Upload outcomes as /metrics counts them: kept (a repeat with its Idempotency-Key included), refused
+#: for the request (4xx: the client can fix it), or not kept because a service failed (5xx: retry).
+ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
+
 router = APIRouter()
 
 
@@ -109,6 +114,7 @@ async def upload_image(
     lake: AppLake,
     catalog: AppCatalog,
     publisher: AppPublisher,
+    metrics: AppMetrics,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -126,6 +132,7 @@ async def upload_image(
     """Upload one image as the multipart/form-data field ``file``."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + ENVELOPE_ALLOWANCE:
+        metrics.uploads.labels(outcome=REJECTED, status="413").inc()
         raise HTTPException(
             413, f"the request body is larger than the {settings.max_upload_bytes:,}-byte limit"
         )
@@ -134,10 +141,11 @@ async def upload_image(
             request.stream(), request.headers.get("content-type"), FILE_FIELD, settings.max_upload_bytes
         )
     except BodyError as exc:
+        metrics.uploads.labels(outcome=REJECTED, status=str(exc.status)).inc()
         # An unread body is dropped with the connection, never drained.
         raise HTTPException(exc.status, exc.reason, headers=CUT if exc.status == 413 else None) from None
     try:
-        return await accept_upload(
+        accepted = await accept_upload(
             upload,
             client_id,
             settings=settings,
@@ -145,9 +153,16 @@ async def upload_image(
             catalog=catalog,
             publisher=publisher,
             idempotency_key=idempotency_key,
+            metrics=metrics,
         )
     except UploadRefused as exc:
+        outcome = REJECTED if exc.status < 500 else FAILED
+        metrics.uploads.labels(outcome=outcome, status=str(exc.status)).inc()
+        metrics.upload_bytes.labels(outcome=outcome).inc(len(upload.data))
         raise HTTPException(exc.status, exc.reason) from None
+    metrics.uploads.labels(outcome=ACCEPTED, status="202").inc()
+    metrics.upload_bytes.labels(outcome=ACCEPTED).inc(len(upload.data))
+    return accepted
 
 
 @get_and_head(

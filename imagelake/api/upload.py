@@ -26,14 +26,17 @@ whole sequence can be run, and tested, on its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from imagelake.api.metrics import ApiMetrics
 from imagelake.api.multipart import UploadedFile, not_a_file_upload
 from imagelake.api.publisher import EventPublisher, PublishError
+from imagelake.api.request_ids import current_request_id
 from imagelake.catalog import REFUSED, Catalog, CatalogUnavailable
 from imagelake.images.checks import ImageHeader, ImageRejected, check_upload
 from imagelake.lake import layout
@@ -56,6 +59,10 @@ class Accepted(BaseModel):
     )
     sha256: str = Field(description="SHA-256 of the bytes received, hex")
     status: str = Field(description="always accepted: stored in the raw zone and announced on Kafka")
+    request_id: str | None = Field(
+        default=None,
+        description="this request's id (also the X-Request-ID header): quote it when asking about the upload",
+    )
 
 
 class UploadRefused(Exception):
@@ -76,8 +83,12 @@ async def accept_upload(
     catalog: Catalog,
     publisher: EventPublisher,
     idempotency_key: str | None = None,
+    metrics: ApiMetrics | None = None,
 ) -> Accepted:
-    """Keep ``upload`` for ``client_id``, or raise :class:`UploadRefused` having removed what it wrote."""
+    """Keep ``upload`` for ``client_id``, or raise :class:`UploadRefused` having removed what it wrote.
+    With ``metrics``, the lake write and the Kafka publish are timed."""
+    metrics = metrics or ApiMetrics()
+    request_id = current_request_id()
     header = await checked_image(upload, settings)
 
     replaces: str | None = None
@@ -91,7 +102,7 @@ async def accept_upload(
                 first.image_id,
                 client_id,
             )
-            return first
+            return first.model_copy(update={"request_id": request_id})
         replaces = first
     uploaded_at = datetime.now(UTC)
     image_id = new_image_id(int(uploaded_at.timestamp() * 1000))
@@ -112,14 +123,21 @@ async def accept_upload(
         uploaded_at=uploaded_at,
     )
     try:
-        await lake.put_async(key, upload.data, create_only=True)
+        with metrics.timed(metrics.lake_write_seconds):
+            await lake.put_async(key, upload.data, create_only=True)
     except Exception as exc:  # any failure of the store (S3, a full or read-only disk): nothing kept
         log.error("upload %s refused: could not write %s to the lake: %r", image_id, key, exc)
+        if idempotency_key is not None:
+            with contextlib.suppress(CatalogUnavailable):
+                reason = "the lake could not store it"
+                await run_in_threadpool(
+                    catalog.put_refused, image_id, client_id, reason, settings.retention_days
+                )
         raise UploadRefused(
             503, "the image store (lake) is unavailable, so the upload was not stored; retry in a few seconds"
         ) from None
     try:
-        await run_in_threadpool(catalog.put_accepted, event, settings.retention_days)
+        await run_in_threadpool(catalog.put_accepted, event, settings.retention_days, request_id)
     except CatalogUnavailable as exc:
         await lake.delete_async(key)
         log.warning("upload %s refused, raw object removed: %s", image_id, exc)
@@ -127,13 +145,14 @@ async def accept_upload(
             503, "the image catalog is unavailable, so the upload was not stored; retry in a few seconds"
         ) from None
     try:
-        partition, offset = await publisher.publish(image_id, event.encode())
+        with metrics.timed(metrics.kafka_publish_seconds):
+            partition, offset = await publisher.publish(image_id, event.encode())
     except PublishError as exc:
         if not await run_in_threadpool(refuse, catalog, image_id, str(exc)):
             log.warning(
                 "upload %s stands although Kafka did not acknowledge in time: a batch took it", image_id
             )
-            return Accepted(image_id=image_id, sha256=upload.sha256, status="accepted")
+            return Accepted(image_id=image_id, sha256=upload.sha256, status="accepted", request_id=request_id)
         await lake.delete_async(key)
         log.warning("upload %s refused, raw object removed, catalog item marked refused: %s", image_id, exc)
         raise UploadRefused(
@@ -151,7 +170,7 @@ async def accept_upload(
         partition,
         offset,
     )
-    return Accepted(image_id=image_id, sha256=upload.sha256, status="accepted")
+    return Accepted(image_id=image_id, sha256=upload.sha256, status="accepted", request_id=request_id)
 
 
 async def checked_image(upload: UploadedFile, settings: Settings) -> ImageHeader:

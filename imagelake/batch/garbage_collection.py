@@ -68,6 +68,12 @@ class GcPolicy:
         if self.grace >= timedelta(days=self.retention_days):
             raise ValueError("the grace period must be shorter than the retention period")
 
+    def describe(self) -> str:
+        """The policy as a log line says it: ``retention 7 days (cutoff 2026-11-26), grace 24 h``."""
+        hours = self.grace.total_seconds() / 3600
+        grace = f"{hours:g} h" if hours >= 1 else f"{self.grace.total_seconds():g} s"
+        return f"retention {self.retention_days} days (cutoff {self.cutoff}), grace {grace}"
+
     @property
     def cutoff(self) -> date:
         return oldest_day_kept(self.now, self.retention_days)

@@ -8,6 +8,11 @@ Zones and their keys (DESIGN.md, "Lake layout"):
     curated/<table>/dt=YYYY-MM-DD/<batch_id>.parquet        curated tables (image_metadata, ...)
     curated/hash_index/dt=YYYY-MM-DD/<batch_id|merged-…>.parquet   the duplicate index (internal)
     derivatives/<size>/<image_id>.<ext>                     resized copies
+    serving/stats/<generation>/<table>.parquet              statistics snapshots the API serves
+    serving/stats/manifest.json                             which generations are current
+
+``serving/`` is not a zone of the data: garbage collection and the storage inventory leave it
+alone, and the snapshot publisher prunes its own generations (imagelake/stats/snapshot_files.py).
 
 ``dt`` is always the upload date in UTC, so a late event lands on its own day.
 A batch id names a contiguous offset range of one Kafka partition, which makes
@@ -146,6 +151,27 @@ def hash_index_key(dt: str, name: str) -> str:
 
 def derivative_key(size: int, image_id: str, ext: str) -> str:
     return f"{DERIVATIVES}/{int(size)}/{check_image_id(image_id)}.{ext.lstrip('.')}"
+
+
+def derivative_sizes_prefix() -> str:
+    """The folder holding one sub-folder per derivative size."""
+    return f"{DERIVATIVES}/"
+
+
+#: The batch id of the storage listing the warehouse refresh writes, one file per listing day
+#: (imagelake/warehouse/storage_listing.py): each refresh replaces it.
+STORAGE_LISTING_ID = "refresh-listing"
+
+#: Statistics snapshots the API serves (imagelake/stats/snapshot_files.py).
+STATS_PREFIX = "serving/stats/"
+STATS_MANIFEST = f"{STATS_PREFIX}manifest.json"
+
+
+def stats_file_key(generation: str, table: str) -> str:
+    """One table of one published statistics snapshot; a generation's files never change."""
+    if not re.fullmatch(r"[0-9A-Za-z-]+", generation) or not re.fullmatch(r"[a-z_]+", table):
+        raise LayoutError(f"not a statistics snapshot: {generation!r}/{table!r}")
+    return f"{STATS_PREFIX}{generation}/{table}.parquet"
 
 
 @dataclass(frozen=True, order=True)

@@ -196,6 +196,14 @@ class Lake:
             for meta in chunk:
                 yield _info(meta)
 
+    def list_from(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """Objects under a prefix whose keys sort after ``start_after`` (S3 starts its listing
+        there, so a time-sorted name such as an image id skips everything older unread; the order
+        of what comes back is the store's)."""
+        for chunk in obstore.list(self._store, prefix.rstrip("/") + "/", offset=start_after):
+            for meta in chunk:
+                yield _info(meta)
+
     def list_dirs(self, prefix: str) -> builtins.list[str]:
         """The immediate sub-folders of a prefix (e.g. its ``dt=`` partitions)."""
         result = obstore.list_with_delimiter(self._store, prefix.rstrip("/") + "/")

@@ -1,8 +1,10 @@
 """Kafka plumbing: client configs, the upload topic, offsets and reading a batch.
 
-The Dagster sensor is the only consumer of the upload topic. It does not use
-consumer-group commits: its cursor holds the next offset per partition, and a
-batch is an inclusive offset range that a run reads back with ``assign``.
+The Dagster sensor is the only consumer of the upload topic. It does not read
+through consumer-group commits: its cursor holds the next offset per partition, and a
+batch is an inclusive offset range that a run reads back with ``assign``. It does
+commit its stored cursor to the group :data:`SENSOR_GROUP`, for monitoring only, so
+that its lag is where every Kafka tool looks for a consumer's lag (``group_lag``).
 """
 
 from __future__ import annotations
@@ -79,11 +81,12 @@ def producer_config(conn: KafkaConnection, delivery_timeout_s: float) -> dict[st
     }
 
 
-def consumer_config(conn: KafkaConnection) -> dict[str, object]:
-    """A consumer for assign/seek reads: nothing is ever committed to a group."""
+def consumer_config(conn: KafkaConnection, group: str = "imagelake-readers") -> dict[str, object]:
+    """A consumer for assign/seek reads: nothing is committed to its group unless asked
+    (:func:`commit_cursor`); librdkafka requires a ``group.id`` either way."""
     return {
         **conn.client_config(),
-        "group.id": "imagelake-readers",  # required by librdkafka; never used for commits
+        "group.id": group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
@@ -91,6 +94,41 @@ def consumer_config(conn: KafkaConnection) -> dict[str, object]:
         "socket.connection.setup.timeout.ms": 3000,
         "reconnect.backoff.max.ms": 1000,
     }
+
+
+#: The consumer group whose committed offsets are the Kafka sensor's cursor: written by the sensor
+#: (:func:`commit_cursor`) and read for the lag (:func:`group_lag`), never to decide what to read.
+SENSOR_GROUP = "imagelake-upload-sensor"
+
+
+def commit_cursor(consumer: Consumer, topic: str, cursor: Mapping[int, int], timeout_s: float) -> None:
+    """Commit ``cursor`` as the offsets of the consumer's group (its ``group.id``)."""
+    if not cursor:
+        return
+    offsets = [TopicPartition(topic, partition, offset) for partition, offset in sorted(cursor.items())]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+            return
+        except KafkaException as exc:
+            # The group's coordinator may be moving or loading (NOT_COORDINATOR on a new broker's
+            # first commit): retriable for a moment, then the caller is told.
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise KafkaUnavailable(f"cannot commit the sensor's cursor to {topic}: {exc}") from exc
+            time.sleep(0.2)
+
+
+def group_lag(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, int]:
+    """Events per partition past the offsets the consumer's group committed (a partition it never
+    committed counts from its earliest offset, as the sensor starts there)."""
+    marks = fetch_watermarks(consumer, topic, timeout_s)
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read the committed offsets of {topic}: {exc}") from exc
+    cursor = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+    return {p: max(0, high - cursor.get(p, low)) for p, (low, high) in marks.items()}
 
 
 def ensure_topic(conn: KafkaConnection, topic: str, partitions: int, timeout_s: float = 30.0) -> None:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -333,6 +334,10 @@ def kafka_properties(
             f"log.dirs={data_dir / 'logs'}",
             "num.partitions=3",
             "offsets.topic.replication.factor=1",
+            # The Kafka sensor commits its cursor to a consumer group (for the lag): a single broker
+            # creating the default 50 partitions of __consumer_offsets kept the group's coordinator
+            # away for over a minute on a busy machine; one partition is ready in about a second.
+            "offsets.topic.num.partitions=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "share.coordinator.state.topic.replication.factor=1",
@@ -435,5 +440,15 @@ def start_dynamodb(
     # DynamoDB Local writes dynamodb-local-metadata.json into its working directory:
     # keep it beside its log, out of the checkout.
     service = spawn("dynamodb-local", cmd, port, log_path, cwd=log_path.parent, keep_fds=keep_fds)
+    wait_for_port(service, timeout)
+    return service
+
+
+def start_moto(port: int, log_path: Path, timeout: float = 30.0) -> Service:
+    """moto's server (S3 and the other AWS APIs it mocks) on 127.0.0.1:``port``: the one stand-in for
+    AWS, for the tests and the benchmarks. Clients need credentials of any value (``testing``)."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    service = spawn("moto", cmd, port, log_path, env=env)
     wait_for_port(service, timeout)
     return service

@@ -4,8 +4,9 @@ Starts `python -m infra.local.dev` (Kafka, DynamoDB Local, the upload API and
 `dagster dev`) on free ports in a temp dir, uploads 20 images (two of them
 identical), waits for the sensor-launched runs and the automatic dbt refresh,
 checks every upload's catalog entry (processed, its size, the copy pointing to
-the original), then stops it the way a user does (Ctrl-C) and checks nothing is
-left running.
+the original), the statistics endpoints (the client's usage, the operator's view),
+/metrics and today's storage row, then stops it the way a user does (Ctrl-C) and
+checks nothing is left running.
 """
 
 import time
@@ -32,6 +33,15 @@ def mart_rows(warehouse) -> list[tuple] | None:
         with duckdb.connect(str(warehouse), read_only=True) as con:
             return con.execute("select upload_date, images from marts.daily_upload_stats").fetchall()
     except duckdb.Error:  # not built yet, or dbt holds the write lock right now
+        return None
+
+
+def storage_rows(warehouse, day) -> dict[str, int] | None:
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            sql = "select zone, objects from marts.storage_usage_daily where usage_date = ?"
+            return dict(con.execute(sql, [day]).fetchall())
+    except duckdb.Error:  # dbt holds the write lock right now
         return None
 
 
@@ -78,6 +88,34 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
         assert items[0]["duplicate"] is None  # the first upload is the original
         assert items[19]["duplicate"] == {"of": ids[0], "kind": "exact", "distance": 0}
         assert httpx.get(f"{stack.ui}/server_info", timeout=10).status_code == 200
+
+        # The statistics: the client's own usage and the operator's view, from the snapshot the
+        # refresh published (within a refresh and a poll of the marts above).
+        first_day = per_day[0][0].isoformat()
+        with httpx.Client(base_url=api, timeout=30) as client:
+
+            def usage() -> dict:
+                return client.get(
+                    "/v1/stats/usage", headers={"X-API-Key": "dev-key"}, params={"from": first_day}
+                ).json()
+
+            stack.wait_for(lambda: usage()["totals"]["uploads"] == 20, 60, "20 uploads in /v1/stats/usage")
+            assert usage()["totals"]["duplicates"] == 1 and usage()["client_id"] == "dev"
+            service = client.get(
+                "/v1/stats/service", headers={"X-API-Key": "dev-operator-key"}, params={"from": first_day}
+            ).json()
+            assert sum(d["images"] for d in service["days"]) == 20
+            assert service["days"][-1]["storage"]["raw"]["objects"] >= 20  # today's storage row
+            metrics = client.get("/metrics").text
+        assert 'imagelake_uploads_total{outcome="accepted",status="202"} 20.0' in metrics
+        total_bytes = sum(len(b) for b in bodies)
+        assert f'imagelake_upload_bytes_total{{outcome="accepted"}} {float(total_bytes)}' in metrics
+        today = per_day[-1][0]
+        stack.wait_for(
+            lambda: (storage_rows(warehouse, today) or {}).get("raw", 0) >= 20,
+            60,
+            "today's raw zone in marts.storage_usage_daily",
+        )
     finally:
         stack.stop()
     time.sleep(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import kubernetes_validate
@@ -38,7 +39,9 @@ def by_kind(kind):
 def test_kustomization_lists_every_manifest():
     listed = {K8S / rel for rel in kustomization()["resources"]}
     on_disk = {
-        p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml" and p.parent.name != "dagster"
+        p
+        for p in K8S.rglob("*.yaml")
+        if p.name != "kustomization.yaml" and p.parent.name not in ("dagster", "prometheus-adapter")
     }
     assert listed == on_disk
 
@@ -82,7 +85,9 @@ def test_api_deployment_probes_resources_and_hardening():
     }
 
 
-def test_hpa_scales_the_api_on_cpu_from_two_replicas():
+def test_hpa_scales_the_api_on_requests_in_flight_from_two_replicas():
+    from imagelake.api.metrics import ApiMetrics
+
     hpa = by_kind("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
@@ -91,8 +96,32 @@ def test_hpa_scales_the_api_on_cpu_from_two_replicas():
     }
     assert hpa["spec"]["minReplicas"] == 2
     assert hpa["spec"]["maxReplicas"] > 2
-    (metric,) = hpa["spec"]["metrics"]
-    assert metric["resource"]["name"] == "cpu"
+    pods, cpu = hpa["spec"]["metrics"]
+    assert pods["type"] == "Pods" and cpu["resource"]["name"] == "cpu"
+    name = pods["pods"]["metric"]["name"]
+    # The adapter serves that name from a series the API really exposes, scraped from its pods.
+    adapter = yaml.safe_load((K8S / "prometheus-adapter" / "values.yaml").read_text())
+    [rule] = [r for r in adapter["rules"]["custom"] if r["name"]["as"] == name]
+    series = re.match(r"(\w+)\{", rule["seriesQuery"]).group(1)
+    exposed = {m.name for m in ApiMetrics().registry.collect()}
+    assert series == name == "imagelake_http_requests_in_flight" and series in exposed
+    assert {m["name"]["as"] for m in adapter["rules"]["custom"]} >= {"imagelake_http_requests_per_second"}
+    assert "imagelake_http_requests" in exposed  # the _total counter's family
+    annotations = by_kind("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(
+        by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    )
+
+
+def test_metrics_are_not_served_through_the_public_load_balancer():
+    ingress = by_kind("Ingress")
+    [metrics] = [p for p in ingress["spec"]["rules"][0]["http"]["paths"] if p["path"] == "/metrics"]
+    assert metrics["pathType"] == "Exact"
+    action = metrics["backend"]["service"]["name"]
+    assert metrics["backend"]["service"]["port"]["name"] == "use-annotation"
+    answer = json.loads(ingress["metadata"]["annotations"][f"alb.ingress.kubernetes.io/actions.{action}"])
+    assert answer["type"] == "fixed-response" and answer["fixedResponseConfig"]["statusCode"] == "404"
 
 
 def test_service_ingress_pdb_and_network_policy_fit_together():
@@ -104,7 +133,7 @@ def test_service_ingress_pdb_and_network_policy_fit_together():
     annotations = ingress["metadata"]["annotations"]
     assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
     assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/healthz"
-    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][-1]["backend"]["service"]
     assert backend["name"] == service["metadata"]["name"]
     assert by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
     assert by_kind("PodDisruptionBudget")["spec"]["minAvailable"] >= 1

@@ -126,3 +126,62 @@ def test_kafka_refusing_the_event_gets_the_raw_object_removed_and_the_item_refus
     assert raw_objects(lake) == []  # written before Kafka refused, then removed
     [item] = catalog_items(catalog)  # kept as refused: an event that reaches Kafka late is set aside
     assert item["status"]["S"] == "refused"
+
+
+# -- Idempotency-Key ---------------------------------------------------------------------------
+
+
+def accept_keyed(
+    upload: UploadedFile, key: str, settings, lake: Lake, catalog: Catalog, publisher
+) -> Accepted:
+    return asyncio.run(
+        accept_upload(
+            upload,
+            "dev",
+            settings=settings,
+            lake=lake,
+            catalog=catalog,
+            publisher=publisher,
+            idempotency_key=key,
+        )
+    )
+
+
+def test_a_retry_with_the_same_key_answers_the_first_outcome_and_stores_nothing(
+    settings, lake, catalog, publisher
+):
+    photo = uploaded(images.jpeg(seed=61))
+    first = accept_keyed(photo, "k-1", settings, lake, catalog, publisher)
+    again = accept_keyed(photo, "k-1", settings, lake, catalog, publisher)
+    assert again == first
+    assert (
+        len(raw_objects(lake)) == 1
+        and len(all_messages(settings.kafka_bootstrap, settings.uploads_topic)) == 1
+    )
+    with pytest.raises(UploadRefused) as other:
+        accept_keyed(uploaded(images.jpeg(seed=62)), "k-1", settings, lake, catalog, publisher)
+    assert other.value.status == 422 and "different image" in other.value.reason
+    fresh = accept_keyed(photo, "k-2", settings, lake, catalog, publisher)  # another key: another upload
+    assert fresh.image_id != first.image_id
+
+
+def test_a_retry_after_a_failed_attempt_is_a_new_upload_at_once(settings, catalog, publisher, tmp_path):
+    photo = uploaded(images.jpeg(seed=63))
+    broken = Lake((tmp_path / "broken").as_uri())
+    (tmp_path / "broken" / "raw").write_text("a file where the raw zone's folder should be")
+    with pytest.raises(UploadRefused) as failed:
+        accept_keyed(photo, "k-3", settings, broken, catalog, publisher)
+    assert failed.value.status == 503
+    lake = Lake((tmp_path / "lake").as_uri())
+    retried = accept_keyed(photo, "k-3", settings, lake, catalog, publisher)
+    assert raw_objects(lake) == [o for o in raw_objects(lake) if o.endswith(retried.image_id)] != []
+
+
+def test_a_key_another_request_holds_right_now_is_a_409(settings, lake, catalog, publisher):
+    catalog.reserve_idempotency_key(
+        "dev", "k-4", "01KZZZZZZZZZZZZZZZZZZZZZZZ", replaces=None, retention_days=7
+    )
+    with pytest.raises(UploadRefused) as busy:
+        accept_keyed(uploaded(images.jpeg(seed=64)), "k-4", settings, lake, catalog, publisher)
+    assert busy.value.status == 409 and "retry" in busy.value.reason
+    assert raw_objects(lake) == []

@@ -13,6 +13,7 @@ from imagelake.catalog import Catalog
 from imagelake.lake import layout
 from imagelake.lake.layout import BatchId
 from imagelake.lake.tables import read_batch_table
+from imagelake.realtime.kafka import SENSOR_GROUP, group_lag
 from imagelake.warehouse.days import DayWindow
 from orchestration.resources import KafkaResource
 from orchestration.warehouse_schedules import warehouse_refresh_sensor
@@ -36,11 +37,21 @@ def test_sensor_requests_one_run_per_offset_range_and_advances_its_cursor(stack)
     assert all(r.partition_key == r.run_key for r in result.run_requests)
     assert json.loads(result.cursor) == {"0": 2, "1": 2, "2": 0}
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == keys
+    [lag] = result.asset_events  # everything found was planned: no lag left, 4 new events
+    assert {k: lag.metadata[k].value for k in ("kafka/consumer_lag", "kafka/new_events")} == {
+        "kafka/consumer_lag": 0,
+        "kafka/new_events": 4,
+    }
 
     again, _ = tick(instance, kafka, result.cursor)
     assert isinstance(again, dg.SkipReason) and "no new upload events" in again.skip_message
+    # The tick committed its stored cursor to the sensor's group: Kafka's own view of its lag.
+    with kafka.consumer(SENSOR_GROUP) as consumer:
+        assert group_lag(consumer, kafka.topic, timeout_s=10) == {0: 0, 1: 0, 2: 0}
 
     store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=9), partition=2)
+    with kafka.consumer(SENSOR_GROUP) as consumer:  # announced, not yet planned: lagging by one
+        assert group_lag(consumer, kafka.topic, timeout_s=10) == {0: 0, 1: 0, 2: 1}
     third, _ = tick(instance, kafka, result.cursor)
     assert [r.run_key for r in third.run_requests] == [f"{kafka.topic}-2-0-0"]
     assert json.loads(third.cursor) == {"0": 2, "1": 2, "2": 1}
@@ -160,7 +171,11 @@ def test_while_batch_runs_wait_for_a_slot_the_sensor_starts_nothing_and_then_cut
     store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=2), partition=0)
     store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=3), partition=0)
     held, context = tick(instance, kafka, first.cursor)
-    assert isinstance(held, dg.SkipReason) and "wait for a run slot" in held.skip_message
+    assert isinstance(held, dg.SensorResult) and not held.run_requests
+    assert held.skip_reason is not None and "wait for a run slot" in held.skip_reason.skip_message
+    assert "2 new event(s) stay on Kafka" in held.skip_reason.skip_message
+    [lag] = held.asset_events  # the growing lag is reported while nothing is started
+    assert lag.asset_key == dg.AssetKey("upload_events") and lag.metadata["kafka/consumer_lag"].value == 2
     assert context.cursor == first.cursor  # nothing read past, nothing lost
     instance.delete_run(waiting.run_id)  # the queue drains
     after, _ = tick(instance, kafka, first.cursor)

@@ -173,12 +173,19 @@ def test_an_image_an_exact_copy_and_a_resized_copy_through_the_api(stack, settin
     original = images.photo(1200, 800, seed=11)
     resized = images.encode(images.scene(1200, 800, seed=11).resize((600, 400)), "JPEG", quality=75)
     with serve(create_app(settings, lake=lake, catalog=catalog)) as url, httpx.Client(base_url=url) as client:
-        ids = [
-            client.post("/v1/images", headers=KEY, files={"file": (f"{i}.jpg", body, "image/jpeg")}).json()[
-                "image_id"
-            ]
+        sent = [
+            client.post("/v1/images", headers=KEY, files={"file": (f"{i}.jpg", body, "image/jpeg")})
             for i, body in enumerate([original, original, resized])
         ]
+        ids = [r.json()["image_id"] for r in sent]
+        request_ids = [r.json()["request_id"] for r in sent]
+        assert request_ids == [r.headers["X-Request-ID"] for r in sent] and len(set(request_ids)) == 3
+        metrics = client.get("/metrics").text  # what /metrics makes of these uploads
+        assert 'imagelake_uploads_total{outcome="accepted",status="202"} 3.0' in metrics
+        total = len(original) * 2 + len(resized)
+        assert f'imagelake_upload_bytes_total{{outcome="accepted"}} {float(total)}' in metrics
+        assert 'imagelake_kafka_publish_duration_seconds_count{result="ok"} 3.0' in metrics
+        assert 'imagelake_lake_write_duration_seconds_count{result="ok"} 3.0' in metrics
         result, _ = tick(instance, kafka, None)
         batches = sorted(r.partition_key for r in result.run_requests)
         # Keys are image ids, so the three uploads spread over partitions: one run each. Run the
@@ -188,6 +195,8 @@ def test_an_image_an_exact_copy_and_a_resized_copy_through_the_api(stack, settin
             assert run_batch(instance, batch_id, lake, kafka, catalog).success
         answers = [client.get(f"/v1/images/{i}", headers=KEY).json() for i in ids]
     assert [a["status"] for a in answers] == ["processed"] * 3
+    # The request that took each upload stays on its item through the run's writes.
+    assert [catalog.get(i)["request_id"] for i in ids] == request_ids
     dims = [(a["metadata"]["format"], a["metadata"]["width"], a["metadata"]["height"]) for a in answers]
     assert dims == [("JPEG", 1200, 800), ("JPEG", 1200, 800), ("JPEG", 600, 400)]
     assert answers[0]["duplicate"] is None
@@ -227,15 +236,16 @@ def test_dynamodb_stopped_during_a_run_fails_loudly_and_a_rerun_completes(stack,
         assert 3 <= len(processed) < 12 and len(items) == 12
         assert all(i["width"] == 64 and len(i["phash"]) == 16 for i in processed), "half-written item"
 
-        # A whole run with the catalog down: it fails, naming DynamoDB, after the lake work.
+        # A whole run with the catalog down: it fails, naming DynamoDB, at its first step (the uploads
+        # are claimed in the catalog before anything of the batch is archived again).
         dynamo.kill()
         failed = run_batch(instance, batch_id, lake, kafka, catalog, raise_on_error=False)
         assert not failed.success
         failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
         message = failure.step_failure_data.error.to_string()
         assert "DynamoDB" in message and "re-run the batch" in message, message
-        done = {m.asset_key.path[0] for m in failed.asset_materializations_for_node("image_metadata")}
-        assert done == {"hash_index", "image_metadata"}
+        assert failure.step_key == "upload_events"
+        assert failed.asset_materializations_for_node("image_metadata") == []
 
         dynamo = start_dynamodb(data_dir, port, log)
         assert run_batch(instance, batch_id, lake, kafka, catalog).success

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from imagelake.settings import SPARK_PACKAGE_NAME, load_settings
-from orchestration.emr import PIPES_PREFIX, PrefixedS3MessageReader
+from orchestration.s3_pipes import PIPES_PREFIX, PrefixedS3MessageReader
 from orchestration.spark import SPARK_JOBS, SparkResource, spark_resource
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,8 @@ independent pandas implementation (tests/support/marts_oracle.py).
 """
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +32,7 @@ from imagelake.warehouse.build_turns import environment
 from imagelake.warehouse.days import DayWindow
 from imagelake.warehouse.locks import is_locked
 from orchestration.dbt_resource import DBT_PROJECT_DIR, dbt_resource
+from orchestration.lake_freshness import FILLED_BY
 from orchestration.resources import KafkaResource
 from tests.integration.test_realtime import run_batch
 from tests.support import lake_data, marts_oracle
@@ -583,3 +586,28 @@ def test_source_freshness_of_a_lake_table_with_no_file_yet_says_so(warehouse):
     assert status == {"upload_events": "pass", "image_metadata": "pass", "storage_inventory": "pass"}
     told = str(invocation.get_error())  # dbt's error lines
     assert "lake table derivatives has no data yet" in told and "derivatives_job" in told, told
+
+
+def test_make_warehouse_freshness_on_a_new_install_says_which_job_fills_each_table_and_succeeds(
+    imagelake_env,
+):
+    """`make warehouse-freshness` right after `make dev` first started: no lake table has a file yet."""
+    imagelake_env()
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.lake_freshness"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for table, (job, command) in FILLED_BY.items():
+        assert f"lake table {table}: no data yet, filled by {job}; run it with:\n    {command}" in done.stdout
+    assert "-j derivatives_job" in done.stdout  # the job the Runs page will show, not __ASSET_JOB
+
+
+def test_make_warehouse_freshness_checks_the_tables_with_data_and_reports_the_others(warehouse):
+    settings, _ = warehouse
+    shutil.rmtree(lake_root(settings) / "curated" / "derivatives")
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.lake_freshness"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lake table derivatives: no data yet, filled by derivatives_job" in done.stdout
+    assert "Finished running 3 sources" in done.stdout  # upload_events, image_metadata, storage_inventory

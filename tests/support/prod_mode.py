@@ -31,7 +31,7 @@ from infra.k8s.instance import load_values
 from infra.local.moto_s3 import CREDENTIALS
 from infra.local.prod_instance import code_servers
 from infra.local.prod_stack import LAKE_BUCKET, ProdPorts, ProdStack
-from tests.support.servers import SwitchableRelay
+from tests.support.servers import OutageRelay
 
 API_KEY = "dev-key"
 #: What the tests change from the stack's defaults: quicker refreshes, a batch run's retried step
@@ -42,7 +42,7 @@ TEST_ENV = {"IMAGELAKE_SENSOR_INTERVAL_S": "3", "IMAGELAKE_WAREHOUSE_REFRESH_INT
 @dataclass
 class ProdMode:
     stack: ProdStack
-    s3: SwitchableRelay
+    s3: OutageRelay
     root: Path
     #: Every upload the API answered 202 in this session (the marts must count each once).
     accepted: list[str] = field(default_factory=list)
@@ -54,7 +54,7 @@ class ProdMode:
         root = Path(tempfile.mkdtemp(prefix="imagelake-prod-mode-"))
         root.chmod(0o755)
         ports = ProdPorts.free(code_servers(load_values()))
-        relay = SwitchableRelay(f"127.0.0.1:{ports.s3}")
+        relay = OutageRelay(f"127.0.0.1:{ports.s3}")
         stack = ProdStack(root / "data", ports, s3_endpoint=relay.endpoint, env=TEST_ENV)
         saved = {k: os.environ.get(k) for k in ("DAGSTER_PG_PASSWORD", *CREDENTIALS)}
         try:
@@ -64,7 +64,7 @@ class ProdMode:
             yield cls(stack, relay, root)
         finally:
             stack.stop()
-            relay.down()
+            relay.close()
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -150,12 +151,12 @@ class AnswerHoldingKafkaRelay:
                     client.sendall(data)
 
 
-class SwitchableRelay:
-    """A TCP relay to ``target`` (host:port) on a port of its own that can go down and come back.
+class OutageRelay:
+    """Relays TCP to ``target`` (host:port), and can make it unreachable for a while.
 
-    Stands for an endpoint that becomes unreachable (S3 during an outage): :meth:`down` closes the
-    listener and every relayed connection, so clients get "connection refused" until :meth:`up`
-    listens again on the same port.
+    During :meth:`outage` every relayed connection is cut and every new one is reset as soon as it
+    is accepted (counted in :attr:`refused`, which is how a test knows its client really met the
+    outage); afterwards connections are relayed again. Stands for S3 out of reach mid-job.
     """
 
     def __init__(self, target: str) -> None:
@@ -163,49 +164,49 @@ class SwitchableRelay:
         self.target = (host, int(port))
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.refused = 0
+        self._down = threading.Event()
         self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
-        self.up()
-
-    @property
-    def is_up(self) -> bool:
-        return self._listener is not None
-
-    def up(self) -> None:
-        with self._lock:
-            if self._listener is None:
-                self._listener = socket.create_server(("127.0.0.1", self.port))
-                threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def down(self) -> None:
+        """Cut every connection and refuse new ones until :meth:`up`."""
+        self._down.set()
         with self._lock:
-            listener, self._listener = self._listener, None
             sockets, self._sockets = self._sockets, []
-        if listener is not None:
-            listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
 
-    def _accept(self, listener: socket.socket) -> None:
+    def up(self) -> None:
+        self._down.clear()
+
+    def outage(self, seconds: float) -> None:
+        """Down for ``seconds``, then relay again."""
+        self.down()
+        time.sleep(seconds)
+        self.up()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.down()
+
+    def _accept(self) -> None:
         while True:
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except OSError:
                 return
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
+            if self._down.is_set():
+                self.refused += 1
+                # SO_LINGER 0: close answers with a reset, as a dropped connection does.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 client.close()
                 continue
+            upstream = socket.create_connection(self.target)
             with self._lock:
-                if self._listener is not listener:  # went down meanwhile
-                    client.close()
-                    upstream.close()
-                    return
                 self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()

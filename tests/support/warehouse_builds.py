@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.stats_snapshot import stats_snapshot, stats_snapshot_readable
 from assets.warehouse import warehouse_models
 from imagelake.settings import Settings
 from imagelake.warehouse.days import DayWindow
@@ -23,8 +24,10 @@ def build(
     *,
     full_refresh: bool = False,
     raise_on_error: bool = True,
+    snapshot: bool = False,
 ) -> dg.ExecuteInProcessResult:
-    """One warehouse run over ``window``, as the sensor or a backfill would launch it."""
+    """One warehouse run over ``window``, as the sensor or a backfill would launch it; with
+    ``snapshot``, the statistics snapshot too, as ``warehouse_job`` does."""
     single = window.first == window.last
     tags = (
         {}
@@ -35,7 +38,7 @@ def build(
         }
     )
     return dg.materialize(
-        [warehouse_models],
+        [warehouse_models, stats_snapshot, stats_snapshot_readable] if snapshot else [warehouse_models],
         instance=instance,
         resources={"dbt": dbt_resource(settings)},
         partition_key=window.first.isoformat() if single else None,

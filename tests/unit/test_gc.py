@@ -115,3 +115,9 @@ def test_inventory_counts_what_remains_per_zone_prefix_and_date():
         ("raw", "raw/images", day.date(), 1, 100),
     ]
     assert {r["snapshot_at"] for r in rows} == {NOW}
+
+
+def test_the_policy_reads_as_people_write_durations_in_the_log():
+    assert POLICY.describe() == "retention 7 days (cutoff 2026-03-13), grace 24 h"
+    short = garbage_collection.GcPolicy(NOW, retention_days=7, grace=timedelta(seconds=1))
+    assert short.describe().endswith("grace 1 s") and "day," not in short.describe()

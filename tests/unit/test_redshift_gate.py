@@ -16,6 +16,7 @@ MODELS = {
     "stg_upload_events", "stg_image_metadata", "stg_derivatives", "stg_dead_letters",
     "stg_storage_inventory", "int_derivatives_by_image", "int_images", "daily_upload_stats",
     "client_usage_daily", "duplicate_images", "storage_usage_daily", "processing_latency_daily",
+    "stats_client_usage", "stats_service_daily",
 }  # fmt: skip
 
 

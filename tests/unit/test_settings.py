@@ -119,3 +119,19 @@ def test_an_empty_environment_gives_each_fields_one_default():
     assert {f.name: getattr(loaded, f.name) for f in fields(Settings) if f.name not in derived} == {
         f.name: getattr(declared, f.name) for f in fields(Settings) if f.name not in derived
     }
+
+
+def test_operator_keys_read_the_service_statistics_and_are_never_a_clients_key():
+    local = load_settings({})
+    assert local.operator_keys == {"dev-operator-key": "operator"}
+    assert load_settings({"IMAGELAKE_OPERATOR_KEYS": "ops-1:alice, ops-2:bob"}).operator_keys == {
+        "ops-1": "alice",
+        "ops-2": "bob",
+    }
+    assert load_settings({"IMAGELAKE_OPERATOR_KEYS": ""}).operator_keys == {}  # none: service stats closed
+    prod = {"IMAGELAKE_ENV": "prod", "IMAGELAKE_LAKE_URL": "s3://b/p", "IMAGELAKE_API_KEYS": "k:c"}
+    assert load_settings(prod).operator_keys == {}  # prod has none unless named
+    with pytest.raises(SettingsError, match="IMAGELAKE_OPERATOR_KEYS must look like 'key:operator"):
+        load_settings({"IMAGELAKE_OPERATOR_KEYS": "nocolon"})
+    with pytest.raises(SettingsError, match="share 1 key"):
+        load_settings({"IMAGELAKE_API_KEYS": "same:client", "IMAGELAKE_OPERATOR_KEYS": "same:ops"})

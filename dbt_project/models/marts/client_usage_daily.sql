@@ -27,7 +27,8 @@ client_daily as (
         count(case when duplicate_kind = 'near' then 1 end) as near_duplicates,
         count(case when status = 'processed' then 1 end) as processed,
         count(case when status = 'failed' then 1 end) as failures,
-        cast(sum(derivative_bytes) as bigint) as derivative_bytes
+        cast(sum(derivative_bytes) as bigint) as derivative_bytes,
+        count(case when derivatives_ready_at is not null then 1 end) as derivatives_ready
 
     from images
     group by upload_date, client_id
