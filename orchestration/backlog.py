@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.execution.plan.objects import ErrorSource
 
 from imagelake.lake.layout import BatchId, LayoutError
 from imagelake.realtime.kafka import KafkaUnavailable, consumer_lag, fetch_watermarks, parse_cursor
@@ -115,15 +116,35 @@ def realtime_backlog(instance: dg.DagsterInstance, lag: int | None) -> Backlog:
     return Backlog(failed=failed, waiting=waiting, lag=lag)
 
 
-def rerun_request(batch: str, record: dg.RunRecord, now: datetime) -> dg.RunRequest | None:
+def failed_in_dagster(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a failed run failed in Dagster's own machinery, not in our step code: it has failed
+    steps and the error of each came from the framework (for instance the instance's database out
+    of reach while Dagster stored a step's output). Dagster applies no step retry policy to such an
+    error, and its run retries skip a run whose steps failed, so nothing else runs the batch again
+    soon (docs/design.md, "Production mode on one machine")."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    sources = {
+        event.step_failure_data.error_source
+        for r in records
+        if (event := r.event_log_entry.dagster_event) is not None
+    }
+    return bool(sources) and ErrorSource.USER_CODE_ERROR not in sources
+
+
+def rerun_request(
+    batch: str, record: dg.RunRecord, now: datetime, *, failed_in_dagster: bool = False
+) -> dg.RunRequest | None:
     """A new run for a failed batch once its backoff has passed (None before, or while Dagster's
-    own run retry is due)."""
+    own run retry is due). A first failure in Dagster's own machinery (``failed_in_dagster``) is
+    run again at once: its steps were never retried, and the cause (the instance's database) was
+    back by the time the failure could be recorded."""
     run = record.dagster_run
     if run.tags.get("dagster/will_retry") == "true":
         return None
     attempt = int(run.tags.get(RERUN_TAG, "0")) + 1
     failed_at = datetime.fromtimestamp(record.update_timestamp.timestamp(), UTC)
-    if now - failed_at < batch_rerun_delay(attempt):
+    delay = timedelta(0) if failed_in_dagster and attempt == 1 else batch_rerun_delay(attempt)
+    if now - failed_at < delay:
         return None
     try:
         partition = BatchId.parse(batch).partition

@@ -33,7 +33,14 @@ from imagelake.realtime.kafka import (
     plan_batches,
 )
 from imagelake.settings import get_settings
-from orchestration.backlog import KAFKA_SENSOR, batches_in_flight, latest_batch_runs, rerun_request
+from orchestration.backlog import (
+    KAFKA_SENSOR,
+    RERUN_TAG,
+    batches_in_flight,
+    failed_in_dagster,
+    latest_batch_runs,
+    rerun_request,
+)
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource
 from orchestration.ticks import interval_note, minimum_interval
@@ -162,7 +169,8 @@ def batch_request(batch: BatchId, planned_on: str, expired: bool = False) -> dg.
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Runs a real-time batch again when its run failed for good (step retries spent), after a backoff "
-        "that grows with each attempt; its events stay archived in Kafka meanwhile. Lists the backlog."
+        "that grows with each attempt; its events stay archived in Kafka meanwhile. A run that failed in "
+        "Dagster itself (its database out of reach mid-run) runs again at the next tick. Lists the backlog."
     ),
 )
 def failed_batch_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -172,7 +180,13 @@ def failed_batch_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult 
     failed = {b: r for b, r in latest.items() if r.dagster_run.status == dg.DagsterRunStatus.FAILURE}
     if not failed:
         return dg.SkipReason("no failed real-time batch")
-    requests = [r for b, rec in sorted(failed.items()) if (r := rerun_request(b, rec, now)) is not None]
+    requests = []
+    for batch, record in sorted(failed.items()):
+        # Only a first failure can be re-run at once (rerun_request), so only then is its cause asked.
+        first = RERUN_TAG not in record.dagster_run.tags
+        in_dagster = first and failed_in_dagster(context.instance, record.dagster_run.run_id)
+        if (request := rerun_request(batch, record, now, failed_in_dagster=in_dagster)) is not None:
+            requests.append(request)
     context.log.warning(f"failed real-time batches: {', '.join(sorted(failed))}")
     if not requests:
         return dg.SkipReason(
