@@ -61,6 +61,8 @@ REGION = "us-east-1"
 #: The services :meth:`ProdStack.start` starts, in order; stopped in reverse.
 BACKING = ("postgres", "kafka", "dynamodb", "s3")
 OURS = ("daemon", "webserver", "api")
+#: Dagster's storages in PostgreSQL (run, event log, schedule): the webserver pools a connection for each.
+STORAGES = 3
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,66 @@ class ProdStack:
         service = self._ours("api", [sys.executable, "-m", "imagelake.api"], self.ports.api)
         wait_for_port(service, timeout)
         return service
+
+    def set_automation(self, location: str, kind: str, name: str, *, running: bool) -> None:
+        """Start or stop a sensor or schedule (``kind``) through the webserver's GraphQL API, as the UI's
+        switch does (one request each, where ``dagster sensor stop`` starts a Python and loads the
+        workspace)."""
+        if kind not in ("sensor", "schedule"):
+            raise ValueError(f"kind must be sensor or schedule, not {kind!r}")
+        selector = {"repositoryLocationName": location, "repositoryName": "__repository__"}
+        if kind == "sensor":
+            selector["sensorName"] = name
+            find = (
+                "query($s: SensorSelector!) { found: sensorOrError(sensorSelector: $s) { __typename "
+                "... on Sensor { state: sensorState { id status } } ... on PythonError { message } } }"
+            )
+            start = "mutation($s: SensorSelector!) { done: startSensor(sensorSelector: $s) { __typename } }"
+            stop = "mutation($id: String!) { done: stopSensor(id: $id) { __typename } }"
+        else:
+            selector["scheduleName"] = name
+            find = (
+                "query($s: ScheduleSelector!) { found: scheduleOrError(scheduleSelector: $s) { __typename "
+                "... on Schedule { state: scheduleState { id status } } ... on PythonError { message } } }"
+            )
+            start = (
+                "mutation($s: ScheduleSelector!) { done: startSchedule(scheduleSelector: $s) { __typename } }"
+            )
+            stop = "mutation($id: String!) { done: stopRunningSchedule(id: $id) { __typename } }"
+        found = self.graphql(find, {"s": selector})["found"]
+        if "state" not in found:
+            raise StackError(f"no {kind} {name} in code location {location}: {found}")
+        if (found["state"]["status"] == "RUNNING") == running:
+            return
+        done = (
+            self.graphql(start, {"s": selector})
+            if running
+            else self.graphql(stop, {"id": found["state"]["id"]})
+        )
+        if done["done"]["__typename"] in ("PythonError", "UnauthorizedError"):
+            raise StackError(f"could not {'start' if running else 'stop'} {kind} {name}: {done}")
+
+    def graphql(self, query: str, variables: dict) -> dict:
+        """One GraphQL request to the webserver. The webserver keeps one pooled connection per storage
+        (runs, events, schedules) and does not test it before use: after PostgreSQL restarted, the first
+        request on each stale connection fails with an OperationalError and the next one reconnects.
+        Such an answer is asked again, once per storage."""
+        import httpx
+
+        for _ in range(STORAGES + 1):
+            answer = httpx.post(
+                f"{self.ui}/graphql", json={"query": query, "variables": variables}, timeout=60
+            )
+            text = answer.text
+            if "OperationalError" not in text:
+                break
+        body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+        if answer.status_code != 200 or body.get("errors"):
+            raise StackError(
+                f"the webserver's GraphQL API answered {answer.status_code} to {query.split('(')[0]}: "
+                f"{body.get('errors') or text[:2000]}"
+            )
+        return body["data"]
 
     def start(self, *, webserver: bool = True) -> None:
         """Everything, in dependency order; on a failure, what started is stopped again."""

@@ -36,6 +36,19 @@ from tests.support.servers import OutageRelay
 API_KEY = "dev-key"
 #: What the tests change from the stack's defaults: quicker refreshes, a batch run's retried step
 #: sooner is not among them (the retry policy is the product's).
+#: Set it (to anything) to keep the stack's folder, its services' logs included, after the tests.
+KEEP_ENV = "IMAGELAKE_KEEP_TEST_STACK"
+#: Automation the tests pause once the stack is up (location, kind, name): the batch schedules, whose
+#: Spark runs would only compete for the machine's two cores at the top of an hour, and the warehouse's
+#: refresh, which test_production_mode.py starts once there is something for the marts to count (a dbt
+#: build on every lake change would otherwise run through every fault test).
+PAUSED = (
+    ("imagelake", "schedule", "derivatives_hourly"),
+    ("imagelake", "schedule", "compaction_daily"),
+    ("imagelake", "schedule", "garbage_collection_daily"),
+    ("warehouse", "schedule", "warehouse_hourly_schedule"),
+    ("warehouse", "sensor", "warehouse_refresh_sensor"),
+)
 TEST_ENV = {"IMAGELAKE_SENSOR_INTERVAL_S": "3", "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S": "10"}
 
 
@@ -59,6 +72,8 @@ class ProdMode:
         saved = {k: os.environ.get(k) for k in ("DAGSTER_PG_PASSWORD", *CREDENTIALS)}
         try:
             stack.start()
+            for location, kind, name in PAUSED:
+                stack.set_automation(location, kind, name, running=False)
             os.environ.update(CREDENTIALS)
             os.environ["DAGSTER_PG_PASSWORD"] = stack.environment()["DAGSTER_PG_PASSWORD"]
             yield cls(stack, relay, root)
@@ -70,7 +85,10 @@ class ProdMode:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-            shutil.rmtree(root, ignore_errors=True)
+            if os.environ.get(KEEP_ENV):
+                print(f"\nthe production-mode stack's folder (logs, PostgreSQL, Kafka) is kept: {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
 
     # -- over HTTP, as a client ---------------------------------------------------------------
     def upload(self, body: bytes, name: str = "photo.jpg") -> httpx.Response:
