@@ -334,6 +334,12 @@ class Settings:
     #: nothing: its events wait on Kafka and the next batch takes them all, so under load batches
     #: grow instead of runs multiplying (every run pays a process start; docs/design.md).
     sensor_runs_per_partition: int = 1
+    #: Batch runs queued or running at once over all partitions (0: no limit but the per-partition one).
+    #: Where runs share the machine's cores with everything else, fewer runs at once take larger
+    #: batches, and each run's fixed cost (a process, Dagster's import, its database connections) is
+    #: shared by more images (docs/benchmarks.md, bench-load). The partitions with most events waiting
+    #: go first.
+    sensor_max_runs_in_flight: int = 0
 
     @property
     def is_prod(self) -> bool:
@@ -475,6 +481,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         sensor_runs_per_partition=_int(
             env, "IMAGELAKE_SENSOR_RUNS_PER_PARTITION", Settings.sensor_runs_per_partition, 1
+        ),
+        sensor_max_runs_in_flight=_int(
+            env, "IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT", Settings.sensor_max_runs_in_flight, 0
         ),
     )
 

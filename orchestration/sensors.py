@@ -25,6 +25,7 @@ from imagelake.lake.layout import BatchId
 from imagelake.realtime.kafka import (
     SENSOR_GROUP,
     KafkaUnavailable,
+    cap_slots,
     commit_cursor,
     consumer_lag,
     dump_cursor,
@@ -104,6 +105,9 @@ def kafka_upload_sensor(
 
     busy = batches_in_flight(context.instance)
     slots = {p: max(0, settings.sensor_runs_per_partition - busy.get(p, 0)) for p in marks}
+    if settings.sensor_max_runs_in_flight:
+        free = settings.sensor_max_runs_in_flight - sum(busy.values())
+        slots = cap_slots(slots, cursor, marks, free)
     plan = plan_batches(
         kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick, slots
     )
@@ -115,8 +119,8 @@ def kafka_upload_sensor(
     if not plan.batches and not plan.expired:
         waiting = sorted(p for p, (_, high) in marks.items() if plan.cursor.get(p, high) < high)
         reason = (
-            f"partition(s) {', '.join(map(str, waiting))} have new events but their batch still runs; "
-            "the events join the next batch"
+            f"partition(s) {', '.join(map(str, waiting))} have new events but their batch still runs (or "
+            "IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT runs are in flight); the events join the next batch"
             if waiting
             else "no new upload events"
         )

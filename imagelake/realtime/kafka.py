@@ -231,6 +231,29 @@ def plan_batches(
     return BatchPlan(batches=batches, cursor=cursor_out, expired=expired)
 
 
+def cap_slots(
+    slots: Mapping[int, int],
+    cursor: Mapping[int, int],
+    watermarks: Mapping[int, tuple[int, int]],
+    free: int | None,
+) -> dict[int, int]:
+    """``slots`` (batches each partition may start) limited to ``free`` batches in all (None: no
+    limit), given to the partitions with the most unread events first (ties: the lower partition).
+    A partition served drops to few unread events, so the others come next."""
+    if free is None:
+        return dict(slots)
+    waiting = {p: high - cursor.get(p, low) for p, (low, high) in watermarks.items()}
+    out = dict.fromkeys(slots, 0)
+    left = max(0, free)
+    ready = [p for p, n in slots.items() if n > 0 and waiting.get(p, 0) > 0]
+    for partition in sorted(ready, key=lambda p: (-waiting[p], p)):
+        if left == 0:
+            break
+        out[partition] = min(slots[partition], left)
+        left -= out[partition]
+    return out
+
+
 def parse_cursor(raw: str | None) -> dict[int, int]:
     """The Kafka sensor's cursor, ``{"<partition>": <next offset>}`` as JSON; an unreadable cursor
     is an error, not a reset."""

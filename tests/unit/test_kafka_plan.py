@@ -1,5 +1,5 @@
 from imagelake.lake.layout import BatchId
-from imagelake.realtime.kafka import plan_batches
+from imagelake.realtime.kafka import cap_slots, plan_batches
 
 T = "image-uploads"
 
@@ -65,3 +65,19 @@ def test_slots_cap_batches_of_a_long_backlog_but_not_expired_offsets():
     assert plan.expired == [BatchId(T, 0, 3, 9)]
     assert plan.batches == [BatchId(T, 0, 10, 29), BatchId(T, 0, 30, 49)]
     assert plan.cursor == {0: 50}
+
+
+def test_runs_in_flight_cap_gives_the_free_runs_to_the_partitions_most_behind():
+    marks = {0: (0, 40), 1: (0, 90), 2: (0, 60)}
+    cursor = {0: 10, 1: 20, 2: 0}  # unread: 30, 70, 60
+    slots = {0: 1, 1: 1, 2: 1}
+    assert cap_slots(slots, cursor, marks, None) == slots  # no cap
+    assert cap_slots(slots, cursor, marks, 1) == {0: 0, 1: 1, 2: 0}
+    assert cap_slots(slots, cursor, marks, 2) == {0: 0, 1: 1, 2: 1}
+    assert cap_slots(slots, cursor, marks, 0) == {0: 0, 1: 0, 2: 0}
+    assert cap_slots(slots, cursor, marks, -1) == {0: 0, 1: 0, 2: 0}  # more in flight than the cap
+    # a partition already at its own limit, or with nothing unread, takes no free run
+    assert cap_slots({0: 1, 1: 0, 2: 1}, {**cursor, 2: 60}, marks, 1) == {0: 1, 1: 0, 2: 0}
+    # the plan then cuts one larger batch where the slot is; the others' cursors stay
+    plan = plan_batches(T, cursor, marks, 500, 12, cap_slots(slots, cursor, marks, 1))
+    assert plan.batches == [BatchId(T, 1, 20, 89)] and plan.cursor == {0: 10, 1: 90, 2: 0}
