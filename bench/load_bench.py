@@ -12,7 +12,8 @@ Each step offers a fixed rate of uploads for a fixed duration from concurrent
 clients (open loop: a send is scheduled every 1/rate s whatever the answers),
 then the rate goes up until the API or the pipeline falls behind. Per step:
 upload throughput and latency (p50/p95/p99), processing throughput and the
-upload-to-processed lag (p95, from the catalog as a client would see it), and
+upload-to-processed lag (p95: from the client's send to the ``processed_at`` the
+batch run records in the catalog, read after the steps), and
 where the CPU went: our processes (API, daemon, webserver, code servers with
 their run workers) apart from the stand-ins (Kafka, DynamoDB Local, moto,
 PostgreSQL) and the load generator. The per-image work itself (admission check,
@@ -35,11 +36,11 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,22 +59,16 @@ from imagelake.lake import layout
 from imagelake.lake.ids import new_image_id
 from imagelake.realtime.batches import metadata_row
 from imagelake.realtime.events import UploadEvent
-from imagelake.settings import ALLOWED_FORMATS, MAX_IMAGE_PIXELS, PROJECT_ROOT
+from imagelake.settings import ALLOWED_FORMATS, MAX_IMAGE_PIXELS
 from infra.k8s.instance import load_values
 from infra.local.prod_instance import code_servers
-from infra.local.prod_stack import BACKING, ProdPorts, ProdStack
+from infra.local.prod_stack import BACKING, BATCH_WORK, ProdPorts, ProdStack
 
 API_KEY = "dev-key"
-#: Batch work paused during the benchmark (location, kind, name).
-PAUSED = (
-    ("imagelake", "schedule", "derivatives_hourly"),
-    ("imagelake", "schedule", "compaction_daily"),
-    ("imagelake", "schedule", "garbage_collection_daily"),
-    ("warehouse", "schedule", "warehouse_hourly_schedule"),
-    ("warehouse", "sensor", "warehouse_refresh_sensor"),
-)
-#: Every how many uploads one is watched in the catalog for its lag (the others by processed_at).
-WATCH_EVERY = 3
+
+
+#: Our processes py-spy samples with --profile.
+PROFILED = ("api", "daemon", "code-imagelake")
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -225,43 +220,6 @@ async def offer(
     step.ended = time.time()
 
 
-class Watcher:
-    """Asks the catalog (DynamoDB directly, not the API) when watched uploads become processed."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.pending: dict[str, float] = {}
-        self.seen: dict[str, float] = {}
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def watch(self, image_id: str, sent: float) -> None:
-        with self.lock:
-            self.pending[image_id] = sent
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            with self.lock:
-                todo = list(self.pending)
-            if todo:
-                try:
-                    items = self.catalog.get_many(todo)
-                except Exception:  # a busy DynamoDB Local: ask again next round
-                    items = {}
-                now = time.time()
-                with self.lock:
-                    for image_id, item in items.items():
-                        if item.get("status") in ("processed", "failed") and image_id in self.pending:
-                            self.seen[image_id] = now - self.pending.pop(image_id)
-            self.stopping.wait(0.5)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-
-
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -283,6 +241,8 @@ class Figures:
     accepted: int
     runs: int
     mean_batch: float
+    launch_s: float
+    run_s: float
 
     @property
     def cpu_ms_per_img(self) -> float:
@@ -306,10 +266,16 @@ class Figures:
         return self.api_keeps_up and self.pipeline_keeps_up
 
 
-def figures(
-    step: Step, processed_at: dict[str, float], lags: dict[str, float], runs: list[tuple[float, int]]
-) -> Figures:
-    """A step's figures; throughputs over its steady part (after the first third), lags over all of it."""
+def figures(step: Step, processed_at: dict[str, float], runs: list[BatchRun]) -> Figures:
+    """A step's figures; throughputs over its steady part (after the first third), lags over all of it.
+
+    The lag of an upload is from the client's send to the ``processed_at`` its batch run recorded in
+    the catalog (read once, after the drain: polling DynamoDB Local for every upload while the step
+    runs cost the machine more than the catalog writes themselves). The run writes the item about a
+    second after that time, at the end of its step."""
+    lags = {
+        u.image_id: processed_at[u.image_id] - u.sent for u in step.accepted if u.image_id in processed_at
+    }
     steady = step.started + step.duration / 3
     window = step.ended - steady
     accepted = step.accepted
@@ -320,7 +286,7 @@ def figures(
     first = [lags[u.image_id] for u in accepted if u.image_id in lags and u.sent < middle]
     second = [lags[u.image_id] for u in accepted if u.image_id in lags and u.sent >= middle]
     cpu = {k: step.cpu_after[k] - step.cpu_before.get(k, 0.0) for k in step.cpu_after}
-    in_step = [n for created, n in runs if step.started <= created <= step.ended]
+    in_step = [r for r in runs if step.started <= r.created <= step.ended]
     return Figures(
         offered=step.rate,
         upload_rps=len(in_window) / window,
@@ -336,38 +302,82 @@ def figures(
         cpu=cpu,
         accepted=len(accepted),
         runs=len(in_step),
-        mean_batch=statistics.mean(in_step) if in_step else 0.0,
+        mean_batch=statistics.mean(r.events for r in in_step) if in_step else 0.0,
+        launch_s=statistics.median(r.launch_s for r in in_step) if in_step else float("nan"),
+        run_s=statistics.median(r.run_s for r in in_step) if in_step else float("nan"),
     )
 
 
 # -- the stack ----------------------------------------------------------------------------------
 def pause_batch_work(stack: ProdStack) -> None:
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    workspace = str(stack.dagster_home / "workspace.yaml")
-    for location, kind, name in PAUSED:
-        done = subprocess.run(
-            [dagster, kind, "stop", name, "-w", workspace, "-l", location],
-            env=stack.environment(),
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0 and "already" not in (done.stdout + done.stderr).lower():
-            raise RuntimeError(f"could not pause {kind} {name}:\n{done.stdout}{done.stderr}")
+    for location, kind, name in BATCH_WORK:
+        stack.set_automation(location, kind, name, running=False)
 
 
-def batch_runs(stack: ProdStack) -> list[tuple[float, int]]:
-    """(created, events) of every real-time batch run, from the instance on PostgreSQL."""
+@dataclass(frozen=True)
+class BatchRun:
+    created: float
+    events: int
+    #: Seconds from creation to the run's start (queue and launch: a new process loading the location).
+    launch_s: float
+    #: Seconds from its start to its end.
+    run_s: float
+
+
+def instance_of(stack: ProdStack):
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
     os.environ["DAGSTER_PG_PASSWORD"] = stack.environment()["DAGSTER_PG_PASSWORD"]
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.dagster_home))) as instance:
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.dagster_home)))
+
+
+def batch_runs(stack: ProdStack) -> list[BatchRun]:
+    """Every real-time batch run, from the instance on PostgreSQL."""
+    import dagster as dg
+
+    with instance_of(stack) as instance:
         records = instance.get_run_records(dg.RunsFilter(job_name="realtime_batch_job"))
-        return [
-            (r.create_timestamp.timestamp(), int(r.dagster_run.tags.get("imagelake/events", "0")))
-            for r in records
-        ]
+    out = []
+    for r in records:
+        created = r.create_timestamp.timestamp()
+        start, end = r.start_time or created, r.end_time or created
+        out.append(
+            BatchRun(
+                created, int(r.dagster_run.tags.get("imagelake/events", "0")), start - created, end - start
+            )
+        )
+    return out
+
+
+def empty_runs(stack: ProdStack, count: int) -> tuple[dict[str, float], float]:
+    """The fixed cost of a run: ``count`` empty runs (heartbeat_job: launched like a batch run, no work),
+    one after the other; CPU seconds per run of each service, and the median wall time per run."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=stack.ports.ui, timeout=60)
+    meter = CpuMeter(stack)
+    walls = []
+    before = meter.sample()
+    for _ in range(count):
+        started = time.monotonic()
+        run_id = client.submit_job_execution("heartbeat_job", repository_location_name="imagelake")
+        while (status := client.get_run_status(run_id).value) not in ("SUCCESS", "FAILURE", "CANCELED"):
+            time.sleep(0.2)
+        if status != "SUCCESS":
+            raise RuntimeError(f"the empty run {run_id} ended {status}")
+        walls.append(time.monotonic() - started)
+    after = meter.sample()
+    return {k: (after[k] - before.get(k, 0.0)) / count for k in after}, statistics.median(walls)
+
+
+def idle_cpu(stack: ProdStack, seconds: float) -> dict[str, float]:
+    """CPU seconds per second of each service with no uploads (sensors ticking, the run queue polled)."""
+    meter = CpuMeter(stack)
+    before = meter.sample()
+    time.sleep(seconds)
+    after = meter.sample()
+    return {k: (after[k] - before.get(k, 0.0)) / seconds for k in after}
 
 
 def processed_times(catalog: Catalog, ids: list[str]) -> tuple[dict[str, float], dict[str, str]]:
@@ -416,6 +426,17 @@ def component_table(cpu: dict[str, float], accepted: int) -> str:
     return "\n".join(lines)
 
 
+def breakdown(cpu: dict[str, float], scale: float, unit: str) -> str:
+    """Ours, then the stand-ins, each with its services: ``cpu`` x ``scale`` (in ``unit``)."""
+    mine = [k for k in cpu if k not in (*BACKING, "code-warehouse", "load generator", "machine")]
+    backing = [k for k in BACKING if k in cpu]
+    parts = []
+    for label, names in (("ours", mine), ("stand-ins", backing)):
+        inner = ", ".join(f"{n} {cpu[n] * scale:.2f}" for n in names)
+        parts.append(f"{label} {sum(cpu[n] for n in names) * scale:.2f}{unit} ({inner})")
+    return "; ".join(parts)
+
+
 def print_step(label: str, f: Figures, work: float) -> None:
     verdict = "holds" if f.held else ("API behind" if not f.api_keeps_up else "pipeline behind")
     print(
@@ -423,7 +444,8 @@ def print_step(label: str, f: Figures, work: float) -> None:
         f"(p50 {f.p50_ms:.0f} ms, p95 {f.p95_ms:.0f} ms, p99 {f.p99_ms:.0f} ms, not accepted {f.refused}); "
         f"processed {f.e2e_img_s:.1f}/s; lag p50 {f.lag_p50_s:.1f} s, p95 {f.lag_p95_s:.1f} s "
         f"(first half {f.lag_p95_first_s:.1f}, second {f.lag_p95_second_s:.1f}); "
-        f"{f.runs} batch runs, {f.mean_batch:.0f} events each -> {verdict}"
+        f"{f.runs} batch runs, {f.mean_batch:.0f} events each, median launch {f.launch_s:.1f} s and run "
+        f"{f.run_s:.1f} s -> {verdict}"
     )
     print(
         f"    CPU per accepted upload: ours {f.cpu_ms_per_img:.1f} ms vs work {work:.2f} ms (overhead {f.cpu_ms_per_img / work:.1f})"
@@ -432,19 +454,26 @@ def print_step(label: str, f: Figures, work: float) -> None:
 
 
 def run_steps(
-    stack: ProdStack, steps: list[Step], bodies: list[bytes], clients: int, watcher: Watcher, catalog: Catalog
+    stack: ProdStack,
+    steps: list[Step],
+    bodies: list[bytes],
+    clients: int,
+    catalog: Catalog,
+    profile: Path | None = None,
 ) -> list[Step]:
     """Offer each step's load in turn; stop after the first step the API or the pipeline could not keep up
     with (judged on what the catalog says at the step's end; the figures are computed after the drain)."""
     meter = CpuMeter(stack)
     done_steps = []
     for step in steps:
+        spies = start_profiles(stack, profile, step) if profile else []
         step.cpu_before = meter.sample()
-        asyncio.run(_offer_and_watch(stack.api, bodies, step, clients, watcher))
+        asyncio.run(offer(stack.api, bodies, step.rate, step.duration, clients, step))
         step.cpu_after = meter.sample()
+        stop_profiles(spies)
         done_steps.append(step)
         processed, _ = processed_times(catalog, [u.image_id for u in step.accepted if u.image_id])
-        f = figures(step, processed, {}, [])
+        f = figures(step, processed, [])
         print(
             f"  {step.label} {step.rate:.0f}/s offered: {f.upload_rps:.1f}/s accepted, "
             f"{f.e2e_img_s:.1f}/s processed so far in its steady part",
@@ -455,21 +484,33 @@ def run_steps(
     return done_steps
 
 
-async def _offer_and_watch(api: str, bodies: list[bytes], step: Step, clients: int, watcher: Watcher) -> None:
-    """Offer the step's load; every WATCH_EVERY-th accepted upload is watched for its lag."""
-    task = asyncio.create_task(offer(api, bodies, step.rate, step.duration, clients, step))
-    watched = 0
-    while not task.done():
-        await asyncio.sleep(0.1)
-        for u in step.uploads[watched:]:
-            if u.image_id and (watched % WATCH_EVERY == 0):
-                watcher.watch(u.image_id, u.sent)
-            watched += 1
-    await task
-    for u in step.uploads[watched:]:
-        if u.image_id and (watched % WATCH_EVERY == 0):
-            watcher.watch(u.image_id, u.sent)
-        watched += 1
+def start_profiles(stack: ProdStack, folder: Path, step: Step) -> list[subprocess.Popen]:
+    """py-spy on each of our processes for the step (code servers with their run workers): collapsed
+    stacks in ``folder``, one file per process and step. py-spy samples from outside without pausing
+    them (--nonblocking); its own CPU is the load generator's side of the machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    spies = []
+    for name in PROFILED:
+        service = stack.services.get(name)
+        if service is None:
+            continue
+        out = folder / f"{step.label.replace(' ', '')}-{step.rate:g}-{name}.txt"
+        cmd = [spy, "record", "--nonblocking", "-r", "50", "-f", "raw", "-o", str(out)]
+        cmd += ["--subprocesses", "-p", str(service.process.pid)]
+        spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return spies
+
+
+def stop_profiles(spies: list[subprocess.Popen]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for spy in spies:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -501,6 +542,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="an environment variable for the stack's processes (to measure a setting before and after)",
     )
+    parser.add_argument(
+        "--idle-s", type=float, default=20.0, help="seconds of no load measured first (0: none)"
+    )
+    parser.add_argument(
+        "--empty-runs", type=int, default=3, help="empty runs measured before the load (0: none)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy our processes during each step into DIR (collapsed stacks; measure CPU without it)",
+    )
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     print(f"load: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
@@ -526,27 +580,36 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         pause_batch_work(stack)
         print(
-            f"stack up {time.monotonic() - started:.0f} s after the start; batch work paused: {', '.join(n for *_, n in PAUSED)}"
+            f"stack up {time.monotonic() - started:.0f} s after the start; batch work paused: {', '.join(n for *_, n in BATCH_WORK)}"
         )
+        if args.idle_s > 0:
+            idle = idle_cpu(stack, args.idle_s)
+            print(f"idle ({args.idle_s:.0f} s, no uploads), CPU-s per second: {breakdown(idle, 1.0, '')}")
+        if args.empty_runs > 0:
+            per_run, wall = empty_runs(stack, args.empty_runs)
+            print(
+                f"empty run (heartbeat_job, {args.empty_runs} one after another): {wall:.1f} s each (median) "
+                f"from submit to success; CPU-s per run (idle share included): {breakdown(per_run, 1.0, '')}"
+            )
         catalog = Catalog.from_settings(stack.settings())
-        watcher = Watcher(catalog)
         steps = run_steps(
-            stack, [Step(rate, args.step_s) for rate in rates], bodies, args.clients, watcher, catalog
+            stack, [Step(rate, args.step_s) for rate in rates], bodies, args.clients, catalog, args.profile
         )
+        ids = [u.image_id for s in steps for u in s.accepted if u.image_id]
         big_steps = []
         if big:
+            # The 12 MP step starts once the 1024x768 uploads are processed, so its figures are its own.
+            drain(catalog, ids, args.drain_s)
             big_steps = run_steps(
                 stack,
                 [Step(args.big_rate, args.big_step_s, label="12 MP")],
                 big,
                 min(args.clients, 4),
-                watcher,
                 catalog,
+                args.profile,
             )
-        ids = [u.image_id for s in [*steps, *big_steps] for u in s.accepted if u.image_id]
+            ids += [u.image_id for s in big_steps for u in s.accepted if u.image_id]
         statuses = drain(catalog, ids, args.drain_s)
-        time.sleep(1.5)  # the watcher's last round
-        watcher.stop()
         lost = sum(s != "processed" for s in statuses.values())
         failed = sum(s == "failed" for s in statuses.values())
         print(
@@ -554,10 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         processed, _ = processed_times(catalog, ids)
         runs = batch_runs(stack)
-        with watcher.lock:
-            lags = dict(watcher.seen)
-        results = [figures(step, processed, lags, runs) for step in steps]
-        big_results = [figures(step, processed, lags, runs) for step in big_steps]
+        results = [figures(step, processed, runs) for step in steps]
+        big_results = [figures(step, processed, runs) for step in big_steps]
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)

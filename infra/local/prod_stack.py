@@ -34,7 +34,7 @@ from infra.local.prod_instance import CodeServer, code_servers, prod_mode_instan
 from infra.local.stack import (
     Service,
     StackError,
-    free_port,
+    free_ports,
     spawn,
     start_dynamodb,
     start_kafka,
@@ -61,6 +61,16 @@ REGION = "us-east-1"
 #: The services :meth:`ProdStack.start` starts, in order; stopped in reverse.
 BACKING = ("postgres", "kafka", "dynamodb", "s3")
 OURS = ("daemon", "webserver", "api")
+#: The batch work (location, kind, name): the Spark schedules and the warehouse's refresh. The
+#: production-mode tests and the load benchmark pause it (``ProdStack.set_automation``): on two cores its
+#: runs would compete with what they measure (EMR and Redshift do that work in production).
+BATCH_WORK = (
+    ("imagelake", "schedule", "derivatives_hourly"),
+    ("imagelake", "schedule", "compaction_daily"),
+    ("imagelake", "schedule", "garbage_collection_daily"),
+    ("warehouse", "schedule", "warehouse_hourly_schedule"),
+    ("warehouse", "sensor", "warehouse_refresh_sensor"),
+)
 #: Dagster's storages in PostgreSQL (run, event log, schedule): the webserver pools a connection for each.
 STORAGES = 3
 
@@ -78,14 +88,10 @@ class ProdPorts:
 
     @classmethod
     def free(cls, servers: list[CodeServer]) -> ProdPorts:
+        """Distinct free ports for every service (chosen together, so no two are the same)."""
+        kafka, dynamodb, s3, postgres, api, ui, *code = free_ports(6 + len(servers))
         return cls(
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            {s.name: free_port() for s in servers},
+            kafka, dynamodb, s3, postgres, api, ui, {s.name: p for s, p in zip(servers, code, strict=True)}
         )
 
 

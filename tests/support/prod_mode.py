@@ -30,7 +30,7 @@ from imagelake.lake.store import Lake
 from infra.k8s.instance import load_values
 from infra.local.moto_s3 import CREDENTIALS
 from infra.local.prod_instance import code_servers
-from infra.local.prod_stack import LAKE_BUCKET, ProdPorts, ProdStack
+from infra.local.prod_stack import BATCH_WORK, LAKE_BUCKET, ProdPorts, ProdStack
 from tests.support.servers import OutageRelay
 
 API_KEY = "dev-key"
@@ -38,17 +38,10 @@ API_KEY = "dev-key"
 #: sooner is not among them (the retry policy is the product's).
 #: Set it (to anything) to keep the stack's folder, its services' logs included, after the tests.
 KEEP_ENV = "IMAGELAKE_KEEP_TEST_STACK"
-#: Automation the tests pause once the stack is up (location, kind, name): the batch schedules, whose
-#: Spark runs would only compete for the machine's two cores at the top of an hour, and the warehouse's
-#: refresh, which test_production_mode.py starts once there is something for the marts to count (a dbt
-#: build on every lake change would otherwise run through every fault test).
-PAUSED = (
-    ("imagelake", "schedule", "derivatives_hourly"),
-    ("imagelake", "schedule", "compaction_daily"),
-    ("imagelake", "schedule", "garbage_collection_daily"),
-    ("warehouse", "schedule", "warehouse_hourly_schedule"),
-    ("warehouse", "sensor", "warehouse_refresh_sensor"),
-)
+#: The tests pause the batch work once the stack is up (BATCH_WORK): the Spark schedules' runs would
+#: only compete for the machine's two cores at the top of an hour, and test_production_mode.py starts the
+#: warehouse's refresh once there is something for the marts to count (a dbt build on every lake change
+#: would otherwise run through every fault test).
 TEST_ENV = {"IMAGELAKE_SENSOR_INTERVAL_S": "3", "IMAGELAKE_WAREHOUSE_REFRESH_INTERVAL_S": "10"}
 
 
@@ -67,12 +60,12 @@ class ProdMode:
         root = Path(tempfile.mkdtemp(prefix="imagelake-prod-mode-"))
         root.chmod(0o755)
         ports = ProdPorts.free(code_servers(load_values()))
-        relay = OutageRelay(f"127.0.0.1:{ports.s3}")
+        relay = OutageRelay(f"127.0.0.1:{ports.s3}", avoid=ports.all())
         stack = ProdStack(root / "data", ports, s3_endpoint=relay.endpoint, env=TEST_ENV)
         saved = {k: os.environ.get(k) for k in ("DAGSTER_PG_PASSWORD", *CREDENTIALS)}
         try:
             stack.start()
-            for location, kind, name in PAUSED:
+            for location, kind, name in BATCH_WORK:
                 stack.set_automation(location, kind, name, running=False)
             os.environ.update(CREDENTIALS)
             os.environ["DAGSTER_PG_PASSWORD"] = stack.environment()["DAGSTER_PG_PASSWORD"]

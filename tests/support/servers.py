@@ -159,10 +159,13 @@ class OutageRelay:
     outage); afterwards connections are relayed again. Stands for S3 out of reach mid-job.
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, avoid: set[int] | frozenset[int] = frozenset()) -> None:
+        """``avoid``: ports chosen for services that have not bound them yet."""
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.port = free_port()
+        while self.port in avoid:
+            self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.refused = 0
         self._down = threading.Event()
