@@ -22,18 +22,19 @@ SYNC_FLAGS := --locked --extra deploy
 export IMAGELAKE_PROJECT_ROOT := $(CURDIR)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup venv jars dbt-parse dev test test-unit test-integration test-e2e lint typecheck format clean \
+.PHONY: help setup venv jars dbt-parse dev dev-prod test test-unit test-integration test-e2e lint typecheck format clean \
 	lock upgrade check-python
 
 help:
 	@echo "make dev    - set up, start Kafka + DynamoDB Local + upload API + dagster dev (Ctrl-C stops all)"
+	@echo "make dev-prod - the same with IMAGELAKE_ENV=prod: S3 (moto), PostgreSQL, dagster api grpc (README)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make setup  - install .venv exactly from uv.lock, fetch the Maven jars, parse dbt"
 	@echo "make lint   - ruff and sqlfluff (make format rewrites the Python)"
 	@echo "make typecheck - mypy over imagelake, assets, orchestration, spark_jobs, infra"
 	@echo "make lock   - refresh uv.lock after a change of pyproject.toml"
 	@echo "make upgrade - move every package in uv.lock to its newest allowed version"
-	@echo "make clean  - remove .data (lake, Kafka, catalog, warehouse), .cache (jars) and build output"
+	@echo "make clean  - remove .data and .data-prod (lake, Kafka, catalog, warehouse), .cache (jars) and build output"
 	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
 	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
 	@echo "make warehouse-freshness - dbt source freshness of the lake tables"
@@ -77,12 +78,16 @@ upgrade: check-python | $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
 	@echo "uv.lock moved to the newest allowed versions: run make test, then commit uv.lock"
 
-jars: $(JARS)/kafka/.done $(JARS)/dynamodb/.done
+# PostgreSQL's binaries (the production-mode stack's Dagster storage) are built per platform.
+PG_OS       := $(shell uname -s | tr A-Z a-z)
+PG_PLATFORM := $(PG_OS)-$(if $(filter x86_64 amd64,$(shell uname -m)),amd64,arm64v8)
+
+jars: $(JARS)/kafka/.done $(JARS)/dynamodb/.done $(JARS)/postgres/.done
 $(JARS)/%/.done: infra/local/pom.xml
 	@command -v $(MVN) >/dev/null || { echo "Maven is required (https://maven.apache.org): install it, e.g. apt-get install maven"; exit 1; }
 	@command -v java >/dev/null || { echo "Java 17+ is required: install a JDK, e.g. apt-get install openjdk-17-jdk-headless"; exit 1; }
 	@rm -rf $(JARS)/$*
-	$(MVN) $(MVN_FLAGS) -P $* dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)/$*"
+	$(MVN) $(MVN_FLAGS) -P $* dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)/$*" -Dpostgres.platform=$(PG_PLATFORM)
 	@touch $@
 
 dbt-parse: venv
@@ -90,6 +95,10 @@ dbt-parse: venv
 
 dev: setup
 	$(BIN)/python -m infra.local.dev
+
+# Production mode on this machine (README, "Production mode on this machine"): a fresh stack each time.
+dev-prod: setup
+	$(BIN)/python -m infra.local.prod_dev
 
 # The end-to-end tests run beside the rest, in a pytest process of their own (tests/run_suite.py).
 test: setup
@@ -117,7 +126,7 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf .data .cache dbt_project/target dbt_project/logs .pytest_cache .ruff_cache infra/aws/cdk.out
+	rm -rf .data .data-prod .cache dbt_project/target dbt_project/logs .pytest_cache .ruff_cache infra/aws/cdk.out
 
 # AWS infrastructure (docs/deploy.md): synthesize the CDK app; its tests run with `make test` too.
 INFRA_CONTEXT ?= infra/aws/example-context.json
@@ -164,3 +173,10 @@ bench-stats: setup
 .PHONY: bench-realtime
 bench-realtime: setup
 	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)
+
+# -- production mode and load (issue 18): the production-mode stack under stepped load ----------------
+# BENCH_RATES (uploads/s per step, default 20,40,70,100,140) and BENCH_STEP_S (s per step, default 40)
+# set the steps; BENCH_ARGS passes more (python -m bench.load_bench --help).
+.PHONY: bench-load
+bench-load: setup
+	$(BIN)/python -m bench.load_bench $(BENCH_ARGS)

@@ -69,6 +69,17 @@ PREVIEW_COLUMNS = (
 )
 
 
+#: Images a log line names; the rest are counted. One line per batch, not one per image: every line is
+#: an event the run writes to the instance's database (the rows themselves are in the lake).
+LOGGED_IMAGES = 20
+
+
+def listed(items: list[str], limit: int = LOGGED_IMAGES) -> str:
+    """``items`` for a log line: the first ``limit``, then how many more."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def _failure_kinds(rows: list[dict]) -> dict[str, int]:
     return dict(Counter(r["error"].split(":", 1)[0] for r in rows if r["status"] == "failed"))
 
@@ -190,21 +201,22 @@ def image_metadata(context: dg.AssetExecutionContext, lake: LakeResource, catalo
         max_pixels=settings.max_image_pixels,
     )
     extract_s = time.monotonic() - started
-    for row in rows:
-        if row["status"] == "failed":
-            context.log.warning(f"image {row['image_id']} failed: {row['error']}")
+    failed_rows = [f"{r['image_id']} ({r['error']})" for r in rows if r["status"] == "failed"]
+    if failed_rows:
+        context.log.warning(f"{len(failed_rows)} image(s) failed: {listed(failed_rows)}")
 
     window = timedelta(days=settings.retention_days)
     try:
         settled = settle(store, batch_id, rows, threshold=settings.duplicate_max_distance, window=window)
     except CorruptLakeFile as exc:  # stays damaged until someone acts: failing once says so
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    for row in settled.rows:
-        if row["duplicate_of"]:
-            context.log.info(
-                f"image {row['image_id']} is a {row['duplicate_kind']} duplicate of {row['duplicate_of']} "
-                f"(distance {row['duplicate_distance']})"
-            )
+    duplicates = [
+        f"{r['image_id']} of {r['duplicate_of']} ({r['duplicate_kind']}, {r['duplicate_distance']})"
+        for r in settled.rows
+        if r["duplicate_of"]
+    ]
+    if duplicates:
+        context.log.info(f"{len(duplicates)} duplicate(s): {listed(duplicates)}")
     if settled.corrected_files:
         context.log.info(
             f"earlier images of this batch changed duplicate answers in {len(settled.corrected_files)} "

@@ -330,6 +330,16 @@ class Settings:
     #: The Kafka sensor starts no new batches while this many batch runs wait in the run queue:
     #: their events join the next tick's (larger) batches instead of queueing more runs.
     sensor_max_queued_runs: int = 1
+    #: Batch runs of one Kafka partition queued or running at once. A partition at the limit plans
+    #: nothing: its events wait on Kafka and the next batch takes them all, so under load batches
+    #: grow instead of runs multiplying (every run pays a process start; docs/design.md).
+    sensor_runs_per_partition: int = 1
+    #: Batch runs queued or running at once over all partitions (0: no limit but the per-partition one).
+    #: Where runs share the machine's cores with everything else, fewer runs at once take larger
+    #: batches, and each run's fixed cost (a process, Dagster's import, its database connections) is
+    #: shared by more images (docs/benchmarks.md, bench-load). The partitions with most events waiting
+    #: go first.
+    sensor_max_runs_in_flight: int = 0
 
     @property
     def is_prod(self) -> bool:
@@ -344,7 +354,7 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """The environment dbt reads (profiles.yml and sources use ``env_var``)."""
-        return {
+        env = {
             "IMAGELAKE_LAKE_ROOT": self.lake_root_for_sql,
             "IMAGELAKE_WAREHOUSE_PATH": str(self.warehouse_path),
             "IMAGELAKE_DBT_TARGET": self.dbt_target,
@@ -352,6 +362,12 @@ class Settings:
             "IMAGELAKE_LOOKBACK_DAYS": str(self.warehouse_lookback_days),
             "IMAGELAKE_STATS_HISTORY_DAYS": str(STATS_HISTORY_DAYS),
         }
+        if self.dbt_target == "local" and self.lake_url.startswith("s3://"):
+            # DuckDB reading the lake on S3 (the production-mode stack's stand-in for Redshift).
+            from imagelake.warehouse.duckdb_s3 import duckdb_s3_env
+
+            env.update(duckdb_s3_env(self))
+        return env
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and tools use this)."""
@@ -462,6 +478,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         duplicate_max_distance=_duplicate_distance(env),
         sensor_max_queued_runs=_int(
             env, "IMAGELAKE_SENSOR_MAX_QUEUED_RUNS", Settings.sensor_max_queued_runs, 1
+        ),
+        sensor_runs_per_partition=_int(
+            env, "IMAGELAKE_SENSOR_RUNS_PER_PARTITION", Settings.sensor_runs_per_partition, 1
+        ),
+        sensor_max_runs_in_flight=_int(
+            env, "IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT", Settings.sensor_max_runs_in_flight, 0
         ),
     )
 

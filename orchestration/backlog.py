@@ -10,11 +10,13 @@ because the events that would prove an upload accepted may be among them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.execution.plan.objects import ErrorSource
 
 from imagelake.lake.layout import BatchId, LayoutError
 from imagelake.realtime.kafka import KafkaUnavailable, consumer_lag, fetch_watermarks, parse_cursor
@@ -74,6 +76,18 @@ def latest_batch_runs(instance: dg.DagsterInstance, since: datetime) -> dict[str
     return latest
 
 
+def batches_in_flight(instance: dg.DagsterInstance) -> dict[int, int]:
+    """Real-time batch runs queued, starting or running, by Kafka partition (the Kafka sensor starts no
+    more than ``IMAGELAKE_SENSOR_RUNS_PER_PARTITION`` of them per partition)."""
+    counts: Counter[int] = Counter()
+    for run in instance.get_runs(dg.RunsFilter(job_name=REALTIME_BATCH_JOB, statuses=_WAITING)):
+        try:
+            counts[BatchId.parse(run.tags.get(PARTITION_TAG, "")).partition] += 1
+        except LayoutError:
+            continue
+    return dict(counts)
+
+
 def sensor_cursor(instance: dg.DagsterInstance) -> dict[int, int] | None:
     """The Kafka sensor's cursor as the daemon stored it, or None if it never ran."""
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
@@ -102,15 +116,35 @@ def realtime_backlog(instance: dg.DagsterInstance, lag: int | None) -> Backlog:
     return Backlog(failed=failed, waiting=waiting, lag=lag)
 
 
-def rerun_request(batch: str, record: dg.RunRecord, now: datetime) -> dg.RunRequest | None:
+def failed_in_dagster(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a failed run failed in Dagster's own machinery, not in our step code: it has failed
+    steps and the error of each came from the framework (for instance the instance's database out
+    of reach while Dagster stored a step's output). Dagster applies no step retry policy to such an
+    error, and its run retries skip a run whose steps failed, so nothing else runs the batch again
+    soon (docs/design.md, "Production mode on one machine")."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    sources = {
+        event.step_failure_data.error_source
+        for r in records
+        if (event := r.event_log_entry.dagster_event) is not None
+    }
+    return bool(sources) and ErrorSource.USER_CODE_ERROR not in sources
+
+
+def rerun_request(
+    batch: str, record: dg.RunRecord, now: datetime, *, failed_in_dagster: bool = False
+) -> dg.RunRequest | None:
     """A new run for a failed batch once its backoff has passed (None before, or while Dagster's
-    own run retry is due)."""
+    own run retry is due). A first failure in Dagster's own machinery (``failed_in_dagster``) is
+    run again at once: its steps were never retried, and the cause (the instance's database) was
+    back by the time the failure could be recorded."""
     run = record.dagster_run
     if run.tags.get("dagster/will_retry") == "true":
         return None
     attempt = int(run.tags.get(RERUN_TAG, "0")) + 1
     failed_at = datetime.fromtimestamp(record.update_timestamp.timestamp(), UTC)
-    if now - failed_at < batch_rerun_delay(attempt):
+    delay = timedelta(0) if failed_in_dagster and attempt == 1 else batch_rerun_delay(attempt)
+    if now - failed_at < delay:
         return None
     try:
         partition = BatchId.parse(batch).partition

@@ -12,7 +12,10 @@
 - A real-time batch whose run failed for good is not left behind: ``failed_batch_sensor``
   (orchestration/backlog.py) runs it again, first after ``BATCH_RERUN_FIRST_DELAY`` (well after any
   run retry), then after twice as long each time, up to ``BATCH_RERUN_MAX_DELAY``, until it passes
-  or its events leave the retention period.
+  or its events leave the retention period. A run whose steps failed in Dagster's own machinery, not
+  in our code (the instance's database lost mid-run: Dagster retries no such step, and its run
+  retries skip runs whose steps failed), is run again at the sensor's next tick, once, before the
+  backoff applies (``orchestration/backlog.failed_in_dagster``).
 - A failure that cannot pass by itself (a day outside the partitions, a day still open, image
   ids not of the day) raises ``dg.Failure(allow_retries=False)`` and fails once.
 

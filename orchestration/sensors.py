@@ -6,8 +6,9 @@ and returns one run request per batch with ``run_key`` = batch id, the new
 dynamic partitions and the advanced cursor together in one ``SensorResult``:
 the cursor moves only with the runs that cover it, and a re-proposed batch is
 de-duplicated by its run key. The run reads its batch back by offset.
-While batch runs wait in the run queue, a tick starts nothing new: the events
-wait on Kafka and the next tick cuts them into fewer, larger batches.
+While batch runs wait in the run queue, a tick starts nothing new, and a
+partition whose batch run is still queued or running gets no new batch: the
+events wait on Kafka and a later tick cuts them into fewer, larger batches.
 
 Each tick that finds events reports the consumer lag (end offsets minus the cursor) as an
 observation of ``upload_events`` (its metadata plots in the UI), and every tick commits the stored
@@ -24,6 +25,7 @@ from imagelake.lake.layout import BatchId
 from imagelake.realtime.kafka import (
     SENSOR_GROUP,
     KafkaUnavailable,
+    cap_slots,
     commit_cursor,
     consumer_lag,
     dump_cursor,
@@ -32,7 +34,14 @@ from imagelake.realtime.kafka import (
     plan_batches,
 )
 from imagelake.settings import get_settings
-from orchestration.backlog import KAFKA_SENSOR, latest_batch_runs, rerun_request
+from orchestration.backlog import (
+    KAFKA_SENSOR,
+    RERUN_TAG,
+    batches_in_flight,
+    failed_in_dagster,
+    latest_batch_runs,
+    rerun_request,
+)
 from orchestration.jobs import realtime_batch_job
 from orchestration.resources import KafkaResource
 from orchestration.ticks import interval_note, minimum_interval
@@ -94,8 +103,13 @@ def kafka_upload_sensor(
             asset_events=[lag_observation(cursor, cursor, marks)] if lag else [],
         )
 
+    busy = batches_in_flight(context.instance)
+    slots = {p: max(0, settings.sensor_runs_per_partition - busy.get(p, 0)) for p in marks}
+    if settings.sensor_max_runs_in_flight:
+        free = settings.sensor_max_runs_in_flight - sum(busy.values())
+        slots = cap_slots(slots, cursor, marks, free)
     plan = plan_batches(
-        kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick
+        kafka.topic, cursor, marks, settings.sensor_batch_size, settings.sensor_max_runs_per_tick, slots
     )
     for lost in plan.expired:
         context.log.error(
@@ -103,9 +117,16 @@ def kafka_upload_sensor(
             f"were read: batch {lost} records them as a dead letter"
         )
     if not plan.batches and not plan.expired:
+        waiting = sorted(p for p, (_, high) in marks.items() if plan.cursor.get(p, high) < high)
+        reason = (
+            f"partition(s) {', '.join(map(str, waiting))} have new events but their batch still runs (or "
+            "IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT runs are in flight); the events join the next batch"
+            if waiting
+            else "no new upload events"
+        )
         if plan.cursor != cursor:
-            return dg.SensorResult(cursor=dump_cursor(plan.cursor), skip_reason="no new upload events")
-        return dg.SkipReason(f"no new upload events (next offsets {dump_cursor(plan.cursor)})")
+            return dg.SensorResult(cursor=dump_cursor(plan.cursor), skip_reason=reason)
+        return dg.SkipReason(f"{reason} (next offsets {dump_cursor(plan.cursor)})")
     planned_on = datetime.now(UTC).date().isoformat()
     requests = [batch_request(b, planned_on) for b in plan.batches]
     requests += [batch_request(b, planned_on, expired=True) for b in plan.expired]
@@ -152,7 +173,8 @@ def batch_request(batch: BatchId, planned_on: str, expired: bool = False) -> dg.
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Runs a real-time batch again when its run failed for good (step retries spent), after a backoff "
-        "that grows with each attempt; its events stay archived in Kafka meanwhile. Lists the backlog."
+        "that grows with each attempt; its events stay archived in Kafka meanwhile. A run that failed in "
+        "Dagster itself (its database out of reach mid-run) runs again at the next tick. Lists the backlog."
     ),
 )
 def failed_batch_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -162,7 +184,13 @@ def failed_batch_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult 
     failed = {b: r for b, r in latest.items() if r.dagster_run.status == dg.DagsterRunStatus.FAILURE}
     if not failed:
         return dg.SkipReason("no failed real-time batch")
-    requests = [r for b, rec in sorted(failed.items()) if (r := rerun_request(b, rec, now)) is not None]
+    requests = []
+    for batch, record in sorted(failed.items()):
+        # Only a first failure can be re-run at once (rerun_request), so only then is its cause asked.
+        first = RERUN_TAG not in record.dagster_run.tags
+        in_dagster = first and failed_in_dagster(context.instance, record.dagster_run.run_id)
+        if (request := rerun_request(batch, record, now, failed_in_dagster=in_dagster)) is not None:
+            requests.append(request)
     context.log.warning(f"failed real-time batches: {', '.join(sorted(failed))}")
     if not requests:
         return dg.SkipReason(

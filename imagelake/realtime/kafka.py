@@ -192,12 +192,16 @@ def plan_batches(
     watermarks: Mapping[int, tuple[int, int]],
     batch_size: int,
     max_batches: int,
+    slots: Mapping[int, int] | None = None,
 ) -> BatchPlan:
     """Cut the unread offsets of each partition into batches of at most ``batch_size``.
 
     Partitions are served round-robin so a busy one cannot starve the others
     when ``max_batches`` caps the tick. A partition with no cursor starts at
-    its earliest offset: nothing already in the topic is lost.
+    its earliest offset: nothing already in the topic is lost. ``slots`` caps the
+    batches of each partition it names (0: none this time, its cursor stays): a
+    partition whose batches are still running waits, and its events join a later,
+    larger batch.
     """
     nxt: dict[int, int] = {}
     expired: list[BatchId] = []
@@ -208,21 +212,46 @@ def plan_batches(
             start = low
         nxt[partition] = start
     batches: list[BatchId] = []
+    left = {p: (slots.get(p, max_batches) if slots is not None else max_batches) for p in watermarks}
     progressed = True
     while progressed and len(batches) < max_batches:
         progressed = False
         for partition in sorted(watermarks):
             high = watermarks[partition][1]
             start = nxt[partition]
-            if start >= high or len(batches) >= max_batches:
+            if start >= high or len(batches) >= max_batches or left[partition] <= 0:
                 continue
             last = min(start + batch_size, high) - 1
             batches.append(BatchId(topic, partition, start, last))
             nxt[partition] = last + 1
+            left[partition] -= 1
             progressed = True
     cursor_out = {int(p): int(o) for p, o in cursor.items()}
     cursor_out.update(nxt)
     return BatchPlan(batches=batches, cursor=cursor_out, expired=expired)
+
+
+def cap_slots(
+    slots: Mapping[int, int],
+    cursor: Mapping[int, int],
+    watermarks: Mapping[int, tuple[int, int]],
+    free: int | None,
+) -> dict[int, int]:
+    """``slots`` (batches each partition may start) limited to ``free`` batches in all (None: no
+    limit), given to the partitions with the most unread events first (ties: the lower partition).
+    A partition served drops to few unread events, so the others come next."""
+    if free is None:
+        return dict(slots)
+    waiting = {p: high - cursor.get(p, low) for p, (low, high) in watermarks.items()}
+    out = dict.fromkeys(slots, 0)
+    left = max(0, free)
+    ready = [p for p, n in slots.items() if n > 0 and waiting.get(p, 0) > 0]
+    for partition in sorted(ready, key=lambda p: (-waiting[p], p)):
+        if left == 0:
+            break
+        out[partition] = min(slots[partition], left)
+        left -= out[partition]
+    return out
 
 
 def parse_cursor(raw: str | None) -> dict[int, int]:

@@ -33,6 +33,7 @@ def _postgres(values: Mapping[str, Any]) -> dict[str, Any]:
             "db_name": pg["postgresqlDatabase"],
             "port": pg["service"]["port"],
             "params": pg.get("postgresqlParams") or {},
+            **({"scheme": pg["postgresqlScheme"]} if pg.get("postgresqlScheme") else {}),
         }
     }
 
@@ -106,13 +107,15 @@ def render_instance(values: Mapping[str, Any], namespace: str = "imagelake") -> 
         names = {
             "maxConcurrentRuns": "max_concurrent_runs",
             "dequeueIntervalSeconds": "dequeue_interval_seconds",
+            "dequeueUseThreads": "dequeue_use_threads",
+            "dequeueNumWorkers": "dequeue_num_workers",
         }
         instance["run_coordinator"] = {
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",
             **(
                 {"config": config}
-                if (config := {out: queued[k] for k, out in names.items() if queued.get(k)})
+                if (config := {out: queued[k] for k, out in names.items() if queued.get(k) is not None})
                 else {}
             ),
         }
@@ -132,9 +135,13 @@ def render_instance(values: Mapping[str, Any], namespace: str = "imagelake") -> 
             instance["run_retries"]["max_retries"] = retries["maxRetries"]
         if retries.get("retryOnAssetOrOpFailure") is not None:
             instance["run_retries"]["retry_on_asset_or_op_failure"] = retries["retryOnAssetOrOpFailure"]
-    pools = (values.get("concurrency") or {}).get("pools") or {}
+    concurrency = values.get("concurrency") or {}
+    pools = concurrency.get("pools") or {}
     if pools.get("defaultLimit") is not None:
-        instance["concurrency"] = {"pools": {"default_limit": pools["defaultLimit"]}}
+        instance.setdefault("concurrency", {})["pools"] = {"default_limit": pools["defaultLimit"]}
+    runs = concurrency.get("runs") or {}
+    if runs.get("maxConcurrentRuns") is not None:
+        instance.setdefault("concurrency", {})["runs"] = {"max_concurrent_runs": runs["maxConcurrentRuns"]}
     instance["telemetry"] = {"enabled": bool((values.get("telemetry") or {}).get("enabled"))}
     return instance
 

@@ -121,6 +121,8 @@ class Service:
     log_path: Path | None
     #: The log's size when this process started: what it wrote begins there (logs are appended to).
     log_start: int = 0
+    #: What :meth:`stop` sends first (PostgreSQL's fast shutdown is SIGINT; its SIGTERM waits for clients).
+    stop_signal: signal.Signals = signal.SIGTERM
 
     @property
     def running(self) -> bool:
@@ -150,7 +152,10 @@ class Service:
             return  # reaped already: stopped (or killed) before
         group = self.process.pid  # spawn() makes each service the leader of a new process group
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
+            if self.stop_signal == signal.SIGTERM:
+                os.killpg(group, signal.SIGTERM)
+            else:  # to the leader alone: it stops its own children in order (Postgres's backends)
+                os.kill(group, self.stop_signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.process.poll()  # reap it once it exits: until then it counts as a member
@@ -176,6 +181,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each is held until all are chosen (``free_port`` called twice can
+    answer the same port, and two services of one stack then meet on it)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def port_in_use(port: int) -> bool:
@@ -207,6 +224,14 @@ def _die_with_parent() -> None:
         pass  # not Linux: Ctrl-C and SIGTERM still stop everything through the launcher
 
 
+def _then_die_with_parent(first: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        _die_with_parent()
+
+    return both
+
+
 def spawn(
     name: str,
     cmd: list[str],
@@ -215,11 +240,14 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     keep_fds: tuple[int, ...] = (),
+    preexec: Callable[[], None] | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Service:
     """Start a service in its own process group; output to ``log_path`` or this terminal.
 
     ``keep_fds``: file descriptors the service inherits (a :class:`DataDirLock`'s, so the lock
-    is held until the service has exited too).
+    is held until the service has exited too). ``preexec`` runs in the child before exec, before
+    the parent-death signal is set (PostgreSQL drops root there; a change of user clears that signal).
     """
     log = None
     log_start = 0
@@ -235,13 +263,13 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent if preexec is None else _then_die_with_parent(preexec),
             pass_fds=keep_fds,
         )
     finally:
         if log is not None:
             log.close()
-    return Service(name, process, port, log_path, log_start)
+    return Service(name, process, port, log_path, log_start, stop_signal)
 
 
 def stop_all(services: list[Service]) -> None:

@@ -182,6 +182,33 @@ def test_while_batch_runs_wait_for_a_slot_the_sensor_starts_nothing_and_then_cut
     assert [r.run_key for r in after.run_requests] == [f"{kafka.topic}-0-1-2"]  # one run for both events
 
 
+def test_a_partition_whose_batch_still_runs_gets_no_new_batch_and_then_one_for_all_that_waited(stack):
+    """Under load batches grow instead of runs multiplying: at most IMAGELAKE_SENSOR_RUNS_PER_PARTITION
+    (1) batch run per Kafka partition is queued or running."""
+    from dagster._core.test_utils import create_run_for_test
+
+    lake, kafka, instance, prod, _ = stack
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=11), partition=0)
+    first, _ = tick(instance, kafka, None)
+    running = create_run_for_test(
+        instance,
+        job_name="realtime_batch_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": f"{kafka.topic}-0-0-0"},
+    )
+    for seed in (12, 13, 14):
+        store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=seed), partition=0)
+    store_and_announce(lake, prod, kafka.topic, images.jpeg(seed=15), partition=1)
+    second, _ = tick(instance, kafka, first.cursor)
+    assert [r.run_key for r in second.run_requests] == [f"{kafka.topic}-1-0-0"]  # partition 0 waits
+    held, context = tick(instance, kafka, second.cursor)
+    assert isinstance(held, dg.SkipReason) and "partition(s) 0 have new events" in held.skip_message
+    assert context.cursor == second.cursor  # nothing read past, nothing lost
+    instance.report_run_failed(running)  # the run is over (however it ended)
+    after, _ = tick(instance, kafka, second.cursor)
+    assert [r.run_key for r in after.run_requests] == [f"{kafka.topic}-0-1-3"]  # one batch for all three
+
+
 def test_a_catalog_outage_is_retried_inside_the_run_and_the_batch_completes(stack, dynamodb_endpoint):
     """Started as the UI's Materialize button starts it (an asset job, not realtime_batch_job):
     the step retry comes with the assets (orchestration/retries.py)."""

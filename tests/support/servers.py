@@ -159,10 +159,13 @@ class OutageRelay:
     outage); afterwards connections are relayed again. Stands for S3 out of reach mid-job.
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, avoid: set[int] | frozenset[int] = frozenset()) -> None:
+        """``avoid``: ports chosen for services that have not bound them yet."""
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.port = free_port()
+        while self.port in avoid:
+            self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.refused = 0
         self._down = threading.Event()
@@ -171,20 +174,27 @@ class OutageRelay:
         self._listener = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def outage(self, seconds: float) -> None:
-        """Cut every connection, refuse new ones for ``seconds``, then relay again."""
+    def down(self) -> None:
+        """Cut every connection and refuse new ones until :meth:`up`."""
         self._down.set()
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        time.sleep(seconds)
+
+    def up(self) -> None:
         self._down.clear()
+
+    def outage(self, seconds: float) -> None:
+        """Down for ``seconds``, then relay again."""
+        self.down()
+        time.sleep(seconds)
+        self.up()
 
     def close(self) -> None:
         self._listener.close()
-        self.outage(0)
+        self.down()
 
     def _accept(self) -> None:
         while True:

@@ -89,3 +89,13 @@ def test_build_rows_keeps_going_past_failures():
 
     rows = build_metadata_rows([good, gone], fetch, lambda _: NOW, "b", 10**8)
     assert [r["status"] for r in rows] == ["processed", "failed"]
+
+
+def test_a_batch_logs_one_line_naming_at_most_twenty_images():
+    """Each log line is an event in the instance's database: one per batch, not one per image."""
+    from assets.curated import LOGGED_IMAGES, listed
+
+    names = [f"img{i}" for i in range(LOGGED_IMAGES + 5)]
+    line = listed(names)
+    assert line.count("img") == LOGGED_IMAGES and line.endswith("img19 and 5 more")
+    assert listed(names[:2]) == "img0, img1"

@@ -1,0 +1,69 @@
+"""PostgreSQL from Maven Central, started like the other services (infra/local/postgres.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from infra.local.postgres import PostgresServer, reachable, start_postgres, unprivileged
+from infra.local.stack import StackError, free_port, port_in_use
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A folder every user can reach (as root Postgres runs as nobody; pytest's tmp dirs are 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="imagelake-test-pg-"))
+    folder.chmod(0o755)
+    yield folder / "postgres"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def connect(pg: PostgresServer, password: str | None = None, sslmode: str = "require"):
+    return psycopg2.connect(
+        host=pg.host,
+        port=pg.port,
+        user=pg.user,
+        password=password or pg.password,
+        dbname=pg.database,
+        sslmode=sslmode,
+        connect_timeout=5,
+    )
+
+
+def test_postgres_speaks_tls_with_a_password_and_keeps_its_data(home, tmp_path):
+    pg = start_postgres(home, free_port(), tmp_path / "pg.log")
+    try:
+        with connect(pg) as con, con.cursor() as cur:
+            cur.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+            assert cur.fetchone() == (True,)
+            cur.execute("create table kept (n int); insert into kept values (42)")
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            connect(pg, password="wrong")
+        pg.kill()  # a crash, not a clean stop
+        assert not port_in_use(pg.port)
+        again = start_postgres(home, pg.port, tmp_path / "pg.log")
+        assert again.password == pg.password
+        with connect(again) as con, con.cursor() as cur:
+            cur.execute("select n from kept")
+            assert cur.fetchall() == [(42,)]
+        again.stop()
+        assert again.service.exit_code == 0  # SIGINT: a fast shutdown, not a kill after a timeout
+    finally:
+        pg.service.stop()
+
+
+@pytest.mark.skipif(unprivileged() is None, reason="only root runs Postgres as another user")
+def test_as_root_a_folder_nobody_can_reach_is_refused_with_what_to_do(tmp_path):
+    uid, gid = unprivileged() or (0, 0)
+    assert not reachable(tmp_path / "postgres", uid, gid)  # pytest's base temp dir is 0700
+    with pytest.raises(StackError, match=r"cannot reach .*IMAGELAKE_DATA_DIR"):
+        start_postgres(tmp_path / "postgres", free_port(), tmp_path / "pg.log")
+    assert os.listdir(tmp_path) == []
