@@ -94,6 +94,13 @@ class ProdPorts:
             kafka, dynamodb, s3, postgres, api, ui, {s.name: p for s, p in zip(servers, code, strict=True)}
         )
 
+    def all(self) -> frozenset[int]:
+        """Every port of the stack: what another listener (a test's relay) must not take before the
+        services have bound them."""
+        return frozenset(
+            {self.kafka, self.dynamodb, self.s3, self.postgres, self.api, self.ui, *self.code.values()}
+        )
+
 
 class ProdStack:
     """Every process of the production-mode stack, each started and stopped on its own.
