@@ -35,7 +35,9 @@ def test_spark_runs_locally_unless_prod_or_told_otherwise(tmp_path):
     prod = {"IMAGELAKE_ENV": "prod", "IMAGELAKE_LAKE_URL": "s3://bucket/lake", "IMAGELAKE_API_KEYS": "k:c"}
     assert load_settings({"IMAGELAKE_DATA_DIR": str(tmp_path)}).spark_mode == "local"
     assert load_settings({**prod, "IMAGELAKE_SPARK_MODE": "local"}).spark_mode == "local"
-    with pytest.raises(SettingsError, match="IMAGELAKE_SPARK_MODE must be one of local, emr, got 'yarn'"):
+    with pytest.raises(
+        SettingsError, match="IMAGELAKE_SPARK_MODE must be one of local, cluster, emr, got 'yarn'"
+    ):
         load_settings({**prod, "IMAGELAKE_SPARK_MODE": "yarn"})
 
 
