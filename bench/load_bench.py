@@ -494,7 +494,7 @@ def run_steps(
     clients: int,
     catalog: Catalog,
     profile: Path | None = None,
-    grace_s: float = 30.0,
+    grace_s: float = 60.0,
 ) -> list[Step]:
     """Offer each step's load in turn; stop after the first step the API could not take, or whose uploads
     the pipeline left unprocessed for more than ``grace_s`` (the figures are computed after the drain)."""
@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--grace-s",
         type=seconds,
-        default=30.0,
+        default=60.0,
         help="the next step starts if 90%% of the uploads sent this long before a step's end are processed",
     )
     parser.add_argument(
