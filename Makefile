@@ -38,7 +38,7 @@ help:
 	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
 	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
 	@echo "make warehouse-freshness - dbt source freshness of the lake tables"
-	@echo "make bench-realtime | bench-derivatives | bench-marts | bench-stats - the benchmarks (README, Benchmarks)"
+	@echo "make bench-realtime | bench-derivatives | bench-marts | bench-stats | bench-load | bench-hash-search - the benchmarks (README, Benchmarks)"
 	@echo "make spark-package       - the Spark jobs and their environment for EMR Serverless or a cluster"
 	@echo "make infra-synth | infra-test - synthesize / test the AWS CDK app (docs/deploy.md)"
 
@@ -175,8 +175,14 @@ bench-realtime: setup
 	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)
 
 # -- production mode and load (issue 18): the production-mode stack under stepped load ----------------
-# BENCH_RATES (uploads/s per step, default 20,40,70,100,140) and BENCH_STEP_S (s per step, default 40)
-# set the steps; BENCH_ARGS passes more (python -m bench.load_bench --help).
+# BENCH_RATES (uploads/s per step, default 5,10,15,20,25,30) and BENCH_STEP_S (s per step, default 90)
+# set the steps; BENCH_ARGS passes more (python -m bench.load_bench --help), e.g.
+# BENCH_ARGS="--env IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT=0" for the runs as production launches them.
 .PHONY: bench-load
 bench-load: setup
 	$(BIN)/python -m bench.load_bench $(BENCH_ARGS)
+
+# -- the duplicate index at scale (issue 18, docs/scale.md): multi-index hashing against the linear scan ----
+.PHONY: bench-hash-search
+bench-hash-search: venv
+	$(BIN)/python -m bench.hash_search_bench $(BENCH_ARGS)
