@@ -59,8 +59,12 @@ class ProdMode:
         # As root PostgreSQL runs as nobody, which cannot enter pytest's 0700 temp dirs.
         root = Path(tempfile.mkdtemp(prefix="imagelake-prod-mode-"))
         root.chmod(0o755)
-        ports = ProdPorts.free(code_servers(load_values()))
-        relay = OutageRelay(f"127.0.0.1:{ports.s3}", avoid=ports.all())
+        try:
+            ports = ProdPorts.free(code_servers(load_values()))
+            relay = OutageRelay(f"127.0.0.1:{ports.s3}", avoid=ports.all())
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         stack = ProdStack(root / "data", ports, s3_endpoint=relay.endpoint, env=TEST_ENV)
         saved = {k: os.environ.get(k) for k in ("DAGSTER_PG_PASSWORD", *CREDENTIALS)}
         try:
