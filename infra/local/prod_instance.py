@@ -43,10 +43,16 @@ class CodeServer:
     name: str
     args: tuple[str, ...]
 
-    def command(self, dagster: Path, project_root: Path, port: int) -> list[str]:
-        """The container's command, run from this checkout on ``port``."""
+    def command(self, python: Path, project_root: Path, port: int) -> list[str]:
+        """The container's command, run from this checkout on ``port``.
+
+        As ``python -m dagster``, the way Dagster starts its own code servers: each run is a process
+        the server spawns, and a spawned process re-runs its parent's main script first (the
+        ``dagster`` console script imports the whole CLI) but not a package's ``__main__``.
+        """
         args = [str(project_root) if a == IMAGE_WORKDIR else a for a in self.args]
-        return [str(dagster), "api", "grpc", *args, "--host", "127.0.0.1", "--port", str(port)]
+        server = [str(python), "-m", "dagster", "api", "grpc", *args]
+        return [*server, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def code_servers(values: Mapping[str, Any]) -> list[CodeServer]:

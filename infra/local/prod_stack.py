@@ -249,11 +249,10 @@ class ProdStack:
         return service
 
     def start_code_servers(self, timeout: float = 240.0) -> None:
-        dagster = Path(sys.executable).with_name("dagster")
         started = [
             self._ours(
                 f"code-{s.name}",
-                s.command(dagster, PROJECT_ROOT, self.ports.code[s.name]),
+                s.command(Path(sys.executable), PROJECT_ROOT, self.ports.code[s.name]),
                 self.ports.code[s.name],
             )
             for s in self.code_servers
