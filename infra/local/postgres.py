@@ -3,7 +3,8 @@
 The binaries come from Maven Central like Kafka's jars: ``make jars`` copies
 ``io.zonky.test.postgres:embedded-postgres-binaries-<platform>`` (a relocatable
 PostgreSQL build packed as a ``.txz`` inside the jar) into ``.cache/jars/postgres/``,
-and it is unpacked once into ``.cache/postgres/<jar>/``. The server runs like the
+and it is unpacked once into ``.cache/postgres/<jar>/`` (or, as root with a checkout
+``nobody`` cannot reach, under the system's temporary folder). The server runs like the
 other services: its own process group, its output in a log, stopped by
 ``Service.stop`` (with SIGINT, Postgres's fast shutdown: SIGTERM would wait for
 every client to disconnect, and Dagster's pools never do).
@@ -29,6 +30,7 @@ import signal
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -76,22 +78,60 @@ def jar() -> Path:
     return found[0]
 
 
-def binaries(source: Path | None = None, into: Path = BINARIES_DIR) -> Path:
-    """The folder holding ``bin/postgres``, unpacked from the jar on first use."""
+def binaries(source: Path | None = None, into: Path | None = None) -> Path:
+    """The folder holding ``bin/postgres``, unpacked from the jar on first use.
+
+    Unpacked beside its final name and renamed into place, so that two stacks starting at once
+    (the test suite runs two processes) never run a half-unpacked build.
+    """
     source = source or jar()
-    target = into / source.stem
+    target = (into or binaries_home()) / source.stem
     if (target / ".done").exists():
         return target
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    with zipfile.ZipFile(source) as archive:
-        packed = [n for n in archive.namelist() if n.endswith(".txz")]
-        if len(packed) != 1:
-            raise StackError(f"{source} holds no single .txz of PostgreSQL binaries: {packed}")
-        with archive.open(packed[0]) as raw, lzma.open(raw) as xz, tarfile.open(fileobj=xz) as tar:
-            tar.extractall(target, filter="tar")
-    (target / ".done").touch()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{source.stem}-", dir=target.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0700 would keep nobody out
+        with zipfile.ZipFile(source) as archive:
+            packed = [n for n in archive.namelist() if n.endswith(".txz")]
+            if len(packed) != 1:
+                raise StackError(f"{source} holds no single .txz of PostgreSQL binaries: {packed}")
+            with archive.open(packed[0]) as raw, lzma.open(raw) as xz, tarfile.open(fileobj=xz) as tar:
+                tar.extractall(staging, filter="tar")
+        (staging / ".done").touch()
+        if target.exists() and not (target / ".done").exists():  # left unfinished by an older unpacking
+            shutil.rmtree(target)
+        with contextlib.suppress(OSError):  # another stack got there first: use its copy
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not (target / ".done").exists():
+        raise StackError(f"could not unpack the PostgreSQL binaries into {target}: remove it and start again")
     return target
+
+
+def binaries_home(preferred: Path = BINARIES_DIR) -> Path:
+    """Where the binaries are unpacked: ``preferred``, unless Postgres must run as ``nobody`` and cannot
+    reach it (a checkout in a private folder, such as root's home or a ``mktemp -d`` folder), then a
+    folder of this user's under the system's temporary folder."""
+    ids = unprivileged()
+    if ids is None or reachable(preferred, *ids):
+        return preferred
+    shared = Path(tempfile.gettempdir()) / f"imagelake-postgres-{os.geteuid()}"
+    shared.mkdir(mode=0o755, exist_ok=True)
+    st = shared.lstat()
+    if (
+        not stat.S_ISDIR(st.st_mode)
+        or st.st_uid != os.geteuid()
+        or st.st_mode & 0o022
+        or not reachable(shared / "x", *ids)
+    ):
+        raise StackError(
+            f"PostgreSQL runs as {UNPRIVILEGED_USER} here (it refuses root), and {UNPRIVILEGED_USER} cannot "
+            f"reach this checkout ({PROJECT_ROOT}) nor use {shared} (it must be this user's own folder, "
+            "writable by no one else): make the checkout's folders traversable (chmod o+x) or clone it elsewhere"
+        )
+    return shared
 
 
 def unprivileged() -> tuple[int, int] | None:

@@ -11,7 +11,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from infra.local.postgres import PostgresServer, reachable, start_postgres, unprivileged
+from infra.local.postgres import (
+    PostgresServer,
+    binaries,
+    binaries_home,
+    reachable,
+    start_postgres,
+    unprivileged,
+)
 from infra.local.stack import StackError, free_port, port_in_use
 
 pytestmark = pytest.mark.integration
@@ -67,3 +74,25 @@ def test_as_root_a_folder_nobody_can_reach_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(StackError, match=r"cannot reach .*IMAGELAKE_DATA_DIR"):
         start_postgres(tmp_path / "postgres", free_port(), tmp_path / "pg.log")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(unprivileged() is None, reason="only root runs Postgres as another user")
+def test_as_root_a_checkout_nobody_can_reach_gets_its_binaries_unpacked_where_nobody_can(tmp_path):
+    """A checkout in a private folder (root's home, ``mktemp -d``): Postgres still starts, from binaries
+    unpacked under the temporary folder; a checkout others can reach keeps them in its .cache."""
+    uid, gid = unprivileged() or (0, 0)
+    private = tmp_path / "checkout" / ".cache" / "postgres"  # pytest's base temp dir is 0700
+    private.parent.mkdir(parents=True)
+    home = binaries_home(private)
+    assert home != private and reachable(home / "x", uid, gid)
+    bin_dir = binaries(into=home)
+    assert (bin_dir / "bin" / "initdb").is_file() and reachable(bin_dir / "bin" / "initdb", uid, gid)
+    assert binaries(into=home) == bin_dir  # unpacked once
+    assert not list(home.glob(".*-*")), "a staging folder was left behind"
+    open_folder = Path(tempfile.mkdtemp(prefix="imagelake-test-pg-"))
+    try:
+        open_folder.chmod(0o755)
+        (open_folder / ".cache").mkdir()
+        assert binaries_home(open_folder / ".cache" / "postgres") == open_folder / ".cache" / "postgres"
+    finally:
+        shutil.rmtree(open_folder, ignore_errors=True)
