@@ -28,6 +28,7 @@ from itertools import combinations
 
 import numpy as np
 
+from bench.percentiles import percentile
 from imagelake.realtime.hash_index import distances
 from imagelake.settings import DUPLICATE_MAX_DISTANCE
 
@@ -111,10 +112,6 @@ def timed(fn, items: list[int]) -> tuple[list, list[float]]:
     return results, ms
 
 
-def p(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -134,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         found = sum(t is not None for t in truth)
         print(
             f"\n{size:,} hashes ({found} of {len(asked)} queries have a match): linear scan "
-            f"p50 {p(linear_ms, 50):.2f} ms, p95 {p(linear_ms, 95):.2f} ms, 8 bytes per entry"
+            f"p50 {percentile(linear_ms, 50):.2f} ms, p95 {percentile(linear_ms, 95):.2f} ms, 8 bytes per entry"
         )
         for bands in [int(b) for b in args.bands.split(",")]:
             started = time.process_time()
@@ -145,12 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             checked = statistics.mean(n for _, n in answers)
             print(
                 f"  m={bands} ({index.width}-bit bands, {len(index.probes)} probes per band): p50 "
-                f"{p(mih_ms, 50):.2f} ms, p95 {p(mih_ms, 95):.2f} ms, {checked:,.0f} candidates checked per "
+                f"{percentile(mih_ms, 50):.2f} ms, p95 {percentile(mih_ms, 95):.2f} ms, {checked:,.0f} candidates checked per "
                 f"query, {index.bytes_per_entry:.0f} bytes per entry, built in {build_s:.1f} CPU-s; same "
                 f"answers as the scan"
             )
-            if best is None or size > best[0] or p(mih_ms, 50) < best[2]:
-                best = (size, p(linear_ms, 50), p(mih_ms, 50))
+            if best is None or size > best[0] or percentile(mih_ms, 50) < best[2]:
+                best = (size, percentile(linear_ms, 50), percentile(mih_ms, 50))
     assert best is not None
     size, linear, mih = best
     print(

@@ -52,6 +52,7 @@ import psutil
 from PIL import Image
 
 from bench.args import positive_int, seconds
+from bench.percentiles import percentile
 from bench.realtime_bench import encode, photo, scene
 from imagelake.catalog import Catalog
 from imagelake.images.checks import check_upload
@@ -225,10 +226,6 @@ async def offer(
     step.ended = time.time()
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 @dataclass
 class Figures:
     offered: float
@@ -279,9 +276,8 @@ def figures(step: Step, processed_at: dict[str, float], runs: list[BatchRun]) ->
     the catalog (read once, after the drain: polling DynamoDB Local for every upload while the step
     runs cost the machine more than the catalog writes themselves). The run writes the item about a
     second after that time, at the end of its step."""
-    lags = {
-        u.image_id: processed_at[u.image_id] - u.sent for u in step.accepted if u.image_id in processed_at
-    }
+    # (sent, lag) of every upload processed
+    lags = [(u.sent, processed_at[u.image_id] - u.sent) for u in step.accepted if u.image_id in processed_at]
     steady = step.started + step.duration / 3
     window = step.ended - steady
     accepted = step.accepted
@@ -291,9 +287,9 @@ def figures(step: Step, processed_at: dict[str, float], runs: list[BatchRun]) ->
     # Lag growth within the step: the steady part's two halves (the first third is the step from the
     # previous rate to this one, where the lag moves to its new level).
     middle = steady + (step.ended - steady) / 2
-    first = [lags[u.image_id] for u in accepted if u.image_id in lags and steady <= u.sent < middle]
-    second = [lags[u.image_id] for u in accepted if u.image_id in lags and u.sent >= middle]
-    every = [lags[u.image_id] for u in accepted if u.image_id in lags]
+    first = [lag for sent, lag in lags if steady <= sent < middle]
+    second = [lag for sent, lag in lags if sent >= middle]
+    every = [lag for _, lag in lags]
     cpu = {k: step.cpu_after[k] - step.cpu_before.get(k, 0.0) for k in step.cpu_after}
     in_step = [r for r in runs if step.started <= r.created <= step.ended]
     return Figures(
