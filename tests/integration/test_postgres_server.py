@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import psycopg2
 import pytest
 
 from infra.local.postgres import (
+    SCRAM_ITERATIONS,
     PostgresServer,
     binaries,
     binaries_home,
@@ -51,6 +53,9 @@ def test_postgres_speaks_tls_with_a_password_and_keeps_its_data(home, tmp_path):
         with connect(pg) as con, con.cursor() as cur:
             cur.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
             assert cur.fetchone() == (True,)
+            cur.execute("select rolpassword from pg_authid where rolname = current_user")
+            verifier = cur.fetchone()[0]
+            assert verifier.startswith(f"SCRAM-SHA-256${SCRAM_ITERATIONS}:"), verifier[:20]
             cur.execute("create table kept (n int); insert into kept values (42)")
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
             connect(pg, password="wrong")
@@ -96,3 +101,18 @@ def test_as_root_a_checkout_nobody_can_reach_gets_its_binaries_unpacked_where_no
         assert binaries_home(open_folder / ".cache" / "postgres") == open_folder / ".cache" / "postgres"
     finally:
         shutil.rmtree(open_folder, ignore_errors=True)
+
+
+def test_the_connection_benchmark_remakes_the_verifier_and_prints_its_figures(capsys):
+    """bench-pg-connect times logins at two iteration counts on one server: each must really be in force."""
+    from bench import pg_connect_bench
+
+    assert pg_connect_bench.main(["--connections", "3", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"ours     {SCRAM_ITERATIONS:5} iterations" in out
+    assert f"baseline {pg_connect_bench.DEFAULT_ITERATIONS:5} iterations" in out
+    assert re.search(
+        r"^RESULT pg_connect client_ms=[\d.]+ baseline_client_ms=[\d.]+ ratio=[\d.]+ server_ms=[\d.]+$",
+        out,
+        re.M,
+    )
