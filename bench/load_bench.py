@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--rates",
-        default=os.environ.get("BENCH_RATES", "5,10,15,20,25,30"),
+        default=os.environ.get("BENCH_RATES", "5,10,15,20,25,30,40,50"),
         help="offered uploads per second, one step each (BENCH_RATES)",
     )
     parser.add_argument(

@@ -34,14 +34,14 @@ from infra.local.stack import free_port
 DEFAULT_ITERATIONS = 4096
 
 
-def connect(pg: PostgresServer):
+def connect(pg: PostgresServer, sslmode: str = "require"):
     return psycopg2.connect(
         host=pg.host,
         port=pg.port,
         user=pg.user,
         password=pg.password,
         dbname=pg.database,
-        sslmode="require",
+        sslmode=sslmode,
         connect_timeout=10,
     )
 
@@ -63,11 +63,13 @@ def server_cpu(postmaster: psutil.Process) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def round_of(pg: PostgresServer, postmaster: psutil.Process, connections: int) -> tuple[float, float, float]:
+def round_of(
+    pg: PostgresServer, postmaster: psutil.Process, connections: int, sslmode: str
+) -> tuple[float, float, float]:
     """(client, server, wall) milliseconds per connection over ``connections`` logins."""
     server, client, wall = server_cpu(postmaster), time.process_time(), time.monotonic()
     for _ in range(connections):
-        con = connect(pg)
+        con = connect(pg, sslmode)
         with con.cursor() as cur:
             cur.execute("select 1")
             cur.fetchone()
@@ -84,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=positive_int, default=100, help="logins per round")
     parser.add_argument("--rounds", type=positive_int, default=3, help="rounds of each, alternating")
+    parser.add_argument(
+        "--sslmode",
+        choices=("require", "disable"),
+        default="require",
+        help="require: as the Helm values connect; disable: what TLS costs, by difference",
+    )
     args = parser.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="bench-pg-connect-"))
@@ -95,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for iterations in (DEFAULT_ITERATIONS, SCRAM_ITERATIONS):
                 set_iterations(pg, iterations)
-                figures[iterations].append(round_of(pg, postmaster, args.connections))
+                figures[iterations].append(round_of(pg, postmaster, args.connections, args.sslmode))
         medians = {
             n: [statistics.median(f[i] for f in rounds) for i in range(3)] for n, rounds in figures.items()
         }
         for iterations, (client, server, wall) in medians.items():
             label = "ours" if iterations == SCRAM_ITERATIONS else "baseline"
             print(
-                f"{label:8} {iterations:5} iterations, TLS: client {client:.2f} ms, server {server:.2f} ms, "
+                f"{label:8} {iterations:5} iterations, sslmode={args.sslmode}: client {client:.2f} ms, server {server:.2f} ms, "
                 f"wall {wall:.2f} ms per connection (median of {args.rounds} rounds of {args.connections})"
             )
         ours, baseline = medians[SCRAM_ITERATIONS], medians[DEFAULT_ITERATIONS]
