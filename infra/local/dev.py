@@ -30,6 +30,7 @@ from infra.local.stack import (
     DataDirLock,
     Service,
     StackError,
+    hold_interrupts,
     port_in_use,
     spawn,
     start_dynamodb,
@@ -193,6 +194,7 @@ def main() -> int:
         if stopping:
             return False
         stopping = True
+        hold_interrupts()
         running = [s.name for s in reversed(services) if s.running]
         message = stopping_message(running)
         if message is not None:

@@ -26,7 +26,7 @@ from imagelake.settings import PROJECT_ROOT, load_settings
 from infra.k8s.instance import load_values
 from infra.local.dev import PortUse, exit_message, port_problems, stopping_message
 from infra.local.prod_stack import STAND_INS, ProdPorts, ProdStack
-from infra.local.stack import DataDirInUse, DataDirLock, StackError, port_in_use
+from infra.local.stack import DataDirInUse, DataDirLock, StackError, hold_interrupts, port_in_use
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / ".data-prod"
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:9000"
@@ -94,6 +94,7 @@ def main() -> int:
     failure: str | None = None
 
     def stop(*_: object) -> None:
+        hold_interrupts()
         if stack is not None:
             message = stopping_message([n for n, s in reversed(stack.services.items()) if s.running])
             if message:

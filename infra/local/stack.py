@@ -272,6 +272,21 @@ def spawn(
     return Service(name, process, port, log_path, log_start, stop_signal)
 
 
+def hold_interrupts() -> None:
+    """From now on Ctrl-C, SIGTERM and SIGHUP only say that the stack is stopping.
+
+    Called as the stack starts to stop: a second Ctrl-C half-way through would end the stopping and
+    leave the services not yet stopped running, in process groups of their own, with nobody left to
+    stop them. Each service's stop is bounded (:meth:`Service.stop` kills after its timeout).
+    """
+
+    def say(*_: object) -> None:
+        print("\nimagelake: still stopping the services; this takes a few seconds", flush=True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, say)
+
+
 def stop_all(services: list[Service]) -> None:
     """Stop services in parallel (each waits for its own shutdown)."""
     threads = [threading.Thread(target=s.stop, name=f"stop-{s.name}") for s in services]

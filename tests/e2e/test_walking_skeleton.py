@@ -123,3 +123,6 @@ def test_upload_to_mart_on_the_local_stack(tmp_path):
     assert still_open == [], (
         f"processes still listening after Ctrl-C: {still_open}\n{stack.log.read_text()[-3000:]}"
     )
+    # stack.stop() pressed Ctrl-C a second time while the services stopped: it was heard, not obeyed.
+    assert "still stopping the services" in stack.log.read_text()
+    assert stack.proc is not None and stack.proc.returncode == 0

@@ -70,10 +70,18 @@ class DevStack:
         self.wait_for(self._api_ready, 60, "the upload API")
 
     def stop(self) -> None:
-        """Ctrl-C, as a user stops it; killed if it has not stopped within a minute."""
+        """Ctrl-C, as a user stops it, and again once it says it is stopping, as an impatient user
+        does (the second must not cut the stopping short); killed if not stopped within a minute."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        stopping = self.log.read_text().count("imagelake: stopping")
         self.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if self.log.read_text().count("imagelake: stopping") > stopping:
+                self.proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.05)
         try:
             self.proc.wait(60)
         finally:
