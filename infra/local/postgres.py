@@ -212,8 +212,8 @@ def create_cluster(home: Path, user: str, database: str, bin_dir: Path) -> str:
     if ids is not None and not reachable(home, *ids):
         raise StackError(
             f"PostgreSQL runs as {UNPRIVILEGED_USER} here (it refuses root), and {UNPRIVILEGED_USER} cannot "
-            f"reach {home}: put the stack's data folder where every user can traverse the path "
-            "(IMAGELAKE_DATA_DIR), e.g. under /tmp or the checkout"
+            f"reach {home}: put the stack's data folder where every user can traverse the path, "
+            "e.g. IMAGELAKE_DATA_DIR=/tmp/imagelake-prod make dev-prod"
         )
     cluster = home / "cluster"
     shutil.rmtree(cluster, ignore_errors=True)
