@@ -382,13 +382,9 @@ def empty_runs(stack: ProdStack, count: int) -> tuple[dict[str, float], float]:
 
 def pg_sessions(stack: ProdStack) -> int:
     """Connections PostgreSQL has accepted to Dagster's database so far (this one included)."""
-    import psycopg2
-
     pg = stack.postgres
     assert pg is not None
-    con = psycopg2.connect(
-        host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.database, sslmode="require"
-    )
+    con = pg.connect()
     try:
         with con.cursor() as cur:
             cur.execute("select sessions from pg_stat_database where datname = %s", (pg.database,))

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import psutil
-import psycopg2
 
 from bench.args import positive_int
 from infra.local.postgres import SCRAM_ITERATIONS, PostgresServer, start_postgres
@@ -34,21 +33,9 @@ from infra.local.stack import free_port
 DEFAULT_ITERATIONS = 4096
 
 
-def connect(pg: PostgresServer, sslmode: str = "require"):
-    return psycopg2.connect(
-        host=pg.host,
-        port=pg.port,
-        user=pg.user,
-        password=pg.password,
-        dbname=pg.database,
-        sslmode=sslmode,
-        connect_timeout=10,
-    )
-
-
 def set_iterations(pg: PostgresServer, iterations: int) -> None:
     """Make the role's verifier again at ``iterations`` (the count is fixed when the password is set)."""
-    with connect(pg) as con, con.cursor() as cur:
+    with pg.connect() as con, con.cursor() as cur:
         cur.execute(f"SET scram_iterations = {int(iterations)}")
         cur.execute(f"ALTER ROLE {pg.user} PASSWORD %s", (pg.password,))
         cur.execute("select rolpassword from pg_authid where rolname = current_user")
@@ -69,7 +56,7 @@ def round_of(
     """(client, server, wall) milliseconds per connection over ``connections`` logins."""
     server, client, wall = server_cpu(postmaster), time.process_time(), time.monotonic()
     for _ in range(connections):
-        con = connect(pg, sslmode)
+        con = pg.connect(sslmode=sslmode)
         with con.cursor() as cur:
             cur.execute("select 1")
             cur.fetchone()

@@ -64,6 +64,21 @@ class PostgresServer:
     database: str
     cluster: Path
 
+    def connect(self, password: str | None = None, sslmode: str = "require"):
+        """A new psycopg2 connection as Dagster's clients make one: TLS (the Helm values'
+        ``sslmode=require``) and the role's password, unless another is given."""
+        import psycopg2  # type: ignore[import-untyped]  # only the stack's own checks and benchmarks connect from here
+
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=password or self.password,
+            dbname=self.database,
+            sslmode=sslmode,
+            connect_timeout=10,
+        )
+
     def stop(self) -> None:
         self.service.stop()
 

@@ -14,7 +14,6 @@ import pytest
 
 from infra.local.postgres import (
     SCRAM_ITERATIONS,
-    PostgresServer,
     binaries,
     binaries_home,
     reachable,
@@ -35,22 +34,10 @@ def home() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def connect(pg: PostgresServer, password: str | None = None, sslmode: str = "require"):
-    return psycopg2.connect(
-        host=pg.host,
-        port=pg.port,
-        user=pg.user,
-        password=password or pg.password,
-        dbname=pg.database,
-        sslmode=sslmode,
-        connect_timeout=5,
-    )
-
-
 def test_postgres_speaks_tls_with_a_password_and_keeps_its_data(home, tmp_path):
     pg = start_postgres(home, free_port(), tmp_path / "pg.log")
     try:
-        with connect(pg) as con, con.cursor() as cur:
+        with pg.connect() as con, con.cursor() as cur:
             cur.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
             assert cur.fetchone() == (True,)
             cur.execute("select rolpassword from pg_authid where rolname = current_user")
@@ -58,12 +45,12 @@ def test_postgres_speaks_tls_with_a_password_and_keeps_its_data(home, tmp_path):
             assert verifier.startswith(f"SCRAM-SHA-256${SCRAM_ITERATIONS}:"), verifier[:20]
             cur.execute("create table kept (n int); insert into kept values (42)")
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-            connect(pg, password="wrong")
+            pg.connect(password="wrong")
         pg.kill()  # a crash, not a clean stop
         assert not port_in_use(pg.port)
         again = start_postgres(home, pg.port, tmp_path / "pg.log")
         assert again.password == pg.password
-        with connect(again) as con, con.cursor() as cur:
+        with again.connect() as con, con.cursor() as cur:
             cur.execute("select n from kept")
             assert cur.fetchall() == [(42,)]
         again.stop()
