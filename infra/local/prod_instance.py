@@ -6,7 +6,8 @@ schedule storage, the queued run coordinator, run retries, run monitoring,
 pools, telemetry). This module takes that instance and substitutes only what
 cannot be the same on one machine, each named in ``SUBSTITUTIONS``; a test
 holds every other setting equal. The code servers are the chart's user
-deployments: each runs ``dagster api grpc`` with the values' own arguments.
+deployments: each serves its location with the values' own ``dagster api grpc`` arguments, through
+``orchestration.code_server`` because here, unlike in Kubernetes, the code server starts the runs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ IMAGE_WORKDIR = "/opt/imagelake"
 SUBSTITUTIONS: Mapping[str, str] = {
     "run_launcher": (
         "DefaultRunLauncher instead of K8sRunLauncher: no Kubernetes here, so each run is a process "
-        "its code server starts (the pod K8s would start runs the same command in the same image)"
+        "its code server starts, forked from one that imported the location (orchestration/code_server.py; "
+        "the pod K8s would start runs the same code in the same image)"
     ),
     "compute_logs.config.endpoint_url": "step logs go to the ops bucket on moto's S3 server, not AWS",
     "compute_logs.config.bucket": "the ops bucket of this stack (production sets it at install: docs/deploy.md)",
@@ -44,14 +46,14 @@ class CodeServer:
     args: tuple[str, ...]
 
     def command(self, python: Path, project_root: Path, port: int) -> list[str]:
-        """The container's command, run from this checkout on ``port``.
+        """The container's ``dagster api grpc`` arguments, run from this checkout on ``port``.
 
-        As ``python -m dagster``, the way Dagster starts its own code servers: each run is a process
-        the server spawns, and a spawned process re-runs its parent's main script first (the
-        ``dagster`` console script imports the whole CLI) but not a package's ``__main__``.
+        Through ``orchestration.code_server``: with the DefaultRunLauncher each run is a process the
+        server starts, and that module forks them from a process that imported the location once,
+        where ``dagster api grpc`` spawns a new interpreter per run (in Kubernetes a run is a pod).
         """
         args = [str(project_root) if a == IMAGE_WORKDIR else a for a in self.args]
-        server = [str(python), "-m", "dagster", "api", "grpc", *args]
+        server = [str(python), "-m", "orchestration.code_server", *args]
         return [*server, "--host", "127.0.0.1", "--port", str(port)]
 
 

@@ -8,7 +8,8 @@ values. Stand-ins only where the real service cannot run here: S3 is moto's S3
 server, DynamoDB is DynamoDB Local, MSK is Apache Kafka, EMR Serverless is
 spark-submit on this machine against the same S3 lake, Redshift is DuckDB over
 the same Parquet files on S3, and runs start as processes of their code server
-(DefaultRunLauncher) instead of Kubernetes pods.
+(DefaultRunLauncher, forked from a process that imported the location:
+orchestration/code_server.py) instead of Kubernetes pods.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import date
 from typing import TypeVar
 
 import duckdb
+import psutil
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
@@ -147,4 +149,8 @@ def test_uploads_reach_the_catalog_the_derivatives_on_s3_and_the_marts(prod_mode
         "imagelake",
         "warehouse",
     }
+    # Each code server started its runs from its forkserver, which imported the location once.
+    for name in ("code-imagelake", "code-warehouse"):
+        children = psutil.Process(prod_mode.stack.services[name].process.pid).children()
+        assert any("multiprocessing.forkserver" in " ".join(c.cmdline()) for c in children), name
     assert not prod_mode.stack.dead()

@@ -90,7 +90,8 @@ def test_the_code_servers_run_the_containers_command_from_this_checkout():
     assert [s.name for s in servers] == [loc["python_module"]["location_name"] for loc in locations]
     for server, location in zip(servers, locations, strict=True):
         command = server.command(Path("/venv/bin/python"), PROJECT_ROOT, 4000)
-        assert command[:5] == ["/venv/bin/python", "-m", "dagster", "api", "grpc"]
+        # The container's `dagster api grpc` arguments, served so that the runs it starts fork.
+        assert command[:3] == ["/venv/bin/python", "-m", "orchestration.code_server"]
         assert command[command.index("--module-name") + 1] == location["python_module"]["module_name"]
         assert command[command.index("--working-directory") + 1] == str(PROJECT_ROOT)
         assert IMAGE_WORKDIR in server.args and command[-4:] == ["--host", "127.0.0.1", "--port", "4000"]
