@@ -45,10 +45,13 @@ from infra.local.stack import (
 #: What stands in for each production service that cannot run on this machine (README, "Production mode").
 STAND_INS: Mapping[str, str] = {
     "Amazon S3 (lake and ops buckets)": "moto's S3 server over HTTP (objects in memory)",
-    "Amazon DynamoDB": "DynamoDB Local",
+    "Amazon DynamoDB": "DynamoDB Local (tables in memory, as moto's objects)",
     "Amazon MSK (IAM auth)": "Apache Kafka 4 in KRaft mode, plaintext",
     "Amazon RDS for PostgreSQL": "PostgreSQL 17 from Maven Central, TLS and password auth as production",
-    "Kubernetes run pods (K8sRunLauncher)": "DefaultRunLauncher: the code server starts each run as a process",
+    "Kubernetes run pods (K8sRunLauncher)": (
+        "DefaultRunLauncher: the code server starts each run as a process, forked from one that imported "
+        "the location"
+    ),
     "EMR Serverless": "spark-submit --master local[*] against the same S3 lake (IMAGELAKE_SPARK_MODE=local)",
     "Amazon Redshift (Spectrum over the lake)": "DuckDB over the same Parquet files on S3 (dbt target local)",
 }
@@ -200,8 +203,10 @@ class ProdStack:
         self.services["kafka"] = start_kafka(
             self.data_dir / "kafka", self.ports.kafka, keep_fds=self.keep_fds
         )
+        # In memory: moto forgets the lake on exit, so the catalog must not outlive it (``reset``), and
+        # DynamoDB Local's SQLite file only slowed each write (docs/benchmarks.md, bench-load).
         self.services["dynamodb"] = start_dynamodb(
-            self.data_dir / "dynamodb",
+            None,
             self.ports.dynamodb,
             self.logs / "dynamodb.log",
             keep_fds=self.keep_fds,
