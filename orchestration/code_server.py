@@ -8,10 +8,10 @@ bench-load). Dagster's multiprocess executor answers the same cost for step proc
 is ``dagster api grpc`` with the same arguments. In Kubernetes each run is a pod of its own
 (K8sRunLauncher) and code servers start no runs, so the container keeps ``dagster api grpc``.
 
-What is preloaded is what every run imports: the code location, the classes of the instance it
-opens (its storage, compute logs, launcher: ``$DAGSTER_HOME/dagster.yaml``) and pandas, which pyarrow
-imports the first time it converts Python rows (``Table.from_pylist``, in every batch). A module that
-fails to import is skipped by the forkserver, and the run imports it itself, as before.
+What is preloaded is what every run loads: the code location, the classes of the instance it opens
+(its storage, compute logs, launcher: ``$DAGSTER_HOME/dagster.yaml``) and ``orchestration.run_preload``
+(pandas, boto3's parsed models). A module that fails to import is skipped by the forkserver, and the
+run loads it itself, as before.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def preload_modules(args: Sequence[str]) -> list[str]:
     )
 
 
-#: Imported by every run after its code location, outside Dagster's instance (module docstring).
-RUN_IMPORTS = ("pandas",)
+#: What every run loads beyond its location and instance (module docstring).
+RUN_PRELOAD = "orchestration.run_preload"
 
 
 def _modules_in(config: Any) -> Iterator[str]:
@@ -106,7 +106,7 @@ def start_runs_with(context: BaseContext) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m orchestration.code_server <dagster api grpc arguments>``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    modules = [*preload_modules(args), *instance_modules(os.environ.get("DAGSTER_HOME")), *RUN_IMPORTS]
+    modules = [*preload_modules(args), *instance_modules(os.environ.get("DAGSTER_HOME")), RUN_PRELOAD]
     folder = working_directory(args)
     if folder and folder not in sys.path:
         # The forkserver imports the modules with this process's sys.path; Dagster only adds the

@@ -93,3 +93,19 @@ def test_the_instances_classes_are_preloaded_as_the_instance_names_them(tmp_path
     ]
     assert instance_modules(str(tmp_path / "absent")) == []
     assert instance_modules(None) == []
+
+
+def test_the_runs_preload_leaves_boto3s_default_session_with_parsed_models(monkeypatch):
+    """A run's first client then costs no model parsing; and no credentials were looked up for it."""
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    from orchestration import run_preload
+
+    run_preload.warm_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    assert session._session._credentials is None  # nothing resolved: the keys were the clients' own
+    loader = session._session.get_component("data_loader")
+    loaded = {key[1] for key in loader._cache if key[0] == "load_service_model"}
+    assert loaded >= {"s3", "dynamodb"}
