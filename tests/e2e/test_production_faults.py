@@ -182,29 +182,20 @@ def test_postgres_down_mid_run_fails_the_run_loudly_and_a_retry_completes_it(pro
     before = {r.dagster_run.run_id for r in prod_mode.batch_runs()}
     ids: list[str] = []
     caught = None
-    for attempt in range(3):  # a batch can finish before it is caught: send another
+    for attempt in range(4):  # a batch can finish before it is caught, or before the kill lands: again
         ids += prod_mode.upload_all(photos(800 + 20 * attempt, 12))
-        deadline = time.monotonic() + 120
-        while caught is None and time.monotonic() < deadline:
-            runs = new_batch_runs(prod_mode, before)
-            # Not while another run's process starts: one that loses the database before it has
-            # written anything can exit unrecorded, and DefaultRunLauncher has no health check to
-            # fail it (Kubernetes' launcher has): it would stay STARTED (docs/design.md).
-            starting = any(r.dagster_run.status in LAUNCHING for r in runs)
-            caught = (
-                None
-                if starting
-                else next((r.dagster_run.run_id for r in runs if mid_step(prod_mode, r)), None)
-            )
-            if caught is None and runs and all(r.dagster_run.is_finished for r in runs):
-                break
-            time.sleep(0.05)
-        if caught is not None:
+        caught = catch_mid_step(prod_mode, before)
+        if caught is None:
+            continue
+        killed_at = time.time()
+        prod_mode.stack.postgres.kill()  # a crash mid-run
+        time.sleep(POSTGRES_OUTAGE_S)
+        prod_mode.stack.start_postgres()
+        if not succeeded_before(prod_mode, caught, killed_at):
             break
+        before |= {caught}
+        caught = None
     assert caught is not None, "never caught a batch run in its image_metadata step"
-    prod_mode.stack.postgres.kill()  # a crash mid-run
-    time.sleep(POSTGRES_OUTAGE_S)
-    prod_mode.stack.start_postgres()
     prod_mode.wait_processed(ids, 240)
     runs = settled_batch_runs(prod_mode, before, 180)
     assert_each_once(prod_mode, ids)
@@ -233,6 +224,37 @@ def test_postgres_down_mid_run_fails_the_run_loudly_and_a_retry_completes_it(pro
             f"failed run {run.run_id} ({run.tags[PARTITION_TAG]}) was not run again: {later}"
         )
     assert not prod_mode.stack.dead()
+
+
+def catch_mid_step(mode: ProdMode, before: set[str], timeout: float = 120) -> str | None:
+    """A new batch run in its image_metadata step, or None once every new run has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = new_batch_runs(mode, before)
+        # Not while another run's process starts: one that loses the database before it has
+        # written anything can exit unrecorded, and DefaultRunLauncher has no health check to
+        # fail it (Kubernetes' launcher has): it would stay STARTED (docs/design.md).
+        if not any(r.dagster_run.status in LAUNCHING for r in runs):
+            caught = next((r.dagster_run.run_id for r in runs if mid_step(mode, r)), None)
+            if caught is not None:
+                return caught
+        if runs and all(r.dagster_run.is_finished for r in runs):
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def succeeded_before(mode: ProdMode, run_id: str, moment: float) -> bool:
+    """Whether a run had recorded its success before ``moment`` (the kill came after its last write)."""
+
+    def finished() -> bool:
+        with mode.instance() as instance:
+            run = instance.get_run_by_id(run_id)
+            return run is not None and run.is_finished
+
+    wait_for(finished, 120, f"run {run_id} to finish")
+    done = events_of(mode, run_id, dg.DagsterEventType.RUN_SUCCESS)
+    return any(r.event_log_entry.timestamp < moment for r in done)
 
 
 #: A run whose process is being started.
