@@ -459,11 +459,14 @@ def start_dynamodb(
         str(port),
         "-disableTelemetry",
     ]
+    # One database whatever the client's credentials and region (without -sharedDb, DynamoDB Local
+    # keeps one per access key and region), in memory or in a file.
+    cmd.append("-sharedDb")
     if data_dir is None:
         cmd.append("-inMemory")
     else:
         data_dir.mkdir(parents=True, exist_ok=True)
-        cmd += ["-dbPath", str(data_dir), "-sharedDb"]
+        cmd += ["-dbPath", str(data_dir)]
     # DynamoDB Local writes dynamodb-local-metadata.json into its working directory:
     # keep it beside its log, out of the checkout.
     service = spawn("dynamodb-local", cmd, port, log_path, cwd=log_path.parent, keep_fds=keep_fds)
