@@ -12,6 +12,8 @@ The clients made here carry placeholder keys, so no credentials are looked up, a
 only the parsed models stay, in the session's loader.
 """
 
+import logging
+
 import boto3
 import pandas  # noqa: F401  (imported for its side effect: loaded before the fork)
 
@@ -20,11 +22,18 @@ SERVICES = ("s3", "dynamodb")
 
 
 def warm_default_session() -> None:
-    """Parse the models of ``SERVICES`` (and S3's resource model) into boto3's default session."""
+    """Parse the models of ``SERVICES`` (and S3's resource model) into boto3's default session.
+
+    Never raises: the forkserver would die with it, and every run launch after it; a warm-up that
+    fails leaves each run to parse the models itself, as without it.
+    """
     keys = {"region_name": "us-east-1", "aws_access_key_id": "preload", "aws_secret_access_key": "preload"}
-    for service in SERVICES:
-        boto3.client(service, **keys)
-    boto3.resource("s3", **keys)
+    try:
+        for service in SERVICES:
+            boto3.client(service, **keys)
+        boto3.resource("s3", **keys)
+    except Exception:  # any: see the docstring
+        logging.getLogger(__name__).warning("boto3's models not preloaded for runs", exc_info=True)
 
 
 warm_default_session()

@@ -109,3 +109,17 @@ def test_the_runs_preload_leaves_boto3s_default_session_with_parsed_models(monke
     loader = session._session.get_component("data_loader")
     loaded = {key[1] for key in loader._cache if key[0] == "load_service_model"}
     assert loaded >= {"s3", "dynamodb"}
+
+
+def test_a_warm_up_that_fails_leaves_the_forkserver_standing(monkeypatch, caplog):
+    """The forkserver dies with an exception its preload raises, and every run launch after it."""
+    import boto3
+
+    from orchestration import run_preload
+
+    def unreachable(*args, **kwargs):
+        raise OSError("botocore's data folder is gone")
+
+    monkeypatch.setattr(boto3, "client", unreachable)
+    run_preload.warm_default_session()
+    assert "not preloaded" in caplog.text
