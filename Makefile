@@ -38,7 +38,7 @@ help:
 	@echo "make test-unit | test-integration | test-e2e - one layer of the suite"
 	@echo "make docs                - the dbt docs site (dbt_project/target/index.html)"
 	@echo "make warehouse-freshness - dbt source freshness of the lake tables"
-	@echo "make bench-realtime | bench-derivatives | bench-marts | bench-stats | bench-load | bench-pg-connect | bench-hash-search - the benchmarks (README, Benchmarks)"
+	@echo "make bench-realtime | bench-derivatives | bench-marts | bench-stats | bench-load | bench-pg-connect | bench-catalog-calls | bench-hash-search - the benchmarks (README, Benchmarks)"
 	@echo "make spark-package       - the Spark jobs and their environment for EMR Serverless or a cluster"
 	@echo "make infra-synth | infra-test - synthesize / test the AWS CDK app (docs/deploy.md)"
 
@@ -186,6 +186,11 @@ bench-load: setup
 .PHONY: bench-pg-connect
 bench-pg-connect: setup
 	$(BIN)/python -m bench.pg_connect_bench $(BENCH_ARGS)
+
+# -- the catalog's writes as our processes make them (issue 18): botocore's CPU, against transactions of 100 --
+.PHONY: bench-catalog-calls
+bench-catalog-calls: setup
+	$(BIN)/python -m bench.catalog_calls_bench $(BENCH_ARGS)
 
 # -- the duplicate index at scale (issue 18, docs/scale.md): multi-index hashing against the linear scan ----
 .PHONY: bench-hash-search

@@ -240,6 +240,21 @@ class Catalog:
         of ``condition_values``; when it is false, botocore's
         ``ConditionalCheckFailedException`` is raised and nothing changes.
         """
+        request = self.update_request(
+            image_id, attributes, condition=condition, condition_values=condition_values
+        )
+        if request is not None:
+            self._call("update_item", **request)
+
+    def update_request(
+        self,
+        image_id: str,
+        attributes: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """The ``UpdateItem`` parameters of :meth:`update` (None: nothing to set or remove)."""
         sets = {k: v for k, v in attributes.items() if v is not None and k != KEY_ATTRIBUTE}
         removes = [k for k, v in attributes.items() if v is None and k != KEY_ATTRIBUTE]
         names = {f"#a{i}": k for i, k in enumerate([*sets, *removes])}
@@ -250,8 +265,8 @@ class Catalog:
         if removes:
             expression.append("REMOVE " + ", ".join(by_name[k] for k in removes))
         if not expression:
-            return
-        kwargs: dict[str, Any] = {
+            return None
+        request: dict[str, Any] = {
             "TableName": self.table,
             "Key": {KEY_ATTRIBUTE: {"S": image_id}},
             "UpdateExpression": " ".join(expression),
@@ -260,10 +275,10 @@ class Catalog:
         values = {f":v{i}": _SER.serialize(_to_dynamo(v)) for i, v in enumerate(sets.values())}
         if condition:
             values.update({k: _SER.serialize(_to_dynamo(v)) for k, v in (condition_values or {}).items()})
-            kwargs["ConditionExpression"] = condition
+            request["ConditionExpression"] = condition
         if values:
-            kwargs["ExpressionAttributeValues"] = values
-        self._call("update_item", **kwargs)
+            request["ExpressionAttributeValues"] = values
+        return request
 
     def record_outcome(self, row: Mapping[str, Any], retention_days: int) -> None:
         """Write what a run made of an image: its status, metadata and duplicate info.
@@ -344,21 +359,24 @@ class Catalog:
         (the API refused it first: the event must not be processed) or :data:`MISSING` (no item:
         the event is processed as before). A batch's re-run claims again, with the same answer."""
         try:
-            self._call(
-                "update_item",
-                TableName=self.table,
-                Key={KEY_ATTRIBUTE: {"S": image_id}},
-                UpdateExpression="SET claimed_by = if_not_exists(claimed_by, :batch)",
-                ConditionExpression=f"attribute_exists({KEY_ATTRIBUTE}) AND #s <> :refused",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":batch": {"S": batch_id}, ":refused": {"S": REFUSED}},
-            )
+            self._call("update_item", **self.claim_request(image_id, batch_id))
         except ClientError as exc:
             if not self._failed_condition(exc):
                 raise
             item = self.get(image_id)
             return REFUSED if item is not None and item.get("status") == REFUSED else MISSING
         return CLAIMED
+
+    def claim_request(self, image_id: str, batch_id: str) -> dict[str, Any]:
+        """The ``UpdateItem`` parameters of :meth:`claim`."""
+        return {
+            "TableName": self.table,
+            "Key": {KEY_ATTRIBUTE: {"S": image_id}},
+            "UpdateExpression": "SET claimed_by = if_not_exists(claimed_by, :batch)",
+            "ConditionExpression": f"attribute_exists({KEY_ATTRIBUTE}) AND #s <> :refused",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":batch": {"S": batch_id}, ":refused": {"S": REFUSED}},
+        }
 
     def claim_all(self, image_ids: Iterable[str], batch_id: str, *, workers: int = 8) -> dict[str, str]:
         """:meth:`claim` for many uploads in parallel: image id -> outcome."""

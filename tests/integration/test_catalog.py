@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -169,3 +170,32 @@ def test_dynamodb_local_keeps_its_files_beside_its_log_and_sends_no_telemetry(dy
     assert Path(f"/proc/{dynamodb_local.process.pid}/cwd").resolve() == dynamodb_local.log_path.parent
     assert "-disableTelemetry" in dynamodb_local.process.args
     assert not (PROJECT_ROOT / "dynamodb-local-metadata.json").exists()
+
+
+def test_the_catalog_call_benchmark_checks_its_writes_landed_and_prints_its_figures(capsys):
+    """bench-catalog-calls compares the pipeline's writes with the same writes in transactions: both must
+    have claimed and processed their images (it exits otherwise), and the RESULT line carries figures."""
+    from bench import catalog_calls_bench
+
+    assert catalog_calls_bench.main(["--images", "20", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(
+        r"^RESULT catalog_calls accepted_ms=([\d.]+) claim_ms=([\d.]+) outcome_ms=([\d.]+) "
+        r"per_image_ms=([\d.]+) batched_ms=([\d.]+) ratio=([\d.]+)$",
+        out,
+        re.M,
+    )
+    assert found, out
+    accepted, claim, outcome, per_image, batched, _ = map(float, found.groups())
+    assert min(accepted, claim, outcome, batched) > 0
+    assert per_image == pytest.approx(accepted + claim + outcome, abs=0.002)
+
+
+def test_update_request_is_what_update_sends(catalog):
+    """The benchmark batches :meth:`Catalog.update_request`; it must be the update itself."""
+    event = make_event()
+    catalog.put_accepted(event, retention_days=7)
+    request = catalog.update_request(event.image_id, {"status": "processed", "error": None})
+    catalog._client.update_item(**request)
+    assert catalog.get(event.image_id)["status"] == "processed"
+    assert catalog.update_request(event.image_id, {}) is None

@@ -1,0 +1,147 @@
+"""``make bench-catalog-calls``: the CPU our processes spend in botocore per catalog write.
+
+Every upload costs three catalog writes from our processes: the API's ``accepted`` put, and the
+run's claim and outcome updates (imagelake/catalog.py). bench-load puts the catalog's share of our
+CPU per image among the largest parts of the floor that does not fall with the rate; this measures
+it apart, on DynamoDB Local in memory as the production-mode stack runs it: the client's CPU (this
+process, ``time.process_time``) per write, as the pipeline makes them (the put one at a time, the
+claims and outcomes through ``claim_all`` and ``record_outcomes``, eight threads).
+
+The baseline is the same claims and outcomes sent as ``TransactWriteItems`` of 100, the largest
+batch DynamoDB takes with the conditions the claim needs: what batching would save our CPU. A
+transactional write costs twice the capacity units of a plain one (docs/scale.md prices it), which
+is why the product does not batch. Rounds alternate; medians are printed. The last line is
+``RESULT catalog_calls accepted_ms=<a> claim_ms=<b> outcome_ms=<c> per_image_ms=<a+b+c>
+batched_ms=<claim and outcome in transactions, per image> ratio=<(b+c) / batched>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.args import positive_int
+from bench.load_bench import web_photo
+from imagelake.catalog import Catalog, outcome_attributes
+from imagelake.lake import layout
+from imagelake.lake.ids import new_image_id
+from imagelake.realtime.batches import metadata_row
+from imagelake.realtime.events import UploadEvent
+from imagelake.settings import MAX_IMAGE_PIXELS
+from infra.local.stack import free_port, start_dynamodb
+
+#: DynamoDB's limit on the actions of one ``TransactWriteItems``.
+TRANSACTION_ACTIONS = 100
+RETENTION_DAYS = 7
+
+
+def upload_events(photo: bytes, count: int) -> list[UploadEvent]:
+    """``count`` uploads of one photo, as the API records them (each its own image id)."""
+    now = datetime.now(UTC)
+    digest = hashlib.sha256(photo).hexdigest()
+    events = []
+    for _ in range(count):
+        image_id = new_image_id()
+        key = layout.raw_image_key(layout.dt_of(now), image_id)
+        events.append(
+            UploadEvent(
+                image_id=image_id,
+                client_id="bench-client",
+                key=key,
+                sha256=digest,
+                size_bytes=len(photo),
+                format="JPEG",
+                uploaded_at=now,
+            )
+        )
+    return events
+
+
+def cpu_ms_per(count: int, write: Callable[[], object]) -> float:
+    started = time.process_time()
+    write()
+    return (time.process_time() - started) / count * 1000
+
+
+def transact(catalog: Catalog, requests: list[dict]) -> None:
+    """Send ``Update`` actions in transactions of at most :data:`TRANSACTION_ACTIONS`."""
+    for start in range(0, len(requests), TRANSACTION_ACTIONS):
+        chunk = requests[start : start + TRANSACTION_ACTIONS]
+        catalog._client.transact_write_items(TransactItems=[{"Update": r} for r in chunk])
+
+
+def one_round(catalog: Catalog, photo: bytes, images: int, round_no: int) -> dict[str, float]:
+    """Each write's client CPU per image, as the pipeline makes it and batched (the baseline)."""
+    events = upload_events(photo, 2 * images)
+    ours, batched = events[:images], events[images:]
+    batch = f"bench-{round_no}"
+    # The rows a run writes: the photo's real metadata, made once (its cost is not the catalog's).
+    template = metadata_row(events[0], photo, datetime.now(UTC), batch, MAX_IMAGE_PIXELS)
+    rows = {e.image_id: {**template, "image_id": e.image_id, "key": e.key} for e in events}
+    figures = {
+        "accepted": cpu_ms_per(2 * images, lambda: [catalog.put_accepted(e, RETENTION_DAYS) for e in events]),
+        "claim": cpu_ms_per(images, lambda: catalog.claim_all([e.image_id for e in ours], batch)),
+        "outcome": cpu_ms_per(
+            images, lambda: catalog.record_outcomes([rows[e.image_id] for e in ours], RETENTION_DAYS)
+        ),
+    }
+    claims = [catalog.claim_request(e.image_id, batch) for e in batched]
+    outcomes = [
+        catalog.update_request(e.image_id, outcome_attributes(rows[e.image_id], RETENTION_DAYS))
+        for e in batched
+    ]
+    figures["batched"] = cpu_ms_per(images, lambda: (transact(catalog, claims), transact(catalog, outcomes)))
+    # The batched writes must have landed as the pipeline's did, or the comparison is void.
+    for event in (ours[0], batched[-1]):
+        item = catalog.get(event.image_id)
+        if item is None or item.get("status") != "processed" or item.get("claimed_by") != batch:
+            raise SystemExit(f"image {event.image_id} was not claimed and processed: {item}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=positive_int, default=1000, help="images per round and way")
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-catalog-") as scratch:
+        port = free_port()
+        service = start_dynamodb(None, port, Path(scratch) / "dynamodb.log")
+        try:
+            catalog = Catalog("bench-catalog-calls", f"http://127.0.0.1:{port}", "us-east-1")
+            catalog.ensure_table()
+            photo = web_photo(0)
+            one_round(catalog, photo, 100, -1)  # warm-up: botocore loads its models on first use
+            rounds = []
+            for round_no in range(args.rounds):
+                figures = one_round(catalog, photo, args.images, round_no)
+                rounds.append(figures)
+                print(
+                    f"round {round_no + 1}: client CPU per write: accepted {figures['accepted']:.3f} ms, "
+                    f"claim {figures['claim']:.3f} ms, outcome {figures['outcome']:.3f} ms; "
+                    f"claim and outcome in transactions of {TRANSACTION_ACTIONS}: {figures['batched']:.3f} ms",
+                    flush=True,
+                )
+        finally:
+            service.stop()
+
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    per_image = med["accepted"] + med["claim"] + med["outcome"]
+    ratio = (med["claim"] + med["outcome"]) / med["batched"]
+    print(
+        f"RESULT catalog_calls accepted_ms={med['accepted']:.3f} claim_ms={med['claim']:.3f} "
+        f"outcome_ms={med['outcome']:.3f} per_image_ms={per_image:.3f} batched_ms={med['batched']:.3f} "
+        f"ratio={ratio:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
