@@ -184,6 +184,11 @@ def _as(ids: tuple[int, int] | None) -> Callable[[], None] | None:
     return drop
 
 
+def redacted(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` masked, for an error message or a log."""
+    return text.replace(secret, "<password>") if secret else text
+
+
 def _certificate(cluster: Path) -> None:
     """A self-signed certificate for 127.0.0.1, so clients can require TLS as production does."""
     from cryptography import x509
@@ -272,7 +277,9 @@ def create_cluster(home: Path, user: str, database: str, bin_dir: Path) -> str:
         preexec_fn=_as(ids),
     )
     if created.returncode != 0 or "ERROR" in created.stdout + created.stderr:
-        raise StackError(f"creating database {database} failed:\n{created.stdout}{created.stderr}")
+        # Single-user mode echoes a failing statement, and one of them holds the new password.
+        output = redacted(created.stdout + created.stderr, password)
+        raise StackError(f"creating database {database} failed:\n{output}")
     _certificate(cluster)
     _chown_tree(cluster, ids)
     (home / "password").write_text(password)
