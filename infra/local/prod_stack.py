@@ -26,7 +26,7 @@ import yaml
 
 from imagelake.catalog import Catalog
 from imagelake.realtime.kafka import KafkaConnection, ensure_topic
-from imagelake.settings import PROJECT_ROOT, UPLOADS_TOPIC, UPLOADS_TOPIC_PARTITIONS, load_settings
+from imagelake.settings import PROJECT_ROOT, load_settings
 from infra.k8s.instance import load_values
 from infra.local.moto_s3 import CREDENTIALS, ensure_buckets, start_moto
 from infra.local.postgres import PostgresServer, start_postgres
@@ -214,7 +214,9 @@ class ProdStack:
         self.services["s3"] = start_moto(self.ports.s3, self.logs / "moto-s3.log", keep_fds=self.keep_fds)
         ensure_buckets(self.moto_endpoint, [LAKE_BUCKET, OPS_BUCKET], REGION)
         settings = self.settings()
-        ensure_topic(KafkaConnection.from_settings(settings), UPLOADS_TOPIC, UPLOADS_TOPIC_PARTITIONS)
+        ensure_topic(
+            KafkaConnection.from_settings(settings), settings.uploads_topic, settings.uploads_topic_partitions
+        )
         Catalog.from_settings(settings).ensure_table()
 
     # -- Dagster and the API, as the container runs them --------------------------------------------
