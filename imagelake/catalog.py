@@ -30,8 +30,10 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from imagelake.dynamodb_json import ITEM_OPERATIONS, DynamoDbJson
 from imagelake.lake.schemas import FACT_COLUMNS
 from imagelake.realtime.events import UploadEvent
 from imagelake.settings import CATALOG_PARTITION_KEY, CATALOG_TTL_ATTRIBUTE
@@ -41,6 +43,8 @@ TTL_ATTRIBUTE = CATALOG_TTL_ATTRIBUTE
 KEY_ATTRIBUTE = CATALOG_PARTITION_KEY
 
 _SER = TypeSerializer()
+#: The keys a handle on DynamoDB Local signs with (it accepts any).
+LOCAL_KEY = "local"
 _DES = TypeDeserializer()
 
 
@@ -155,9 +159,26 @@ class Catalog:
         if self.endpoint:
             kwargs["endpoint_url"] = self.endpoint
             # DynamoDB Local accepts any credentials; real AWS uses the normal chain.
-            kwargs.setdefault("aws_access_key_id", "local")
-            kwargs.setdefault("aws_secret_access_key", "local")
+            kwargs.setdefault("aws_access_key_id", LOCAL_KEY)
+            kwargs.setdefault("aws_secret_access_key", LOCAL_KEY)
+        # boto3's default session: its parsed models and resolved credentials serve every handle of
+        # the process (a session of its own would parse the models again for each run's handles, and
+        # resolve the credentials again: with IRSA, a call to STS).
         self._client = boto3.client("dynamodb", **kwargs)
+        if self.endpoint:
+            credentials = Credentials(LOCAL_KEY, LOCAL_KEY)
+        else:
+            assert boto3.DEFAULT_SESSION is not None  # boto3.client made it
+            credentials = boto3.DEFAULT_SESSION.get_credentials()
+        # The item calls (every upload's three writes) skip botocore's per-call machinery
+        # (imagelake/dynamodb_json.py); the endpoint and the credentials are the client's.
+        self._items = DynamoDbJson(
+            self._client.meta.endpoint_url,
+            self._client.meta.region_name,
+            credentials,
+            timeout_s=self.timeout_s,
+            max_connections=self.max_connections,
+        )
 
     @classmethod
     def from_settings(cls, settings) -> Catalog:
@@ -165,6 +186,8 @@ class Catalog:
 
     def _call(self, method: str, **kwargs: Any) -> dict:
         try:
+            if method in ITEM_OPERATIONS:
+                return self._items.call(method, kwargs)
             return getattr(self._client, method)(**kwargs)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

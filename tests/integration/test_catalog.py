@@ -181,14 +181,15 @@ def test_the_catalog_call_benchmark_checks_its_writes_landed_and_prints_its_figu
     out = capsys.readouterr().out
     found = re.search(
         r"^RESULT catalog_calls accepted_ms=([\d.]+) claim_ms=([\d.]+) outcome_ms=([\d.]+) "
-        r"per_image_ms=([\d.]+) batched_ms=([\d.]+) ratio=([\d.]+)$",
+        r"per_image_ms=([\d.]+) botocore_ms=([\d.]+) ratio=([\d.]+) batched_ms=([\d.]+)$",
         out,
         re.M,
     )
     assert found, out
-    accepted, claim, outcome, per_image, batched, _ = map(float, found.groups())
-    assert min(accepted, claim, outcome, batched) > 0
+    accepted, claim, outcome, per_image, botocore, ratio, batched = map(float, found.groups())
+    assert min(accepted, claim, outcome, botocore, batched) > 0
     assert per_image == pytest.approx(accepted + claim + outcome, abs=0.002)
+    assert ratio == pytest.approx(botocore / per_image, abs=0.01)
 
 
 def test_update_request_is_what_update_sends(catalog):
