@@ -71,8 +71,15 @@ API_KEY = "dev-key"
 #: Settings for a stack whose runs share one machine's cores (--env overrides them). One real-time run at
 #: a time: its fixed cost (a process, Dagster's import, ~100 database connections) is then shared by a
 #: larger batch; with one run per partition at once (0), the machine was saturated from 5 uploads/s
-#: (docs/benchmarks.md, bench-load). In Kubernetes each run has a pod of its own.
-ONE_MACHINE = {"IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT": "1"}
+#: (docs/benchmarks.md, bench-load). A batch is one partition's offsets, so with one run at a time each
+#: partition waits its turn and the lag is about partitions x tick: one partition ticked three times
+#: as slowly keeps that lag with a third of the runs. In Kubernetes each run has a pod of its own, and
+#: the partitions are what lets runs go side by side.
+ONE_MACHINE = {
+    "IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT": "1",
+    "IMAGELAKE_UPLOADS_TOPIC_PARTITIONS": "1",
+    "IMAGELAKE_SENSOR_INTERVAL_S": "15",
+}
 #: Our processes py-spy samples with --profile.
 PROFILED = ("api", "daemon", "code-imagelake")
 
