@@ -175,7 +175,7 @@ bench-realtime: setup
 	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)
 
 # -- production mode and load (issue 18): the production-mode stack under stepped load ----------------
-# BENCH_RATES (uploads/s per step, default 5,10,15,20,25,30,40,50) and BENCH_STEP_S (s per step, default 90)
+# BENCH_RATES (uploads/s per step, default 5,10,15,20,25,30,40,50,60,80) and BENCH_STEP_S (s per step, default 90)
 # set the steps; BENCH_ARGS passes more (python -m bench.load_bench --help), e.g.
 # BENCH_ARGS="--env IMAGELAKE_SENSOR_MAX_RUNS_IN_FLIGHT=0" for the runs as production launches them.
 .PHONY: bench-load

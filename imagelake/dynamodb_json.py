@@ -32,15 +32,12 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.httpsession import get_cert_path
 
-#: The item operations sent directly, by their boto3 method names.
+#: The item operations the catalog makes, sent directly, by their boto3 method names.
 ITEM_OPERATIONS = {
     "get_item": "GetItem",
     "put_item": "PutItem",
     "update_item": "UpdateItem",
-    "delete_item": "DeleteItem",
     "batch_get_item": "BatchGetItem",
-    "batch_write_item": "BatchWriteItem",
-    "query": "Query",
 }
 #: botocore's standard retry mode: attempts in all, and the error codes it retries.
 MAX_ATTEMPTS = 3
