@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.httpsession import get_cert_path
 
@@ -160,10 +159,7 @@ class DynamoDbJson:
                 "X-Amz-Target": _TARGET_PREFIX + operation,
             },
         )
-        signer = SigV4Auth(
-            Credentials(frozen.access_key, frozen.secret_key, frozen.token), "dynamodb", self.region
-        )
-        signer.add_auth(request)
+        SigV4Auth(frozen, "dynamodb", self.region).add_auth(request)
         return dict(request.headers.items())
 
     def _attempt(self, operation: str, body: bytes) -> dict[str, Any]:
@@ -174,13 +170,17 @@ class DynamoDbJson:
             raise _Retry(HTTPClientError(error=exc)) from exc
         data = response.data
         crc = response.headers.get("x-amz-crc32")
-        if crc is not None and zlib.crc32(data) & 0xFFFFFFFF != int(crc):
+        if crc is not None and str(zlib.crc32(data) & 0xFFFFFFFF) != crc.strip():
             raise _Retry(HTTPClientError(error=f"{operation}: the response's CRC32 does not match its body"))
         try:
             parsed = json.loads(data) if data else {}
         except ValueError:
-            parsed = {}
-        if response.status == 200 and isinstance(parsed, dict):
+            parsed = None
+        if response.status == 200:
+            if not isinstance(parsed, dict):
+                raise _Retry(
+                    HTTPClientError(error=f"{operation}: the answer is not a JSON object: {data[:200]!r}")
+                )
             return _binary_decoded(parsed)
         error = self._client_error(operation, response.status, parsed, data)
         code = error.response["Error"]["Code"]

@@ -256,6 +256,15 @@ def test_an_answer_that_is_not_json_is_a_client_error_with_the_status(scripted):
     assert len(server.requests) == MAX_ATTEMPTS
 
 
+def test_a_success_whose_body_is_not_json_is_fetched_again_and_then_an_http_client_error(scripted):
+    server = scripted((200, b"<html>proxy page</html>", {}), OK)
+    assert direct(server.endpoint).call("get_item", GET) == OK[1]
+    server = scripted((200, b"[1, 2]", {}))
+    with pytest.raises(HTTPClientError, match="not a JSON object"):
+        direct(server.endpoint).call("get_item", GET)
+    assert len(server.requests) == MAX_ATTEMPTS
+
+
 def test_no_credentials_is_said_before_anything_is_sent(scripted):
     server = scripted(OK)
 
