@@ -200,6 +200,4 @@ class DynamoDbJson:
         }
         if "Item" in parsed:  # ReturnValuesOnConditionCheckFailure
             response["Item"] = _binary_decoded(parsed["Item"])
-        if "CancellationReasons" in parsed:
-            response["CancellationReasons"] = parsed["CancellationReasons"]
-        return ClientError(response, operation)  # type: ignore[arg-type]
+        return ClientError(response, operation)
