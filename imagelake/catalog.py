@@ -33,7 +33,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imagelake.dynamodb_json import ITEM_OPERATIONS, DynamoDbJson
+from imagelake.dynamodb_json import ITEM_OPERATIONS, MAX_ATTEMPTS, DynamoDbJson
 from imagelake.lake.schemas import FACT_COLUMNS
 from imagelake.realtime.events import UploadEvent
 from imagelake.settings import CATALOG_PARTITION_KEY, CATALOG_TTL_ATTRIBUTE
@@ -43,9 +43,9 @@ TTL_ATTRIBUTE = CATALOG_TTL_ATTRIBUTE
 KEY_ATTRIBUTE = CATALOG_PARTITION_KEY
 
 _SER = TypeSerializer()
+_DES = TypeDeserializer()
 #: The keys a handle on DynamoDB Local signs with (it accepts any).
 LOCAL_KEY = "local"
-_DES = TypeDeserializer()
 
 
 class CatalogUnavailable(RuntimeError):
@@ -152,7 +152,7 @@ class Catalog:
             "config": Config(
                 connect_timeout=self.timeout_s,
                 read_timeout=self.timeout_s,
-                retries={"max_attempts": 3, "mode": "standard"},
+                retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
                 max_pool_connections=self.max_connections,
             ),
         }

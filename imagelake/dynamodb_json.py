@@ -38,7 +38,8 @@ ITEM_OPERATIONS = {
     "update_item": "UpdateItem",
     "batch_get_item": "BatchGetItem",
 }
-#: botocore's standard retry mode: attempts in all, and the error codes it retries.
+#: botocore's standard retry mode, which the catalog's boto3 client uses too: attempts in all, and the
+#: error codes it retries.
 MAX_ATTEMPTS = 3
 RETRIED_CODES = frozenset(
     {

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from imagelake.catalog import CatalogUnavailable
 from imagelake.dynamodb_json import MAX_ATTEMPTS, DynamoDbJson
 from tests.conftest import dead_endpoint
+from tests.integration.test_catalog import make_event
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +27,11 @@ SECRET = "test-secret"
 CREDENTIALS = Credentials("test-access", SECRET, "test-session-token")
 
 
-def direct(endpoint: str, **kwargs) -> DynamoDbJson:
+def direct(endpoint: str) -> DynamoDbJson:
+    """A client of ``endpoint`` that keeps the backoffs it would have slept in ``sleeps``."""
     sleeps: list[float] = []
     client = DynamoDbJson(
-        endpoint, "eu-west-1", CREDENTIALS, timeout_s=2.0, max_connections=4, sleep=sleeps.append, **kwargs
+        endpoint, "eu-west-1", CREDENTIALS, timeout_s=2.0, max_connections=4, sleep=sleeps.append
     )
     client.sleeps = sleeps  # type: ignore[attr-defined]
     return client
@@ -93,8 +95,6 @@ def test_a_refused_request_names_its_cause_and_the_catalog_reports_it_unavailabl
 
 
 def test_batch_reads_come_back_whole_through_the_catalog(catalog):
-    from tests.integration.test_catalog import make_event
-
     events = [make_event() for _ in range(130)]  # two requests of at most 100 keys
     for event in events:
         catalog.put_accepted(event, 7)
@@ -241,7 +241,7 @@ def test_a_body_that_does_not_match_its_checksum_is_fetched_again(scripted):
     assert len(server.requests) == 2
 
 
-def test_an_endpoint_nobody_answers_is_botocores_http_client_error_and_the_catalog_unavailable():
+def test_an_endpoint_nobody_answers_is_botocores_http_client_error_after_three_attempts():
     client = direct(f"http://{dead_endpoint()}")
     with pytest.raises(HTTPClientError):
         client.call("get_item", GET)
@@ -267,7 +267,6 @@ def test_a_success_whose_body_is_not_json_is_fetched_again_and_then_an_http_clie
 
 def test_no_credentials_is_said_before_anything_is_sent(scripted):
     server = scripted(OK)
-
     client = DynamoDbJson(server.endpoint, "eu-west-1", None, timeout_s=1.0, max_connections=1)
     with pytest.raises(NoCredentialsError):
         client.call("get_item", GET)
